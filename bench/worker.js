@@ -1,0 +1,107 @@
+'use strict';
+// One benchmark step, run in a fresh child process by bench/bench.js so that
+// process.resourceUsage().maxRSS is the peak RSS of this step alone.
+//
+// Usage: node bench/worker.js '<json>'
+//   { "op": "probe" }
+//   { "op": "init",    "repo": "...", "initOptions": {...} }
+//   { "op": "ingest",  "repo": "...", "openOptions": {...}, "file": "...", "itemName": "data.tar" }
+//   { "op": "restore", "repo": "...", "openOptions": {...}, "snapshotId": "...", "expectedBytes": 123 }
+//
+// Prints exactly one JSON line on stdout (the result), as the last thing it
+// does. Timing covers the operation only: process start-up, require() and
+// ContainerArchive.open (Argon2 key derivation for encrypted repos) and
+// close() are outside the measured interval.
+
+const fs = require('node:fs');
+const path = require('node:path');
+
+function report(obj, exitCode) {
+  obj.maxRssKiB = process.resourceUsage().maxRSS;
+  process.stdout.write(JSON.stringify(obj) + '\n', () => process.exit(exitCode));
+}
+
+function secondsSince(t0) {
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+}
+
+async function main() {
+  const args = JSON.parse(process.argv[2] || '{}');
+  const pkg = require(path.join(__dirname, '..'));
+  const { ContainerArchive } = pkg;
+  if (typeof ContainerArchive !== 'function') {
+    throw new Error('package does not export ContainerArchive');
+  }
+
+  switch (args.op) {
+    case 'probe': {
+      let version = null;
+      try {
+        version = require(path.join(__dirname, '..', 'package.json')).version;
+      } catch (_) { /* ignore */ }
+      return { ok: true, op: 'probe', version };
+    }
+
+    case 'init': {
+      const t0 = process.hrtime.bigint();
+      const archive = await ContainerArchive.init(args.repo, args.initOptions || {});
+      const seconds = secondsSince(t0);
+      await archive.close();
+      return { ok: true, op: 'init', seconds };
+    }
+
+    case 'ingest': {
+      const archive = await ContainerArchive.open(args.repo, args.openOptions || {});
+      const size = fs.statSync(args.file).size;
+      const stream = fs.createReadStream(args.file);
+      const opts = { items: [{ name: args.itemName || path.basename(args.file), size }] };
+      const t0 = process.hrtime.bigint();
+      const snap = await archive.ingest(stream, opts);
+      const seconds = secondsSince(t0);
+      await archive.close();
+      return {
+        ok: true,
+        op: 'ingest',
+        seconds,
+        bytes: size,
+        snapshotId: snap.id,
+        newChunks: snap.newChunks,
+        reusedChunks: snap.reusedChunks,
+        originalSize: snap.originalSize,
+        storedSize: snap.storedSize,
+        items: snap.items,
+      };
+    }
+
+    case 'restore': {
+      const archive = await ContainerArchive.open(args.repo, args.openOptions || {});
+      let bytes = 0;
+      const t0 = process.hrtime.bigint();
+      const readable = await archive.restore(args.snapshotId);
+      for await (const chunk of readable) bytes += chunk.length;
+      const seconds = secondsSince(t0);
+      await archive.close();
+      if (typeof args.expectedBytes === 'number' && bytes !== args.expectedBytes) {
+        return {
+          ok: false,
+          op: 'restore',
+          seconds,
+          bytes,
+          error: { code: 'BENCH_SIZE_MISMATCH', message: `restored ${bytes} bytes, expected ${args.expectedBytes}` },
+        };
+      }
+      return { ok: true, op: 'restore', seconds, bytes };
+    }
+
+    default:
+      throw new Error(`unknown op ${JSON.stringify(args.op)}`);
+  }
+}
+
+main().then(
+  (res) => report(res, res.ok ? 0 : 1),
+  (err) => {
+    process.stderr.write(`worker error: ${err && err.stack ? err.stack : err}\n`);
+    report({ ok: false, error: { code: (err && err.code) || null, message: String((err && err.message) || err) } }, 1);
+  },
+);

@@ -1,0 +1,278 @@
+//! Keys, chunk IDs and AEAD sealing.
+//!
+//! A random 256-bit master key is wrapped under an Argon2id key in
+//! `keys/<id>.json`. Three subkeys are derived from it with HMAC-SHA256:
+//! the AES-256-GCM data key, the chunk-ID key (so no plaintext hash is ever
+//! stored) and the chunker seed (so chunk sizes do not fingerprint data).
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::fsutil::{now_iso8601, random_bytes, random_hex};
+
+pub type ChunkId = [u8; 32];
+pub const NONCE_LEN: usize = 12;
+pub const TAG_LEN: usize = 16;
+
+/// Associated data that binds a sealed metadata file to its kind.
+pub const AAD_MASTER_KEY: &[u8] = b"containerarchive:master-key";
+pub const AAD_PACK_HEADER: &[u8] = b"containerarchive:pack-header";
+pub const AAD_INDEX: &[u8] = b"containerarchive:index";
+pub const AAD_SNAPSHOT: &[u8] = b"containerarchive:snapshot";
+
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+
+fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(data);
+    mac.finalize().into_bytes().into()
+}
+
+/// The keys of an unlocked encrypted repository.
+pub struct Keys {
+    cipher: Aes256Gcm,
+    id_mac: Hmac<Sha256>,
+    pub chunker_seed: u64,
+}
+
+impl Keys {
+    pub fn from_master(master: &[u8; 32]) -> Keys {
+        let data_key = hmac_sha256(master, b"containerarchive:v1:data-key");
+        let id_key = hmac_sha256(master, b"containerarchive:v1:chunk-id-key");
+        let seed = hmac_sha256(master, b"containerarchive:v1:chunker-seed");
+        Keys {
+            cipher: Aes256Gcm::new_from_slice(&data_key).expect("32-byte key"),
+            id_mac: <Hmac<Sha256> as Mac>::new_from_slice(&id_key)
+                .expect("HMAC takes any key length"),
+            chunker_seed: u64::from_le_bytes(seed[..8].try_into().expect("8 bytes")),
+        }
+    }
+
+    pub fn chunk_id(&self, data: &[u8]) -> ChunkId {
+        let mut mac = self.id_mac.clone();
+        mac.update(data);
+        mac.finalize().into_bytes().into()
+    }
+
+    /// `nonce || ciphertext || tag`, with a fresh random nonce.
+    pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+        seal_with(&self.cipher, aad, plaintext)
+    }
+
+    pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+        open_with(&self.cipher, aad, sealed)
+    }
+}
+
+fn seal_with(cipher: &Aes256Gcm, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+    let nonce: [u8; NONCE_LEN] = random_bytes();
+    let ct = cipher
+        .encrypt(
+            Nonce::from_slice(&nonce),
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
+        .expect("AES-GCM encryption of an in-memory buffer cannot fail");
+    let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&ct);
+    out
+}
+
+fn open_with(cipher: &Aes256Gcm, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+    if sealed.len() < NONCE_LEN + TAG_LEN {
+        return None;
+    }
+    let (nonce, ct) = sealed.split_at(NONCE_LEN);
+    cipher
+        .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad })
+        .ok()
+}
+
+/// Chunk ID: SHA-256 of the plaintext, or HMAC-SHA256 under the chunk-ID key.
+pub fn chunk_id(keys: Option<&Keys>, data: &[u8]) -> ChunkId {
+    match keys {
+        Some(k) => k.chunk_id(data),
+        None => sha256(data),
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KeyFile {
+    pub version: u32,
+    pub id: String,
+    pub created_at: String,
+    pub kdf: KdfParams,
+    pub wrapped_key: WrappedKey,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KdfParams {
+    /// "argon2id"
+    pub algorithm: String,
+    /// Argon2 version, 19 (0x13).
+    pub version: u32,
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+    /// 16 random bytes, hex.
+    pub salt: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WrappedKey {
+    /// "aes-256-gcm"
+    pub algorithm: String,
+    /// hex
+    pub nonce: String,
+    /// hex of AES-256-GCM(kek, nonce, master key, aad = "containerarchive:master-key"), tag included.
+    pub ciphertext: String,
+}
+
+pub const KDF_MEMORY_KIB: u32 = 64 * 1024;
+pub const KDF_ITERATIONS: u32 = 3;
+pub const KDF_PARALLELISM: u32 = 1;
+
+fn derive_kek(passphrase: &str, kdf: &KdfParams) -> Result<Aes256Gcm> {
+    let salt = hex::decode(&kdf.salt).map_err(|e| Error::corrupt("key file salt", e))?;
+    // Bound the parameters so a crafted key file cannot exhaust memory or time.
+    if kdf.algorithm != "argon2id"
+        || kdf.version != 0x13
+        || !(8..=4 * 1024 * 1024).contains(&kdf.memory_kib)
+        || !(1..=64).contains(&kdf.iterations)
+        || !(1..=16).contains(&kdf.parallelism)
+        || salt.len() < 8
+    {
+        return Err(Error::corrupt(
+            "key file",
+            "unsupported or out-of-range KDF parameters",
+        ));
+    }
+    let params = argon2::Params::new(kdf.memory_kib, kdf.iterations, kdf.parallelism, Some(32))
+        .map_err(|e| Error::corrupt("key file", e))?;
+    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let mut kek = [0u8; 32];
+    argon
+        .hash_password_into(passphrase.as_bytes(), &salt, &mut kek)
+        .map_err(|e| Error::Internal(format!("argon2: {e}")))?;
+    Ok(Aes256Gcm::new_from_slice(&kek).expect("32-byte key"))
+}
+
+/// Wraps `master` under a key derived from `passphrase`.
+pub fn wrap_master_key(passphrase: &str, master: &[u8; 32]) -> Result<KeyFile> {
+    let salt: [u8; 16] = random_bytes();
+    let kdf = KdfParams {
+        algorithm: "argon2id".into(),
+        version: 0x13,
+        memory_kib: KDF_MEMORY_KIB,
+        iterations: KDF_ITERATIONS,
+        parallelism: KDF_PARALLELISM,
+        salt: hex::encode(salt),
+    };
+    let kek = derive_kek(passphrase, &kdf)?;
+    let sealed = seal_with(&kek, AAD_MASTER_KEY, master);
+    Ok(KeyFile {
+        version: 1,
+        id: random_hex(16),
+        created_at: now_iso8601(),
+        kdf,
+        wrapped_key: WrappedKey {
+            algorithm: "aes-256-gcm".into(),
+            nonce: hex::encode(&sealed[..NONCE_LEN]),
+            ciphertext: hex::encode(&sealed[NONCE_LEN..]),
+        },
+    })
+}
+
+/// The master key, or `ERR_WRONG_PASSPHRASE` when the tag does not verify.
+pub fn unwrap_master_key(passphrase: &str, key_file: &KeyFile) -> Result<[u8; 32]> {
+    if key_file.version != 1 || key_file.wrapped_key.algorithm != "aes-256-gcm" {
+        return Err(Error::corrupt("key file", "unsupported key file version"));
+    }
+    let kek = derive_kek(passphrase, &key_file.kdf)?;
+    let mut sealed = hex::decode(&key_file.wrapped_key.nonce)
+        .map_err(|e| Error::corrupt("key file nonce", e))?;
+    if sealed.len() != NONCE_LEN {
+        return Err(Error::corrupt("key file", "nonce must be 12 bytes"));
+    }
+    sealed.extend(
+        hex::decode(&key_file.wrapped_key.ciphertext)
+            .map_err(|e| Error::corrupt("key file ciphertext", e))?,
+    );
+    let master = open_with(&kek, AAD_MASTER_KEY, &sealed).ok_or(Error::WrongPassphrase)?;
+    master
+        .try_into()
+        .map_err(|_| Error::corrupt("key file", "the wrapped key is not 32 bytes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aead_round_trips_and_rejects_wrong_key_or_aad() {
+        let keys = Keys::from_master(&[7u8; 32]);
+        let other = Keys::from_master(&[8u8; 32]);
+        let sealed = keys.seal(b"aad-1", b"secret payload");
+        assert_eq!(keys.open(b"aad-1", &sealed).unwrap(), b"secret payload");
+        assert!(
+            keys.open(b"aad-2", &sealed).is_none(),
+            "wrong associated data must fail"
+        );
+        assert!(
+            other.open(b"aad-1", &sealed).is_none(),
+            "wrong key must fail"
+        );
+        let mut flipped = sealed.clone();
+        flipped[NONCE_LEN + 2] ^= 1;
+        assert!(
+            keys.open(b"aad-1", &flipped).is_none(),
+            "tampered ciphertext must fail"
+        );
+        assert!(keys.open(b"aad-1", &sealed[..10]).is_none());
+    }
+
+    #[test]
+    fn nonces_are_fresh() {
+        let keys = Keys::from_master(&[1u8; 32]);
+        assert_ne!(keys.seal(b"", b"same"), keys.seal(b"", b"same"));
+    }
+
+    #[test]
+    fn chunk_ids_are_keyed_when_encrypted() {
+        let keys = Keys::from_master(&[3u8; 32]);
+        let plain = chunk_id(None, b"data");
+        assert_eq!(plain, sha256(b"data"));
+        let keyed = chunk_id(Some(&keys), b"data");
+        assert_ne!(keyed, plain);
+        assert_eq!(keyed, chunk_id(Some(&keys), b"data"));
+        assert_ne!(
+            keyed,
+            chunk_id(Some(&Keys::from_master(&[4u8; 32])), b"data")
+        );
+    }
+
+    #[test]
+    fn master_key_unwraps_only_with_the_right_passphrase() {
+        let master = [9u8; 32];
+        let file = wrap_master_key("correct horse", &master).unwrap();
+        assert_eq!(unwrap_master_key("correct horse", &file).unwrap(), master);
+        assert_eq!(
+            unwrap_master_key("wrong", &file).unwrap_err().code(),
+            "ERR_WRONG_PASSPHRASE"
+        );
+        let json = serde_json::to_string(&file).unwrap();
+        assert!(!json.contains(&hex::encode(master)));
+    }
+}

@@ -1,0 +1,203 @@
+//! The global chunk index: chunk ID -> (pack, offset, lengths), shared by
+//! every snapshot. On disk it is the set of files in `index/`, each a list of
+//! pack records; in memory it is one hash map.
+//!
+//! ```text
+//! index file (plain) = "CAINDEX1" u32le(pack_count) (pack_id[32] u64le(pack_size) entries)*
+//! index file (encrypted) = nonce || AES-GCM(plain, aad "containerarchive:index")
+//! file name = hex SHA-256 of the stored file bytes
+//! ```
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+
+use crate::crypto::ChunkId;
+use crate::pack::{decode_entries, encode_entries, PackId, PackRecord};
+
+pub const INDEX_MAGIC: &[u8; 8] = b"CAINDEX1";
+
+/// Chunk and pack IDs are already uniform hashes: use their first 8 bytes.
+#[derive(Default)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for (i, b) in bytes.iter().take(8).enumerate() {
+            self.0 ^= (*b as u64) << (8 * i);
+        }
+    }
+}
+
+pub type IdMap<V> = HashMap<[u8; 32], V, BuildHasherDefault<IdHasher>>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkLocation {
+    pub pack: u32,
+    pub offset: u64,
+    pub length: u32,
+    pub raw_length: u32,
+    pub encoding: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PackInfo {
+    pub id: PackId,
+    pub size: u64,
+}
+
+#[derive(Default)]
+pub struct ChunkIndex {
+    packs: Vec<PackInfo>,
+    pack_slots: IdMap<u32>,
+    chunks: IdMap<ChunkLocation>,
+    /// Index files already merged into memory.
+    pub loaded_files: HashSet<String>,
+    /// Packs written by this process that no index file lists yet.
+    unpersisted: Vec<PackRecord>,
+}
+
+impl ChunkIndex {
+    /// Adds a pack's chunks; a chunk already indexed keeps its first location.
+    pub fn add_pack(&mut self, record: &PackRecord) {
+        if self.pack_slots.contains_key(&record.id) {
+            return;
+        }
+        let slot = self.packs.len() as u32;
+        self.packs.push(PackInfo {
+            id: record.id,
+            size: record.size,
+        });
+        self.pack_slots.insert(record.id, slot);
+        let mut offset = 0u64;
+        for e in &record.entries {
+            self.chunks.entry(e.id).or_insert(ChunkLocation {
+                pack: slot,
+                offset,
+                length: e.length,
+                raw_length: e.raw_length,
+                encoding: e.encoding,
+            });
+            offset += e.length as u64;
+        }
+    }
+
+    /// Adds a freshly written pack that still has to be listed in an index file.
+    pub fn add_unpersisted(&mut self, record: PackRecord) {
+        self.add_pack(&record);
+        self.unpersisted.push(record);
+    }
+
+    pub fn take_unpersisted(&mut self) -> Vec<PackRecord> {
+        std::mem::take(&mut self.unpersisted)
+    }
+
+    pub fn return_unpersisted(&mut self, mut records: Vec<PackRecord>) {
+        records.append(&mut self.unpersisted);
+        self.unpersisted = records;
+    }
+
+    pub fn contains(&self, id: &ChunkId) -> bool {
+        self.chunks.contains_key(id)
+    }
+
+    pub fn get(&self, id: &ChunkId) -> Option<ChunkLocation> {
+        self.chunks.get(id).copied()
+    }
+
+    pub fn pack(&self, slot: u32) -> PackInfo {
+        self.packs[slot as usize]
+    }
+
+    pub fn packs(&self) -> &[PackInfo] {
+        &self.packs
+    }
+
+    pub fn chunk_count(&self) -> usize {
+        self.chunks.len()
+    }
+}
+
+pub fn encode_index_file(records: &[PackRecord]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(INDEX_MAGIC);
+    out.extend_from_slice(&(records.len() as u32).to_le_bytes());
+    for r in records {
+        out.extend_from_slice(&r.id);
+        out.extend_from_slice(&r.size.to_le_bytes());
+        encode_entries(&r.entries, &mut out);
+    }
+    out
+}
+
+pub fn decode_index_file(bytes: &[u8]) -> Result<Vec<PackRecord>, String> {
+    if bytes.len() < 12 || &bytes[..8] != INDEX_MAGIC {
+        return Err("the magic is missing".into());
+    }
+    let count = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")) as usize;
+    let mut rest = &bytes[12..];
+    let mut records = Vec::with_capacity(count.min(1 << 16));
+    for _ in 0..count {
+        if rest.len() < 40 {
+            return Err("a pack record is truncated".into());
+        }
+        let id: PackId = rest[..32].try_into().expect("32 bytes");
+        let size = u64::from_le_bytes(rest[32..40].try_into().expect("8 bytes"));
+        let (entries, tail) = decode_entries(&rest[40..])?;
+        records.push(PackRecord { id, size, entries });
+        rest = tail;
+    }
+    if !rest.is_empty() {
+        return Err("trailing bytes after the last pack record".into());
+    }
+    Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pack::PackEntry;
+
+    fn record(seed: u8, chunks: &[u8]) -> PackRecord {
+        PackRecord {
+            id: [seed; 32],
+            size: 1000 + seed as u64,
+            entries: chunks
+                .iter()
+                .map(|c| PackEntry {
+                    id: [*c; 32],
+                    encoding: 1,
+                    length: 10 * *c as u32 + 1,
+                    raw_length: 99,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn index_file_round_trips_and_rejects_damage() {
+        let records = vec![record(1, &[1, 2, 3]), record(2, &[4]), record(3, &[])];
+        let bytes = encode_index_file(&records);
+        assert_eq!(decode_index_file(&bytes).unwrap(), records);
+        assert!(decode_index_file(&bytes[..bytes.len() - 1]).is_err());
+        let mut extra = bytes.clone();
+        extra.push(0);
+        assert!(decode_index_file(&extra).is_err());
+        assert!(decode_index_file(b"CAINDEX0\0\0\0\0").is_err());
+    }
+
+    #[test]
+    fn locations_follow_entry_order_and_first_copy_wins() {
+        let mut index = ChunkIndex::default();
+        index.add_pack(&record(1, &[1, 2, 3]));
+        index.add_pack(&record(2, &[2, 5]));
+        let loc = index.get(&[3; 32]).unwrap();
+        assert_eq!((loc.pack, loc.offset), (0, 11 + 21));
+        assert_eq!(index.get(&[2; 32]).unwrap().pack, 0);
+        assert_eq!(index.get(&[5; 32]).unwrap().offset, 21);
+        assert_eq!(index.chunk_count(), 4);
+        assert!(!index.contains(&[9; 32]));
+    }
+}

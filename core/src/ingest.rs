@@ -1,0 +1,296 @@
+//! Ingest: source -> chunk -> (hash, compress, encrypt) x N threads -> pack -> index -> snapshot.
+//!
+//! The calling thread chunks; worker threads hash, look up, compress and
+//! seal chunks in parallel; one writer thread appends new chunks to packs.
+//! Bounded channels between the stages keep memory flat for any stream length.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+
+use crate::chunker::{ChunkParams, Chunker};
+use crate::codec::{compress, BlobEncoding};
+use crate::crypto::ChunkId;
+use crate::error::{Error, Result};
+use crate::fsutil::{now_iso8601, random_hex};
+use crate::pack::PackWriter;
+use crate::progress::{ProgressFn, ProgressUpdate, Throttle};
+use crate::repo::Repository;
+use crate::snapshot::{Manifest, ManifestItem, MANIFEST_VERSION};
+
+pub struct IngestItem<R> {
+    pub name: String,
+    pub item_type: String,
+    /// Expected length, for progress percentages only.
+    pub size_hint: Option<u64>,
+    pub reader: R,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct IngestOptions {
+    pub tags: BTreeMap<String, String>,
+    /// Overrides `createdAt`; only the documented test hook sets it.
+    pub created_at: Option<String>,
+}
+
+/// Checks item names before anything is read or written.
+pub fn validate_items<R>(items: &[IngestItem<R>]) -> Result<()> {
+    if items.is_empty() {
+        return Err(Error::invalid("a snapshot needs at least one item"));
+    }
+    let mut seen = HashSet::new();
+    for item in items {
+        if item.name.is_empty() {
+            return Err(Error::invalid("item names must be non-empty strings"));
+        }
+        if !seen.insert(item.name.as_str()) {
+            return Err(Error::invalid(format!(
+                "item name {:?} is used twice; item names in a snapshot must be unique",
+                item.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+pub fn worker_count() -> usize {
+    thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 16)
+}
+
+/// Stores `items` as one snapshot. On any failure no snapshot is written;
+/// packs already completed stay indexed and are reclaimed by prune.
+pub fn ingest<R: Read + Send>(
+    repo: &Repository,
+    items: Vec<IngestItem<R>>,
+    options: &IngestOptions,
+    progress: ProgressFn<'_>,
+    cancel: &AtomicBool,
+) -> Result<Manifest> {
+    validate_items(&items)?;
+    repo.refresh_index()?;
+    let outcome = run_pipeline(repo, items, progress, cancel);
+    // Index every pack written, even when the ingest failed: packs -> idx -> index -> snapshot.
+    let flushed = repo.flush_index();
+    let (items, stats) = outcome?;
+    flushed?;
+    let manifest = Manifest {
+        version: MANIFEST_VERSION,
+        id: random_hex(32),
+        created_at: options.created_at.clone().unwrap_or_else(now_iso8601),
+        tags: options.tags.clone(),
+        original_size: items.iter().map(|i| i.size).sum(),
+        items,
+        new_chunks: stats.new_chunks,
+        reused_chunks: stats.reused_chunks,
+        stored_size: stats.stored_size,
+    };
+    repo.write_snapshot(&manifest)?;
+    Ok(manifest)
+}
+
+#[derive(Default)]
+struct WriteStats {
+    ids: Vec<ChunkId>,
+    new_chunks: u64,
+    reused_chunks: u64,
+    stored_size: u64,
+}
+
+struct Job {
+    seq: usize,
+    data: Vec<u8>,
+}
+
+/// A chunk after the worker stage; `blob` is `None` when the index already has it.
+struct Processed {
+    seq: usize,
+    id: ChunkId,
+    raw_len: u32,
+    blob: Option<(BlobEncoding, Vec<u8>)>,
+}
+
+struct ItemShape {
+    name: String,
+    item_type: String,
+    size: u64,
+    chunk_range: std::ops::Range<usize>,
+}
+
+fn run_pipeline<R: Read + Send>(
+    repo: &Repository,
+    items: Vec<IngestItem<R>>,
+    progress: ProgressFn<'_>,
+    cancel: &AtomicBool,
+) -> Result<(Vec<ManifestItem>, WriteStats)> {
+    let workers = worker_count();
+    let (job_tx, job_rx) = bounded::<Job>(workers * 2);
+    let (done_tx, done_rx) = bounded::<Processed>(workers * 2);
+    let total = items.iter().map(|i| i.size_hint).sum::<Option<u64>>();
+
+    let (shapes, stats) = thread::scope(|s| {
+        for _ in 0..workers {
+            let (jobs, done) = (job_rx.clone(), done_tx.clone());
+            s.spawn(move || process_chunks(repo, jobs, done));
+        }
+        drop((job_rx, done_tx));
+        let writer = s.spawn(move || write_chunks(repo, done_rx));
+        let shapes = chunk_items(repo, items, total, job_tx, progress, cancel);
+        let stats = writer.join().unwrap_or_else(|p| {
+            Err(Error::Internal(format!(
+                "pack writer panicked: {}",
+                panic_text(&p)
+            )))
+        });
+        (shapes, stats)
+    });
+    // A writer failure explains a chunker that found the pipeline closed.
+    let stats = stats?;
+    let shapes = shapes?;
+    let manifest_items = shapes
+        .into_iter()
+        .map(|s| ManifestItem {
+            name: s.name,
+            item_type: s.item_type,
+            size: s.size,
+            chunks: stats.ids[s.chunk_range].iter().map(hex::encode).collect(),
+        })
+        .collect();
+    Ok((manifest_items, stats))
+}
+
+pub fn panic_text(payload: &Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+fn chunk_items<R: Read>(
+    repo: &Repository,
+    items: Vec<IngestItem<R>>,
+    total: Option<u64>,
+    jobs: Sender<Job>,
+    progress: ProgressFn<'_>,
+    cancel: &AtomicBool,
+) -> Result<Vec<ItemShape>> {
+    let params = ChunkParams::new(&repo.config.chunking, repo.chunker_seed());
+    let mut throttle = Throttle::new();
+    let mut seq = 0usize;
+    let mut processed = 0u64;
+    let mut shapes = Vec::with_capacity(items.len());
+    let report = |processed: u64, name: &str| ProgressUpdate {
+        bytes_processed: processed,
+        total_bytes: total,
+        message: format!("ingesting {name}"),
+    };
+    for item in items {
+        let first = seq;
+        let mut size = 0u64;
+        let mut chunker = Chunker::new(item.reader, &params);
+        while let Some(data) = chunker
+            .next_chunk()
+            .map_err(|e| Error::Source(e.to_string()))?
+        {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(Error::Cancelled("the ingest was cancelled".into()));
+            }
+            size += data.len() as u64;
+            processed += data.len() as u64;
+            jobs.send(Job { seq, data })
+                .map_err(|_| Error::Internal("the ingest pipeline stopped early".into()))?;
+            seq += 1;
+            if throttle.ready() {
+                progress(report(processed, &item.name));
+            }
+        }
+        shapes.push(ItemShape {
+            name: item.name,
+            item_type: item.item_type,
+            size,
+            chunk_range: first..seq,
+        });
+    }
+    drop(jobs);
+    progress(ProgressUpdate {
+        message: "ingest complete".into(),
+        ..report(processed, "")
+    });
+    Ok(shapes)
+}
+
+fn process_chunks(repo: &Repository, jobs: Receiver<Job>, done: Sender<Processed>) {
+    let compression = &repo.config.compression;
+    for Job { seq, data } in jobs {
+        let id = repo.chunk_id(&data);
+        let raw_len = data.len() as u32;
+        let blob = if repo.index().contains(&id) {
+            None
+        } else {
+            let (encoding, payload) = compress(compression.algorithm, compression.level, &data)
+                .unwrap_or((BlobEncoding::Raw, data));
+            let stored = match repo.keys() {
+                // The chunk ID is the associated data: a blob cannot be moved to another ID.
+                Some(keys) => keys.seal(&id, &payload),
+                None => payload,
+            };
+            Some((encoding, stored))
+        };
+        if done
+            .send(Processed {
+                seq,
+                id,
+                raw_len,
+                blob,
+            })
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+fn write_chunks(repo: &Repository, done: Receiver<Processed>) -> Result<WriteStats> {
+    let target = repo.config.pack_target_size;
+    let data_dir = repo.data_dir();
+    let mut stats = WriteStats::default();
+    let mut pack: Option<PackWriter> = None;
+    let mut in_open_pack: HashSet<ChunkId> = HashSet::new();
+    for p in done {
+        if stats.ids.len() <= p.seq {
+            stats.ids.resize(p.seq + 1, [0; 32]);
+        }
+        stats.ids[p.seq] = p.id;
+        let Some((encoding, blob)) = p.blob else {
+            stats.reused_chunks += 1;
+            continue;
+        };
+        if in_open_pack.contains(&p.id) || repo.index().contains(&p.id) {
+            stats.reused_chunks += 1;
+            continue;
+        }
+        let writer = match &mut pack {
+            Some(w) => w,
+            None => pack.insert(PackWriter::create(&data_dir)?),
+        };
+        writer.add(p.id, encoding as u8, p.raw_len, &blob)?;
+        in_open_pack.insert(p.id);
+        stats.new_chunks += 1;
+        stats.stored_size += blob.len() as u64;
+        if writer.data_len() >= target {
+            let record = pack.take().expect("pack is open").finish(repo.keys())?;
+            repo.index_mut().add_unpersisted(record);
+            in_open_pack.clear();
+        }
+    }
+    if let Some(writer) = pack.take().filter(|w| !w.is_empty()) {
+        let record = writer.finish(repo.keys())?;
+        repo.index_mut().add_unpersisted(record);
+    }
+    Ok(stats)
+}

@@ -1,0 +1,29 @@
+//! The containerarchive engine: content-addressed, deduplicated, compressed,
+//! optionally encrypted snapshots of byte streams. Pure Rust, no Node:
+//! `cargo test` exercises all of it. The N-API crate at the repository root
+//! only converts types, bridges streams and maps errors.
+//!
+//! Pipeline stages, one module each:
+//! `chunker` -> `crypto` (ids, sealing) -> `codec` -> `pack` -> `index` -> `snapshot`,
+//! driven by `ingest` and `restore` over a `repo::Repository`.
+
+pub mod chunker;
+pub mod codec;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod fsutil;
+pub mod index;
+pub mod ingest;
+pub mod pack;
+pub mod progress;
+pub mod repo;
+pub mod restore;
+pub mod snapshot;
+
+pub use config::{InitOptions, RepoConfig, FORMAT_VERSION};
+pub use error::{Error, Result};
+pub use ingest::{ingest, IngestItem, IngestOptions};
+pub use progress::ProgressUpdate;
+pub use repo::Repository;
+pub use snapshot::Manifest;

@@ -1,0 +1,384 @@
+//! Pack files: stored chunks back to back, then a header that lists them,
+//! so the index can be rebuilt from a pack alone. A sidecar `.idx` carries
+//! the same header.
+//!
+//! ```text
+//! pack = blob* header u32le(header_len) "CAPACK01"
+//! idx  = "CAIDX001" u64le(pack_len) header
+//! header (plain) = u32le(count) entry*        entry = id[32] enc u32le(len) u32le(raw_len)
+//! header (encrypted) = nonce || AES-GCM(plain header, aad "containerarchive:pack-header")
+//! ```
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::crypto::{ChunkId, Keys, AAD_PACK_HEADER};
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil::{atomic_write, fsync_dir, tmp_path};
+
+pub type PackId = [u8; 32];
+pub const PACK_MAGIC: &[u8; 8] = b"CAPACK01";
+pub const IDX_MAGIC: &[u8; 8] = b"CAIDX001";
+pub const ENTRY_LEN: usize = 41;
+const TRAILER_LEN: u64 = 12;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackEntry {
+    pub id: ChunkId,
+    /// A `codec::BlobEncoding` byte.
+    pub encoding: u8,
+    /// Stored length in the pack (after compression and encryption).
+    pub length: u32,
+    /// Plaintext length.
+    pub raw_length: u32,
+}
+
+/// Everything the index needs to know about one pack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackRecord {
+    pub id: PackId,
+    pub size: u64,
+    pub entries: Vec<PackEntry>,
+}
+
+impl PackRecord {
+    /// Sum of the stored blob lengths; blobs start at offset 0, back to back.
+    pub fn blobs_len(&self) -> u64 {
+        self.entries.iter().map(|e| e.length as u64).sum()
+    }
+}
+
+pub fn encode_entries(entries: &[PackEntry], out: &mut Vec<u8>) {
+    out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+    for e in entries {
+        out.extend_from_slice(&e.id);
+        out.push(e.encoding);
+        out.extend_from_slice(&e.length.to_le_bytes());
+        out.extend_from_slice(&e.raw_length.to_le_bytes());
+    }
+}
+
+/// Decodes `u32le(count) entry*` from the front of `bytes`; returns the entries and the rest.
+pub fn decode_entries(bytes: &[u8]) -> Result<(Vec<PackEntry>, &[u8]), String> {
+    let count = read_u32(bytes, 0).ok_or("entry list is truncated")? as usize;
+    let body = &bytes[4..];
+    let need = count
+        .checked_mul(ENTRY_LEN)
+        .ok_or("entry count overflows")?;
+    if body.len() < need {
+        return Err(format!(
+            "entry list declares {count} entries but holds {} bytes",
+            body.len()
+        ));
+    }
+    let entries = body[..need]
+        .chunks_exact(ENTRY_LEN)
+        .map(|e| PackEntry {
+            id: e[..32].try_into().expect("32 bytes"),
+            encoding: e[32],
+            length: u32::from_le_bytes(e[33..37].try_into().expect("4 bytes")),
+            raw_length: u32::from_le_bytes(e[37..41].try_into().expect("4 bytes")),
+        })
+        .collect();
+    Ok((entries, &body[need..]))
+}
+
+fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn seal_header(keys: Option<&Keys>, entries: &[PackEntry]) -> Vec<u8> {
+    let mut plain = Vec::with_capacity(4 + entries.len() * ENTRY_LEN);
+    encode_entries(entries, &mut plain);
+    match keys {
+        Some(k) => k.seal(AAD_PACK_HEADER, &plain),
+        None => plain,
+    }
+}
+
+fn open_header(keys: Option<&Keys>, header: &[u8]) -> Result<Vec<PackEntry>, String> {
+    let plain;
+    let bytes = match keys {
+        Some(k) => {
+            plain = k
+                .open(AAD_PACK_HEADER, header)
+                .ok_or("header does not authenticate")?;
+            &plain[..]
+        }
+        None => header,
+    };
+    let (entries, rest) = decode_entries(bytes)?;
+    if !rest.is_empty() {
+        return Err("header has trailing bytes".into());
+    }
+    Ok(entries)
+}
+
+pub fn pack_file_name(id: &PackId) -> String {
+    format!("{}.pack", hex::encode(id))
+}
+
+pub fn idx_file_name(id: &PackId) -> String {
+    format!("{}.idx", hex::encode(id))
+}
+
+/// Writes one pack into a tmp file; `finish` makes it durable under its content hash.
+pub struct PackWriter {
+    dir: PathBuf,
+    tmp: PathBuf,
+    file: Option<File>,
+    hasher: Sha256,
+    entries: Vec<PackEntry>,
+    len: u64,
+}
+
+impl PackWriter {
+    pub fn create(dir: &Path) -> Result<PackWriter> {
+        let tmp = tmp_path(dir, "pack");
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .at(&tmp)?;
+        Ok(PackWriter {
+            dir: dir.to_path_buf(),
+            tmp,
+            file: Some(file),
+            hasher: Sha256::new(),
+            entries: Vec::new(),
+            len: 0,
+        })
+    }
+
+    pub fn add(&mut self, id: ChunkId, encoding: u8, raw_length: u32, blob: &[u8]) -> Result<()> {
+        self.write(blob)?;
+        self.entries.push(PackEntry {
+            id,
+            encoding,
+            length: blob.len() as u32,
+            raw_length,
+        });
+        Ok(())
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        let file = self.file.as_mut().expect("pack writer used after finish");
+        file.write_all(bytes).at(&self.tmp)?;
+        self.hasher.update(bytes);
+        self.len += bytes.len() as u64;
+        Ok(())
+    }
+
+    pub fn data_len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Appends the header, fsyncs, renames the pack into place, then writes its `.idx`.
+    pub fn finish(mut self, keys: Option<&Keys>) -> Result<PackRecord> {
+        let header = seal_header(keys, &self.entries);
+        self.write(&header)?;
+        self.write(&(header.len() as u32).to_le_bytes())?;
+        self.write(PACK_MAGIC)?;
+        let file = self.file.take().expect("pack writer used after finish");
+        file.sync_all().at(&self.tmp)?;
+        drop(file);
+        let id: PackId = std::mem::take(&mut self.hasher).finalize().into();
+        let final_path = self.dir.join(pack_file_name(&id));
+        fs::rename(&self.tmp, &final_path).at(&final_path)?;
+        fsync_dir(&self.dir)?;
+        let record = PackRecord {
+            id,
+            size: self.len,
+            entries: std::mem::take(&mut self.entries),
+        };
+        write_idx(&self.dir, &record, &header)?;
+        Ok(record)
+    }
+}
+
+impl Drop for PackWriter {
+    fn drop(&mut self) {
+        // An unfinished pack holds nothing any index refers to.
+        if self.file.take().is_some() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+fn write_idx(dir: &Path, record: &PackRecord, header: &[u8]) -> Result<()> {
+    let mut idx = Vec::with_capacity(16 + header.len());
+    idx.extend_from_slice(IDX_MAGIC);
+    idx.extend_from_slice(&record.size.to_le_bytes());
+    idx.extend_from_slice(header);
+    atomic_write(&dir.join(idx_file_name(&record.id)), &idx)
+}
+
+/// Reads the header from the end of a pack file.
+pub fn read_pack_header(path: &Path, id: PackId, keys: Option<&Keys>) -> Result<PackRecord> {
+    let damaged = |detail: String| Error::corrupt(format!("pack {}", path.display()), detail);
+    let mut file = File::open(path).at(path)?;
+    let size = file.metadata().at(path)?.len();
+    if size < TRAILER_LEN {
+        return Err(damaged(format!("{size} bytes is too short for a pack")));
+    }
+    let mut trailer = [0u8; TRAILER_LEN as usize];
+    file.seek(SeekFrom::Start(size - TRAILER_LEN)).at(path)?;
+    file.read_exact(&mut trailer).at(path)?;
+    if &trailer[4..] != PACK_MAGIC {
+        return Err(damaged(
+            "the trailer magic is missing (truncated or overwritten)".into(),
+        ));
+    }
+    let header_len = u32::from_le_bytes(trailer[..4].try_into().expect("4 bytes")) as u64;
+    if header_len + TRAILER_LEN > size {
+        return Err(damaged("the header length exceeds the file".into()));
+    }
+    let mut header = vec![0u8; header_len as usize];
+    file.seek(SeekFrom::Start(size - TRAILER_LEN - header_len))
+        .at(path)?;
+    file.read_exact(&mut header).at(path)?;
+    let entries = open_header(keys, &header).map_err(damaged)?;
+    let record = PackRecord { id, size, entries };
+    if record.blobs_len() + header_len + TRAILER_LEN != size {
+        return Err(damaged(
+            "the header does not account for the pack's bytes".into(),
+        ));
+    }
+    Ok(record)
+}
+
+/// Reads a `.idx` sidecar.
+pub fn read_idx(path: &Path, id: PackId, keys: Option<&Keys>) -> Result<PackRecord> {
+    let damaged =
+        |detail: String| Error::corrupt(format!("index sidecar {}", path.display()), detail);
+    let bytes = fs::read(path).at(path)?;
+    if bytes.len() < 16 || &bytes[..8] != IDX_MAGIC {
+        return Err(damaged("the magic is missing".into()));
+    }
+    let size = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"));
+    let entries = open_header(keys, &bytes[16..]).map_err(damaged)?;
+    Ok(PackRecord { id, size, entries })
+}
+
+/// Parses `<64 hex>.pack` / `<64 hex>.idx` names.
+pub fn parse_file_name(name: &str, extension: &str) -> Option<PackId> {
+    let stem = name.strip_suffix(extension)?.strip_suffix('.')?;
+    if stem.len() != 64 {
+        return None;
+    }
+    hex::decode(stem).ok()?.try_into().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fsutil::random_hex;
+
+    fn scratch() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("ca-pack-{}", random_hex(6)));
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn write_pack(dir: &Path, keys: Option<&Keys>) -> PackRecord {
+        let mut w = PackWriter::create(dir).unwrap();
+        for i in 0..5u8 {
+            let blob = vec![i; 100 + i as usize];
+            w.add([i; 32], 0, blob.len() as u32, &blob).unwrap();
+        }
+        w.finish(keys).unwrap()
+    }
+
+    #[test]
+    fn entries_round_trip() {
+        let entries = vec![
+            PackEntry {
+                id: [1; 32],
+                encoding: 2,
+                length: 10,
+                raw_length: 20,
+            },
+            PackEntry {
+                id: [2; 32],
+                encoding: 0,
+                length: u32::MAX,
+                raw_length: 0,
+            },
+        ];
+        let mut buf = Vec::new();
+        encode_entries(&entries, &mut buf);
+        assert_eq!(buf.len(), 4 + 2 * ENTRY_LEN);
+        let (decoded, rest) = decode_entries(&buf).unwrap();
+        assert_eq!(decoded, entries);
+        assert!(rest.is_empty());
+        assert!(decode_entries(&buf[..buf.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn pack_header_idx_and_name_agree() {
+        for keys in [None, Some(Keys::from_master(&[5; 32]))] {
+            let dir = scratch();
+            let record = write_pack(&dir, keys.as_ref());
+            let pack = dir.join(pack_file_name(&record.id));
+            let bytes = fs::read(&pack).unwrap();
+            assert_eq!(
+                crate::crypto::sha256(&bytes),
+                record.id,
+                "named by content hash"
+            );
+            assert_eq!(
+                read_pack_header(&pack, record.id, keys.as_ref()).unwrap(),
+                record
+            );
+            let idx = dir.join(idx_file_name(&record.id));
+            assert_eq!(read_idx(&idx, record.id, keys.as_ref()).unwrap(), record);
+            assert_eq!(
+                crate::fsutil::list_files(&dir).unwrap().len(),
+                2,
+                "no tmp left"
+            );
+            fs::remove_dir_all(&dir).unwrap();
+        }
+    }
+
+    #[test]
+    fn damaged_packs_are_reported_not_misread() {
+        let dir = scratch();
+        let record = write_pack(&dir, None);
+        let pack = dir.join(pack_file_name(&record.id));
+        let bytes = fs::read(&pack).unwrap();
+        fs::write(&pack, &bytes[..bytes.len() - 3]).unwrap();
+        assert_eq!(
+            read_pack_header(&pack, record.id, None).unwrap_err().code(),
+            "ERR_CORRUPT"
+        );
+        let keys = Keys::from_master(&[6; 32]);
+        let enc = write_pack(&dir, Some(&keys));
+        let enc_path = dir.join(pack_file_name(&enc.id));
+        let other = Keys::from_master(&[7; 32]);
+        assert_eq!(
+            read_pack_header(&enc_path, enc.id, Some(&other))
+                .unwrap_err()
+                .code(),
+            "ERR_CORRUPT"
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn dropped_writer_leaves_nothing() {
+        let dir = scratch();
+        let mut w = PackWriter::create(&dir).unwrap();
+        w.add([0; 32], 0, 3, b"abc").unwrap();
+        drop(w);
+        assert!(fs::read_dir(&dir).unwrap().next().is_none());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,300 @@
+//! A repository on disk: its config, keys, global index and snapshots.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crate::config::{InitOptions, RepoConfig};
+use crate::crypto::{self, ChunkId, KeyFile, Keys, AAD_INDEX, AAD_SNAPSHOT};
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil::{atomic_write, fsync_dir, list_files, random_bytes, read_optional};
+use crate::index::{decode_index_file, encode_index_file, ChunkIndex};
+use crate::snapshot::{check_snapshot_id, is_valid_snapshot_id, Manifest};
+
+/// The directories of a repository, relative to its root.
+pub const LAYOUT: [&str; 6] = [
+    "packs/data",
+    "packs/parity",
+    "snapshots",
+    "index",
+    "keys",
+    "locks",
+];
+pub const CONFIG_FILE: &str = "config.json";
+
+pub struct Repository {
+    root: PathBuf,
+    pub config: RepoConfig,
+    keys: Option<Keys>,
+    index: RwLock<ChunkIndex>,
+    /// Serialises index flushes, so a flush that returns means every pack
+    /// indexed in memory before it is listed in a durable index file.
+    index_flush: Mutex<()>,
+    /// Index files that could not be read at open or refresh.
+    pub index_problems: Mutex<Vec<String>>,
+}
+
+impl Repository {
+    pub fn init(path: &Path, options: &InitOptions) -> Result<Repository> {
+        let config = options.to_config()?;
+        check_init_target(path)?;
+        for dir in LAYOUT {
+            fs::create_dir_all(path.join(dir)).at(&path.join(dir))?;
+        }
+        for dir in ["packs", "."] {
+            fsync_dir(&path.join(dir))?;
+        }
+        let keys = match &options.passphrase {
+            Some(passphrase) => {
+                let master: [u8; 32] = random_bytes();
+                let key_file = crypto::wrap_master_key(passphrase, &master)?;
+                let json = serde_json::to_vec_pretty(&key_file).expect("key file serialises");
+                atomic_write(
+                    &path.join("keys").join(format!("{}.json", key_file.id)),
+                    &json,
+                )?;
+                Some(Keys::from_master(&master))
+            }
+            None => None,
+        };
+        // config.json last: until it exists, the directory is not a repository.
+        let json = serde_json::to_vec_pretty(&config).expect("config serialises");
+        atomic_write(&path.join(CONFIG_FILE), &json)?;
+        Ok(Repository::assemble(path, config, keys))
+    }
+
+    pub fn open(path: &Path, passphrase: Option<&str>) -> Result<Repository> {
+        let bytes = match read_optional(&path.join(CONFIG_FILE)) {
+            Ok(Some(b)) => b,
+            Ok(None) => return Err(Error::RepoNotFound(path.display().to_string())),
+            Err(Error::Io { source, .. }) if source.raw_os_error() == Some(20) => {
+                return Err(Error::RepoNotFound(path.display().to_string()))
+            }
+            Err(e) => return Err(e),
+        };
+        let config = RepoConfig::parse(&bytes)?;
+        let keys = match (config.is_encrypted(), passphrase) {
+            (true, None) => return Err(Error::PassphraseRequired),
+            (true, Some(p)) => Some(unlock(path, p)?),
+            (false, Some(_)) => {
+                return Err(Error::invalid(
+                    "this repository is not encrypted, but a passphrase was given; leave passphrase out to open it",
+                ))
+            }
+            (false, None) => None,
+        };
+        let repo = Repository::assemble(path, config, keys);
+        repo.refresh_index()?;
+        Ok(repo)
+    }
+
+    fn assemble(root: &Path, config: RepoConfig, keys: Option<Keys>) -> Repository {
+        Repository {
+            root: root.to_path_buf(),
+            config,
+            keys,
+            index: RwLock::new(ChunkIndex::default()),
+            index_flush: Mutex::new(()),
+            index_problems: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    pub fn data_dir(&self) -> PathBuf {
+        self.root.join("packs/data")
+    }
+    pub fn index_dir(&self) -> PathBuf {
+        self.root.join("index")
+    }
+    pub fn snapshots_dir(&self) -> PathBuf {
+        self.root.join("snapshots")
+    }
+    pub fn keys(&self) -> Option<&Keys> {
+        self.keys.as_ref()
+    }
+    pub fn chunker_seed(&self) -> u64 {
+        self.keys.as_ref().map_or(0, |k| k.chunker_seed)
+    }
+
+    pub fn chunk_id(&self, data: &[u8]) -> ChunkId {
+        crypto::chunk_id(self.keys.as_ref(), data)
+    }
+
+    pub fn index(&self) -> RwLockReadGuard<'_, ChunkIndex> {
+        self.index.read().unwrap_or_else(|p| p.into_inner())
+    }
+    pub fn index_mut(&self) -> RwLockWriteGuard<'_, ChunkIndex> {
+        self.index.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Seals a metadata file in encrypted repositories; plain otherwise.
+    pub fn seal(&self, aad: &[u8], plain: Vec<u8>) -> Vec<u8> {
+        match &self.keys {
+            Some(k) => k.seal(aad, &plain),
+            None => plain,
+        }
+    }
+
+    pub fn unseal(&self, aad: &[u8], stored: Vec<u8>, what: &str) -> Result<Vec<u8>> {
+        match &self.keys {
+            Some(k) => k
+                .open(aad, &stored)
+                .ok_or_else(|| Error::corrupt(what, "it does not authenticate")),
+            None => Ok(stored),
+        }
+    }
+
+    /// Merges index files written since the last look (by this or another process).
+    pub fn refresh_index(&self) -> Result<()> {
+        let dir = self.index_dir();
+        let names = list_files(&dir)?;
+        let unseen: Vec<String> = {
+            let index = self.index();
+            names
+                .into_iter()
+                .filter(|n| !index.loaded_files.contains(n))
+                .collect()
+        };
+        for name in unseen {
+            let path = dir.join(&name);
+            let what = format!("index file index/{name}");
+            let records = fs::read(&path)
+                .at(&path)
+                .and_then(|bytes| self.unseal(AAD_INDEX, bytes, &what))
+                .and_then(|plain| decode_index_file(&plain).map_err(|e| Error::corrupt(&what, e)));
+            match records {
+                Ok(records) => {
+                    let mut index = self.index_mut();
+                    for r in &records {
+                        index.add_pack(r);
+                    }
+                    index.loaded_files.insert(name);
+                }
+                // A damaged index file must not lock the user out: verify reports
+                // it and repair rebuilds it from the packs.
+                Err(e) => self
+                    .index_problems
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(e.to_string()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes one index file listing every pack that no index file lists yet.
+    pub fn flush_index(&self) -> Result<()> {
+        let _serial = self.index_flush.lock().unwrap_or_else(|p| p.into_inner());
+        let records = self.index_mut().take_unpersisted();
+        if records.is_empty() {
+            return Ok(());
+        }
+        let stored = self.seal(AAD_INDEX, encode_index_file(&records));
+        let name = hex::encode(crypto::sha256(&stored));
+        match atomic_write(&self.index_dir().join(&name), &stored) {
+            Ok(()) => {
+                self.index_mut().loaded_files.insert(name);
+                Ok(())
+            }
+            Err(e) => {
+                self.index_mut().return_unpersisted(records);
+                Err(e)
+            }
+        }
+    }
+
+    pub fn write_snapshot(&self, manifest: &Manifest) -> Result<()> {
+        check_snapshot_id(&manifest.id)?;
+        let json = serde_json::to_vec(manifest).expect("manifest serialises");
+        let stored = self.seal(AAD_SNAPSHOT, json);
+        atomic_write(&self.snapshots_dir().join(&manifest.id), &stored)
+    }
+
+    pub fn load_snapshot(&self, id: &str) -> Result<Manifest> {
+        check_snapshot_id(id)?;
+        let path = self.snapshots_dir().join(id);
+        let stored =
+            read_optional(&path)?.ok_or_else(|| Error::SnapshotNotFound(id.to_string()))?;
+        let what = format!("snapshot manifest snapshots/{id}");
+        let plain = self.unseal(AAD_SNAPSHOT, stored, &what)?;
+        let manifest: Manifest =
+            serde_json::from_slice(&plain).map_err(|e| Error::corrupt(&what, e))?;
+        if manifest.id != id {
+            return Err(Error::corrupt(&what, "it carries another snapshot's id"));
+        }
+        Ok(manifest)
+    }
+
+    /// Every snapshot, oldest first. A manifest that cannot be read fails the call.
+    pub fn list_snapshots(&self) -> Result<Vec<Manifest>> {
+        let mut out = Vec::new();
+        for name in list_files(&self.snapshots_dir())? {
+            if is_valid_snapshot_id(&name) {
+                out.push(self.load_snapshot(&name)?);
+            }
+        }
+        out.sort_by(|a, b| {
+            a.created_at
+                .cmp(&b.created_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        Ok(out)
+    }
+}
+
+fn check_init_target(path: &Path) -> Result<()> {
+    if path.join(CONFIG_FILE).exists() {
+        return Err(Error::RepoExists(path.display().to_string()));
+    }
+    match fs::read_dir(path) {
+        Ok(entries) => {
+            // An empty directory, or the skeleton an interrupted init left behind.
+            for entry in entries {
+                let name = entry.at(path)?.file_name().to_string_lossy().into_owned();
+                if !LAYOUT
+                    .iter()
+                    .any(|d| d.split('/').next() == Some(name.as_str()))
+                {
+                    return Err(Error::invalid(format!(
+                        "{} is not empty; init() needs an empty or new directory",
+                        path.display()
+                    )));
+                }
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) if e.raw_os_error() == Some(20) => Err(Error::invalid(format!(
+            "{} is a file; init() needs a directory path",
+            path.display()
+        ))),
+        Err(e) => Err(e).at(path),
+    }
+}
+
+fn unlock(path: &Path, passphrase: &str) -> Result<Keys> {
+    let dir = path.join("keys");
+    let mut first_error = None;
+    for name in list_files(&dir)? {
+        if !name.ends_with(".json") {
+            continue;
+        }
+        let file = dir.join(&name);
+        let parsed: Result<KeyFile> = fs::read(&file).at(&file).and_then(|b| {
+            serde_json::from_slice(&b)
+                .map_err(|e| Error::corrupt(format!("key file keys/{name}"), e))
+        });
+        match parsed.and_then(|k| crypto::unwrap_master_key(passphrase, &k)) {
+            Ok(master) => return Ok(Keys::from_master(&master)),
+            Err(Error::WrongPassphrase) => {
+                first_error = first_error.or(Some(Error::WrongPassphrase))
+            }
+            Err(e) => first_error = first_error.or(Some(e)),
+        }
+    }
+    Err(first_error.unwrap_or_else(|| {
+        Error::corrupt("keys/", "the repository is encrypted but has no key file")
+    }))
+}

@@ -1,0 +1,220 @@
+//! Restore: chunk IDs -> (read, decrypt, decompress, verify) x N threads -> in-order sink.
+//!
+//! At most `window` chunks are in flight or waiting to be emitted, so memory
+//! stays bounded however slow the consumer is.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
+
+use crate::codec::{decompress, BlobEncoding};
+use crate::crypto::ChunkId;
+use crate::error::{Error, IoContext, Result};
+use crate::index::ChunkLocation;
+use crate::ingest::{panic_text, worker_count};
+use crate::pack::pack_file_name;
+use crate::repo::Repository;
+use crate::snapshot::{Manifest, ManifestItem};
+
+/// Picks the item to restore; `item` may be left out only for a single-item snapshot.
+pub fn select_item<'m>(manifest: &'m Manifest, item: Option<&str>) -> Result<&'m ManifestItem> {
+    match item {
+        Some(name) => manifest
+            .items
+            .iter()
+            .find(|i| i.name == name)
+            .ok_or_else(|| {
+                Error::ItemNotFound(format!(
+                    "snapshot {} has no item {name:?}; its items are {}",
+                    manifest.id,
+                    item_names(manifest)
+                ))
+            }),
+        None if manifest.items.len() == 1 => Ok(&manifest.items[0]),
+        None => Err(Error::invalid(format!(
+            "snapshot {} has {} items; pass {{ item }} with one of {}",
+            manifest.id,
+            manifest.items.len(),
+            item_names(manifest)
+        ))),
+    }
+}
+
+fn item_names(manifest: &Manifest) -> String {
+    manifest
+        .items
+        .iter()
+        .map(|i| format!("{:?}", i.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Reads chunks from packs, keeping a few pack files open.
+pub struct ChunkReader<'r> {
+    repo: &'r Repository,
+    open: HashMap<u32, File>,
+}
+
+impl<'r> ChunkReader<'r> {
+    pub fn new(repo: &'r Repository) -> ChunkReader<'r> {
+        ChunkReader {
+            repo,
+            open: HashMap::new(),
+        }
+    }
+
+    pub fn locate(&self, id: &ChunkId) -> Result<ChunkLocation> {
+        self.repo.index().get(id).ok_or_else(|| {
+            Error::corrupt(
+                format!("chunk {}", hex::encode(id)),
+                "it is not in the index",
+            )
+        })
+    }
+
+    /// The stored bytes of a chunk, exactly as in its pack.
+    pub fn read_blob(&mut self, loc: &ChunkLocation) -> Result<Vec<u8>> {
+        let name = pack_file_name(&self.repo.index().pack(loc.pack).id);
+        let path = self.repo.data_dir().join(&name);
+        if !self.open.contains_key(&loc.pack) {
+            if self.open.len() >= 8 {
+                self.open.clear();
+            }
+            self.open.insert(loc.pack, File::open(&path).at(&path)?);
+        }
+        let file = &self.open[&loc.pack];
+        let mut blob = vec![0u8; loc.length as usize];
+        file.read_exact_at(&mut blob, loc.offset).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                Error::corrupt(format!("pack {name}"), "it is shorter than the index says")
+            } else {
+                Error::Io {
+                    path: path.display().to_string(),
+                    source: e,
+                }
+            }
+        })?;
+        Ok(blob)
+    }
+
+    /// Reads, decrypts, decompresses and re-hashes one chunk.
+    pub fn read_chunk(&mut self, id: &ChunkId) -> Result<Vec<u8>> {
+        let loc = self.locate(id)?;
+        let blob = self.read_blob(&loc)?;
+        decode_blob(self.repo, id, &loc, blob)
+    }
+}
+
+pub fn decode_blob(
+    repo: &Repository,
+    id: &ChunkId,
+    loc: &ChunkLocation,
+    blob: Vec<u8>,
+) -> Result<Vec<u8>> {
+    let what = || {
+        format!(
+            "chunk {} in pack {}",
+            hex::encode(id),
+            hex::encode(repo.index().pack(loc.pack).id)
+        )
+    };
+    let payload = match repo.keys() {
+        Some(keys) => keys
+            .open(id, &blob)
+            .ok_or_else(|| Error::corrupt(what(), "it does not authenticate"))?,
+        None => blob,
+    };
+    let encoding = BlobEncoding::from_byte(loc.encoding)
+        .ok_or_else(|| Error::corrupt(what(), format!("unknown encoding {}", loc.encoding)))?;
+    let data = decompress(encoding, payload, loc.raw_length as usize)
+        .map_err(|e| Error::corrupt(what(), e))?;
+    if repo.chunk_id(&data) != *id {
+        return Err(Error::corrupt(what(), "its content does not match its id"));
+    }
+    Ok(data)
+}
+
+/// Streams the chunks in order into `sink`. Stops at the first error, or
+/// when `sink` fails or `cancel` is set.
+pub fn restore_chunks(
+    repo: &Repository,
+    chunks: &[ChunkId],
+    sink: &mut dyn FnMut(Vec<u8>) -> Result<()>,
+    cancel: &AtomicBool,
+) -> Result<()> {
+    let workers = worker_count();
+    let window = workers * 3;
+    let (job_tx, job_rx) = unbounded::<(usize, ChunkId)>();
+    let (done_tx, done_rx) = bounded::<(usize, Result<Vec<u8>>)>(window);
+    thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                let (jobs, done) = (job_rx.clone(), done_tx.clone());
+                s.spawn(move || decode_chunks(repo, jobs, done))
+            })
+            .collect();
+        drop((job_rx, done_tx));
+        let result = emit_in_order(chunks, window, &job_tx, &done_rx, sink, cancel);
+        drop(job_tx);
+        drop(done_rx);
+        for h in handles {
+            if let Err(p) = h.join() {
+                return Err(Error::Internal(format!(
+                    "restore worker panicked: {}",
+                    panic_text(&p)
+                )));
+            }
+        }
+        result
+    })
+}
+
+fn emit_in_order(
+    chunks: &[ChunkId],
+    window: usize,
+    jobs: &Sender<(usize, ChunkId)>,
+    done: &Receiver<(usize, Result<Vec<u8>>)>,
+    sink: &mut dyn FnMut(Vec<u8>) -> Result<()>,
+    cancel: &AtomicBool,
+) -> Result<()> {
+    let mut next_job = 0;
+    let mut next_emit = 0;
+    let mut ready: BTreeMap<usize, Vec<u8>> = BTreeMap::new();
+    while next_emit < chunks.len() {
+        while next_job < chunks.len() && next_job < next_emit + window {
+            jobs.send((next_job, chunks[next_job]))
+                .map_err(|_| Error::Internal("restore workers stopped early".into()))?;
+            next_job += 1;
+        }
+        let (seq, data) = done
+            .recv()
+            .map_err(|_| Error::Internal("restore workers stopped early".into()))?;
+        ready.insert(seq, data?);
+        while let Some(data) = ready.remove(&next_emit) {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(Error::Cancelled("the restore was cancelled".into()));
+            }
+            sink(data)?;
+            next_emit += 1;
+        }
+    }
+    Ok(())
+}
+
+fn decode_chunks(
+    repo: &Repository,
+    jobs: Receiver<(usize, ChunkId)>,
+    done: Sender<(usize, Result<Vec<u8>>)>,
+) {
+    let mut reader = ChunkReader::new(repo);
+    for (seq, id) in jobs {
+        let result = reader.read_chunk(&id);
+        if done.send((seq, result)).is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,367 @@
+'use strict';
+// The public API of @serve.zone/containerarchive: a hand-written facade over
+// the generated loader (binding.js). It validates arguments, bridges Node
+// streams to the native pull/push functions and turns native errors into
+// ArchiveErrors with a stable `code`.
+
+const fs = require('node:fs');
+const { Readable } = require('node:stream');
+const { NativeArchive } = require('./binding.js');
+
+class ArchiveError extends Error {
+  constructor(code, message) {
+    super(message);
+    this.name = 'ArchiveError';
+    this.code = code;
+  }
+}
+
+const CODED = /^(ERR_[A-Z_]+): ([\s\S]*)$/;
+
+/** Native rejections carry "ERR_CODE: message"; anything else is a bug. */
+function toArchiveError(err) {
+  if (err instanceof ArchiveError) return err;
+  const match = CODED.exec(err && err.message ? err.message : String(err));
+  if (match) return new ArchiveError(match[1], match[2]);
+  return new ArchiveError('ERR_INTERNAL', `internal error: ${err && err.message ? err.message : err}`);
+}
+
+function invalid(message) {
+  return new ArchiveError('ERR_INVALID_ARGUMENT', message);
+}
+
+function isPlainObject(value) {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+function checkOptions(value, name, allowed) {
+  if (value === undefined || value === null) return {};
+  if (!isPlainObject(value)) throw invalid(`${name} must be an object`);
+  for (const key of Object.keys(value)) {
+    if (!allowed.includes(key)) throw invalid(`${name}.${key} is not a known option; known: ${allowed.join(', ')}`);
+  }
+  return value;
+}
+
+function checkTags(tags) {
+  if (tags === undefined) return {};
+  if (!isPlainObject(tags)) throw invalid('tags must be an object of string values');
+  for (const [key, value] of Object.entries(tags)) {
+    if (typeof value !== 'string') throw invalid(`tag ${JSON.stringify(key)} must have a string value`);
+  }
+  return tags;
+}
+
+function checkSafeInteger(value, name) {
+  if (!Number.isSafeInteger(value) || value < 0) throw invalid(`${name} must be a non-negative integer`);
+}
+
+function checkInitOptions(options) {
+  const o = checkOptions(options, 'options', ['passphrase', 'compression', 'compressionLevel', 'chunking', 'packTargetSize', 'parity']);
+  const out = {};
+  if (o.passphrase !== undefined) {
+    if (typeof o.passphrase !== 'string') throw invalid('passphrase must be a string');
+    out.passphrase = o.passphrase;
+  }
+  if (o.compression !== undefined) {
+    if (!['gzip', 'zstd', 'none'].includes(o.compression)) throw invalid(`compression must be 'gzip', 'zstd' or 'none', not ${JSON.stringify(o.compression)}`);
+    out.compression = o.compression;
+  }
+  if (o.compressionLevel !== undefined) {
+    if (!Number.isInteger(o.compressionLevel)) throw invalid('compressionLevel must be an integer');
+    out.compressionLevel = o.compressionLevel;
+  }
+  if (o.chunking !== undefined) {
+    const c = checkOptions(o.chunking, 'chunking', ['minSize', 'avgSize', 'maxSize']);
+    for (const key of ['minSize', 'avgSize', 'maxSize']) checkSafeInteger(c[key], `chunking.${key}`);
+    out.chunking = { minSize: c.minSize, avgSize: c.avgSize, maxSize: c.maxSize };
+  }
+  if (o.packTargetSize !== undefined) {
+    checkSafeInteger(o.packTargetSize, 'packTargetSize');
+    out.packTargetSize = o.packTargetSize;
+  }
+  if (o.parity !== undefined) {
+    const p = checkOptions(o.parity, 'parity', ['dataShards', 'parityShards']);
+    checkSafeInteger(p.dataShards, 'parity.dataShards');
+    checkSafeInteger(p.parityShards, 'parity.parityShards');
+    out.parity = { dataShards: p.dataShards, parityShards: p.parityShards };
+  }
+  return out;
+}
+
+function checkPath(path) {
+  if (typeof path !== 'string' || path.length === 0) throw invalid('path must be a non-empty string');
+  return path;
+}
+
+function checkStream(stream, name) {
+  if (!stream || typeof stream.read !== 'function' || typeof stream.on !== 'function') {
+    throw invalid(`${name} must be a readable stream`);
+  }
+  if (stream.readableObjectMode) throw invalid(`${name} is in object mode; pass a byte stream`);
+}
+
+/** The byte length a stream will produce, when it can be known up front. */
+function knownSize(stream) {
+  if (!(stream instanceof fs.ReadStream) || typeof stream.path !== 'string') return undefined;
+  try {
+    const size = fs.statSync(stream.path).size;
+    const start = stream.start ?? 0;
+    const end = stream.end === undefined || stream.end === Infinity ? size - 1 : Math.min(stream.end, size - 1);
+    return Math.max(0, end - start + 1);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Hands out a stream's data one read at a time: pull() resolves the next
+ * buffer, null at the end, or rejects with the stream's own error.
+ */
+function makePuller(stream) {
+  const state = { ended: false, error: null, wake: null };
+  const wake = () => {
+    const w = state.wake;
+    state.wake = null;
+    if (w) w();
+  };
+  const onEnd = () => { state.ended = true; wake(); };
+  const onError = (err) => { state.error = err; wake(); };
+  const onClose = () => {
+    if (!state.ended && !state.error) {
+      state.error = new ArchiveError('ERR_CANCELLED', 'the source stream was closed before its end');
+    }
+    wake();
+  };
+  stream.on('readable', wake);
+  stream.on('end', onEnd);
+  stream.on('error', onError);
+  stream.on('close', onClose);
+  if (stream.readableEnded) state.ended = true;
+  if (stream.errored) state.error = stream.errored;
+  const pull = () => new Promise((resolve, reject) => {
+    const attempt = () => {
+      if (state.error) return reject(state.error);
+      const chunk = stream.read();
+      if (chunk !== null) return resolve(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+      if (state.ended) return resolve(null);
+      state.wake = attempt;
+    };
+    attempt();
+  });
+  const detach = () => {
+    stream.removeListener('readable', wake);
+    stream.removeListener('end', onEnd);
+    stream.removeListener('error', onError);
+    stream.removeListener('close', onClose);
+  };
+  return { pull, detach, state };
+}
+
+function parseDate(value, name) {
+  if (value === undefined) return undefined;
+  const ms = value instanceof Date ? value.getTime() : typeof value === 'string' ? Date.parse(value) : NaN;
+  if (Number.isNaN(ms)) throw invalid(`${name} must be an ISO-8601 string or a Date`);
+  return ms;
+}
+
+const EVENTS = ['ingest:progress', 'ingest:complete'];
+
+class ContainerArchive {
+  #native;
+  #closed = false;
+  #inflight = new Set();
+  #listeners = new Map();
+
+  constructor(native, path, token) {
+    if (token !== CONSTRUCT) throw new TypeError('use ContainerArchive.init() or ContainerArchive.open()');
+    this.#native = native;
+    this.path = path;
+    native.setEventSink((message) => {
+      const { event, payload } = JSON.parse(message);
+      this.#emit(event, payload);
+    });
+  }
+
+  static async init(path, options) {
+    checkPath(path);
+    const native = new NativeArchive();
+    const opts = checkInitOptions(options);
+    await native.init(path, JSON.stringify(opts)).catch((e) => { throw toArchiveError(e); });
+    return new ContainerArchive(native, path, CONSTRUCT);
+  }
+
+  static async open(path, options) {
+    checkPath(path);
+    const o = checkOptions(options, 'options', ['passphrase']);
+    if (o.passphrase !== undefined && typeof o.passphrase !== 'string') throw invalid('passphrase must be a string');
+    const native = new NativeArchive();
+    await native.open(path, JSON.stringify({ passphrase: o.passphrase })).catch((e) => { throw toArchiveError(e); });
+    return new ContainerArchive(native, path, CONSTRUCT);
+  }
+
+  /** Runs a native call, tracked so close() can wait for it. */
+  #track(fn) {
+    if (this.#closed) return Promise.reject(new ArchiveError('ERR_CLOSED', 'the repository is closed; open it again with ContainerArchive.open()'));
+    let promise;
+    try {
+      promise = Promise.resolve(fn());
+    } catch (e) {
+      promise = Promise.reject(e);
+    }
+    const settled = promise.catch((e) => { throw toArchiveError(e); });
+    const marker = settled.catch(() => {});
+    this.#inflight.add(marker);
+    marker.then(() => this.#inflight.delete(marker));
+    return settled;
+  }
+
+  #emit(event, payload) {
+    const handlers = this.#listeners.get(event);
+    if (!handlers) return;
+    for (const handler of [...handlers]) {
+      try {
+        handler(payload);
+      } catch (err) {
+        // A throwing listener must not break the operation; surface it like EventEmitter would.
+        process.nextTick(() => { throw err; });
+      }
+    }
+  }
+
+  on(event, handler) {
+    if (!EVENTS.includes(event)) throw invalid(`unknown event ${JSON.stringify(event)}; known: ${EVENTS.join(', ')}`);
+    if (typeof handler !== 'function') throw invalid('handler must be a function');
+    if (!this.#listeners.has(event)) this.#listeners.set(event, new Set());
+    const entry = (payload) => handler(payload);
+    this.#listeners.get(event).add(entry);
+    return { unsubscribe: () => { this.#listeners.get(event)?.delete(entry); } };
+  }
+
+  ingest(stream, options) {
+    return this.#track(() => {
+      const o = checkOptions(options, 'options', ['tags', 'items']);
+      if (o.items !== undefined && (!Array.isArray(o.items) || o.items.length > 1)) {
+        throw invalid('ingest() takes at most one entry in items; use ingestMulti() for several streams');
+      }
+      const spec = o.items && o.items[0] ? o.items[0] : {};
+      return this.#ingest([{ name: spec.name ?? 'data', type: spec.type ?? 'data', size: spec.size, stream }], o.tags);
+    });
+  }
+
+  ingestMulti(items, options) {
+    return this.#track(() => {
+      const o = checkOptions(options, 'options', ['tags']);
+      if (!Array.isArray(items) || items.length === 0) throw invalid('ingestMulti() needs a non-empty array of { name, type, stream }');
+      return this.#ingest(items, o.tags);
+    });
+  }
+
+  async #ingest(items, tags) {
+    const specs = [];
+    const names = new Set();
+    items.forEach((item, i) => {
+      if (!isPlainObject(item)) throw invalid(`items[${i}] must be an object { name, type, stream }`);
+      checkOptions(item, `items[${i}]`, ['name', 'type', 'size', 'stream']);
+      if (typeof item.name !== 'string' || item.name.length === 0) throw invalid(`items[${i}].name must be a non-empty string`);
+      if (names.has(item.name)) throw invalid(`item name ${JSON.stringify(item.name)} is used twice; item names must be unique`);
+      names.add(item.name);
+      if (item.type !== undefined && typeof item.type !== 'string') throw invalid(`items[${i}].type must be a string`);
+      if (item.size !== undefined) checkSafeInteger(item.size, `items[${i}].size`);
+      checkStream(item.stream, `items[${i}].stream`);
+      specs.push({ name: item.name, type: item.type ?? 'data', size: item.size ?? knownSize(item.stream) });
+    });
+    const tagMap = checkTags(tags);
+    const pullers = items.map((item) => makePuller(item.stream));
+    try {
+      const json = await this.#native.ingest(JSON.stringify(specs), JSON.stringify({ tags: tagMap }), (index) => pullers[index].pull());
+      const snapshot = JSON.parse(json);
+      this.#emit('ingest:complete', { snapshotId: snapshot.id });
+      return snapshot;
+    } catch (err) {
+      // A failed source stream rejects the ingest with the stream's own error.
+      const sourceError = pullers.map((p) => p.state.error).find((e) => e && !(e instanceof ArchiveError));
+      throw sourceError ?? toArchiveError(err);
+    } finally {
+      for (const p of pullers) p.detach();
+    }
+  }
+
+  restore(snapshotId, options) {
+    return this.#track(async () => {
+      if (typeof snapshotId !== 'string') throw invalid('snapshotId must be a string');
+      const o = checkOptions(options, 'options', ['item']);
+      if (o.item !== undefined && typeof o.item !== 'string') throw invalid('item must be a string');
+      const item = o.item ?? null;
+      await this.#native.prepareRestore(snapshotId, item);
+      return this.#restoreStream(snapshotId, item);
+    });
+  }
+
+  #restoreStream(snapshotId, item) {
+    let parked = null;
+    let destroyed = false;
+    const stream = new Readable({
+      highWaterMark: 4 * 1024 * 1024,
+      read() {
+        const p = parked;
+        parked = null;
+        if (p) p.resolve(true);
+      },
+      destroy(err, callback) {
+        destroyed = true;
+        const p = parked;
+        parked = null;
+        if (p) p.reject(new ArchiveError('ERR_CANCELLED', 'the restore stream was destroyed'));
+        callback(err);
+      },
+    });
+    const push = (buffer) => {
+      if (destroyed) return Promise.reject(new ArchiveError('ERR_CANCELLED', 'the restore stream was destroyed'));
+      if (stream.push(buffer)) return Promise.resolve(true);
+      return new Promise((resolve, reject) => { parked = { resolve, reject }; });
+    };
+    // Tracked, so close() waits until the native side has stopped.
+    this.#track(() => this.#native.restore(snapshotId, item, push)).then(
+      () => { if (!destroyed) stream.push(null); },
+      (err) => { if (!destroyed) stream.destroy(err); },
+    );
+    return stream;
+  }
+
+  listSnapshots(filter) {
+    return this.#track(async () => {
+      const f = checkOptions(filter, 'filter', ['tags', 'after', 'before']);
+      const tags = checkTags(f.tags);
+      const after = parseDate(f.after, 'after');
+      const before = parseDate(f.before, 'before');
+      const all = JSON.parse(await this.#native.listSnapshots());
+      return all.filter((s) => {
+        const at = Date.parse(s.createdAt);
+        if (after !== undefined && !(at > after)) return false;
+        if (before !== undefined && !(at < before)) return false;
+        return Object.entries(tags).every(([k, v]) => s.tags[k] === v);
+      });
+    });
+  }
+
+  getSnapshot(id) {
+    return this.#track(async () => {
+      if (typeof id !== 'string') throw invalid('id must be a string');
+      return JSON.parse(await this.#native.getSnapshot(id));
+    });
+  }
+
+  /** Waits for running operations, then releases the native repository. */
+  async close() {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.all([...this.#inflight]);
+    this.#native.close();
+    this.#listeners.clear();
+  }
+}
+
+const CONSTRUCT = Symbol('construct');
+
+module.exports = { ContainerArchive, ArchiveError };

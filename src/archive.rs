@@ -1,0 +1,201 @@
+//! `NativeArchive`: the thin `#[napi]` surface `index.js` wraps. Options and
+//! results cross as JSON strings; the engine work runs on napi's tokio
+//! runtime (blocking pool), never on the JS thread.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+use napi::Result;
+use napi_derive::napi;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use containerarchive_core::ingest::{ingest, IngestItem, IngestOptions};
+use containerarchive_core::restore::{restore_chunks, select_item};
+use containerarchive_core::{Error, InitOptions, ProgressUpdate, Repository};
+
+use crate::error::{closed, invalid, run_blocking};
+use crate::events::{emit, progress_payload, EventSink};
+use crate::ingest_bridge::{self, FeedReader, PullFn};
+use crate::restore_bridge::{self, PushFn};
+
+#[napi]
+pub struct NativeArchive {
+    repo: Mutex<Option<Arc<Repository>>>,
+    events: Mutex<Option<Arc<EventSink>>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ItemSpec {
+    name: String,
+    #[serde(rename = "type")]
+    item_type: String,
+    size: Option<u64>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct IngestSpec {
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+    created_at: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OpenSpec {
+    passphrase: Option<String>,
+}
+
+fn parse<T: serde::de::DeserializeOwned>(json: &str, what: &str) -> Result<T> {
+    serde_json::from_str(json).map_err(|e| invalid(&format!("{what} are invalid: {e}")))
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[napi]
+impl NativeArchive {
+    #[napi(constructor)]
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> NativeArchive {
+        NativeArchive {
+            repo: Mutex::new(None),
+            events: Mutex::new(None),
+        }
+    }
+
+    fn repo(&self) -> Result<Arc<Repository>> {
+        lock(&self.repo).clone().ok_or_else(closed)
+    }
+
+    #[napi]
+    pub async fn init(&self, path: String, options_json: String) -> Result<String> {
+        let options: InitOptions = parse(&options_json, "init options")?;
+        let repo = run_blocking(move || Repository::init(&PathBuf::from(path), &options)).await?;
+        let config = serde_json::to_string(&repo.config).expect("config serialises");
+        *lock(&self.repo) = Some(Arc::new(repo));
+        Ok(config)
+    }
+
+    #[napi]
+    pub async fn open(&self, path: String, options_json: String) -> Result<String> {
+        let spec: OpenSpec = parse(&options_json, "open options")?;
+        let repo = run_blocking(move || {
+            Repository::open(&PathBuf::from(path), spec.passphrase.as_deref())
+        })
+        .await?;
+        let config = serde_json::to_string(&repo.config).expect("config serialises");
+        *lock(&self.repo) = Some(Arc::new(repo));
+        Ok(config)
+    }
+
+    /// Registers the JS dispatcher for progress events (held weakly).
+    #[napi]
+    pub fn set_event_sink(&self, sink: EventSink) {
+        *lock(&self.events) = Some(Arc::new(sink));
+    }
+
+    /// Stores the items `pull` yields as one snapshot; resolves its summary as JSON.
+    #[napi]
+    pub async fn ingest(
+        &self,
+        items_json: String,
+        options_json: String,
+        pull: PullFn,
+    ) -> Result<String> {
+        let repo = self.repo()?;
+        let specs: Vec<ItemSpec> = parse(&items_json, "items")?;
+        let options: IngestSpec = parse(&options_json, "ingest options")?;
+        let events = lock(&self.events).clone();
+        let (feed_tx, feed_rx) = ingest_bridge::channel();
+        let pump = tokio::spawn(ingest_bridge::pump(pull, specs.len() as u32, feed_tx));
+        let outcome = run_blocking(move || {
+            let items = specs
+                .into_iter()
+                .map(|s| IngestItem {
+                    name: s.name,
+                    item_type: s.item_type,
+                    size_hint: s.size,
+                    reader: FeedReader::new(feed_rx.clone()),
+                })
+                .collect();
+            let options = IngestOptions {
+                tags: options.tags,
+                created_at: options.created_at,
+            };
+            let progress = move |update: ProgressUpdate| {
+                if let Some(sink) = &events {
+                    emit(sink, "ingest:progress", progress_payload("ingest", &update));
+                }
+            };
+            ingest(&repo, items, &options, &progress, &AtomicBool::new(false))
+        })
+        .await;
+        // Releases the pull function even if a read is still parked in JS.
+        pump.abort();
+        Ok(outcome?.summary().to_string())
+    }
+
+    #[napi]
+    pub async fn get_snapshot(&self, id: String) -> Result<String> {
+        let repo = self.repo()?;
+        let manifest = run_blocking(move || repo.load_snapshot(&id)).await?;
+        Ok(manifest.summary().to_string())
+    }
+
+    #[napi]
+    pub async fn list_snapshots(&self) -> Result<String> {
+        let repo = self.repo()?;
+        let manifests = run_blocking(move || repo.list_snapshots()).await?;
+        Ok(serde_json::Value::Array(manifests.iter().map(|m| m.summary()).collect()).to_string())
+    }
+
+    /// Checks that the snapshot and item exist before a stream is handed out.
+    #[napi]
+    pub async fn prepare_restore(&self, id: String, item: Option<String>) -> Result<String> {
+        let repo = self.repo()?;
+        run_blocking(move || {
+            let manifest = repo.load_snapshot(&id)?;
+            let item = select_item(&manifest, item.as_deref())?;
+            Ok(
+                json!({ "item": item.name, "size": item.size, "chunks": item.chunks.len() })
+                    .to_string(),
+            )
+        })
+        .await
+    }
+
+    /// Pushes the item's bytes into `push`; resolves when all were accepted.
+    #[napi]
+    pub async fn restore(&self, id: String, item: Option<String>, push: PushFn) -> Result<()> {
+        let repo = self.repo()?;
+        let cancel = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = mpsc::channel::<Vec<u8>>(2);
+        let forward = tokio::spawn(restore_bridge::forward(push, rx, cancel.clone()));
+        let restored = run_blocking(move || {
+            let manifest = repo.load_snapshot(&id)?;
+            let ids = select_item(&manifest, item.as_deref())?.chunk_ids()?;
+            let mut sink = |data: Vec<u8>| {
+                tx.blocking_send(data)
+                    .map_err(|_| Error::Cancelled("the restore stream was destroyed".into()))
+            };
+            restore_chunks(&repo, &ids, &mut sink, &cancel)
+        })
+        .await;
+        let forwarded = forward.await.map_err(crate::error::internal)?;
+        restored?;
+        forwarded.map_err(|reason| crate::error::coded("ERR_CANCELLED", &reason))
+    }
+
+    /// Drops the repository handle and the event sink; later calls get ERR_CLOSED.
+    #[napi]
+    pub fn close(&self) {
+        lock(&self.repo).take();
+        lock(&self.events).take();
+    }
+}

@@ -1,0 +1,8 @@
+//! N-API bridge for the containerarchive engine (`containerarchive-core`).
+//! This crate only converts types, bridges Node streams and maps errors.
+
+mod archive;
+mod error;
+mod events;
+mod ingest_bridge;
+mod restore_bridge;

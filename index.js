@@ -18,9 +18,12 @@ class ArchiveError extends Error {
 
 const CODED = /^(ERR_[A-Z_]+): ([\s\S]*)$/;
 
+/** Errors that reach the caller unchanged: a source stream's own error. */
+const passThrough = new WeakSet();
+
 /** Native rejections carry "ERR_CODE: message"; anything else is a bug. */
 function toArchiveError(err) {
-  if (err instanceof ArchiveError) return err;
+  if (err instanceof ArchiveError || passThrough.has(err)) return err;
   const match = CODED.exec(err && err.message ? err.message : String(err));
   if (match) return new ArchiveError(match[1], match[2]);
   return new ArchiveError('ERR_INTERNAL', `internal error: ${err && err.message ? err.message : err}`);
@@ -98,7 +101,14 @@ function checkStream(stream, name) {
   if (!stream || typeof stream.read !== 'function' || typeof stream.on !== 'function') {
     throw invalid(`${name} must be a readable stream`);
   }
-  if (stream.readableObjectMode) throw invalid(`${name} is in object mode; pass a byte stream`);
+}
+
+/** Object-mode streams (e.g. Readable.from) may carry Buffers, Uint8Arrays or strings. */
+function toBytes(chunk) {
+  if (Buffer.isBuffer(chunk)) return chunk;
+  if (chunk instanceof Uint8Array) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  if (typeof chunk === 'string') return Buffer.from(chunk);
+  return null;
 }
 
 /** The byte length a stream will produce, when it can be known up front. */
@@ -143,7 +153,12 @@ function makePuller(stream) {
     const attempt = () => {
       if (state.error) return reject(state.error);
       const chunk = stream.read();
-      if (chunk !== null) return resolve(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+      if (chunk !== null) {
+        const bytes = toBytes(chunk);
+        if (bytes) return resolve(bytes);
+        state.error = invalid(`the stream yielded a ${typeof chunk} chunk; streams must yield Buffers, Uint8Arrays or strings`);
+        return reject(state.error);
+      }
       if (state.ended) return resolve(null);
       state.wake = attempt;
     };
@@ -281,6 +296,7 @@ class ContainerArchive {
     } catch (err) {
       // A failed source stream rejects the ingest with the stream's own error.
       const sourceError = pullers.map((p) => p.state.error).find((e) => e && !(e instanceof ArchiveError));
+      if (sourceError !== undefined && sourceError !== null && typeof sourceError === 'object') passThrough.add(sourceError);
       throw sourceError ?? toArchiveError(err);
     } finally {
       for (const p of pullers) p.detach();

@@ -62,13 +62,14 @@ describe('deduplication', { timeout: 120000 }, () => {
     await assertRestores(repo, again.id, data);
   });
 
-  it('a 100-byte insertion in the middle adds at most 3 new chunks', { timeout: 120000 }, async () => {
+  it('a 100-byte insertion in the middle adds at most 3 new chunks', { timeout: 120000 }, async (t) => {
     assert.ok(first, 'first test must have run');
     const mid = 16 * MiB + 12345;
     const insert = randomBytes(100, 31337);
     const parts = [data.subarray(0, mid), insert, data.subarray(mid)];
     const edited = await repo.ingest(chunkedStream(parts, 3));
     assertSnapshotShape(edited);
+    t.diagnostic(`edited: ${edited.newChunks} new / ${edited.reusedChunks} reused of ${edited.items[0].chunks} chunks`);
     assert.equal(edited.items[0].size, data.length + 100);
     assert.ok(edited.newChunks >= 1, 'the edited region must produce a new chunk');
     assert.ok(edited.newChunks <= 3, `expected <= 3 new chunks, got ${edited.newChunks}`);

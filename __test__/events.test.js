@@ -97,7 +97,7 @@ describe('events', () => {
     }
   });
 
-  it('an fs.createReadStream of ~64 MiB has a known size and emits few events', { timeout: 120000 }, async () => {
+  it('an fs.createReadStream of ~64 MiB has a known size and emits few events', { timeout: 120000 }, async (t) => {
     const size = 64 * MiB + 5;
     const file = path.join(root, 'big.bin');
     const data = textishBytes(size, 3);
@@ -107,6 +107,7 @@ describe('events', () => {
       const t0 = process.hrtime.bigint();
       const snap = await repo.ingest(fs.createReadStream(file), { items: [{ name: 'big.bin', type: 'file' }] });
       const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      t.diagnostic(`${rec.progress.length} progress events in ${seconds.toFixed(2)} s`);
       checkProgress(rec.progress, { known: true, size });
       assert.deepEqual(rec.complete, [{ snapshotId: snap.id }]);
       const limit = 10 * seconds + 2;

@@ -44,7 +44,7 @@ export interface InitOptions {
   passphrase?: string;
   /** Default 'gzip'. */
   compression?: Compression;
-  /** gzip: 0..9, zstd: 1..22. Defaults: gzip 6, zstd 3. */
+  /** gzip: 0..9, zstd: 1..22. Defaults: gzip 1, zstd 3. */
   compressionLevel?: number;
   /** Default { minSize: 256 KiB, avgSize: 1 MiB, maxSize: 4 MiB }. */
   chunking?: ChunkingOptions;

@@ -124,17 +124,38 @@ function knownSize(stream) {
   }
 }
 
+/** How much a puller reads ahead of the native side: bounds memory, saves round trips. */
+const READ_AHEAD_BYTES = 1024 * 1024;
+
 /**
- * Hands out a stream's data one read at a time: pull() resolves the next
- * buffer, null at the end, or rejects with the stream's own error.
+ * Hands a stream's data to the native side: pull() resolves the bytes read
+ * so far (up to about READ_AHEAD_BYTES), null at the end, or rejects with the
+ * stream's own error. Only one pull is ever outstanding; once the read-ahead
+ * is full the stream's own backpressure pauses it.
  */
 function makePuller(stream) {
-  const state = { ended: false, error: null, wake: null };
+  const state = { ended: false, error: null, wake: null, queue: [], queued: 0 };
+  const fill = () => {
+    while (!state.error && state.queued < READ_AHEAD_BYTES) {
+      const chunk = stream.read();
+      if (chunk === null) return;
+      const bytes = toBytes(chunk);
+      if (!bytes) {
+        state.error = invalid(`the stream yielded a ${typeof chunk} chunk; streams must yield Buffers, Uint8Arrays or strings`);
+        return;
+      }
+      if (bytes.length > 0) {
+        state.queue.push(bytes);
+        state.queued += bytes.length;
+      }
+    }
+  };
   const wake = () => {
     const w = state.wake;
     state.wake = null;
     if (w) w();
   };
+  const onReadable = () => { fill(); wake(); };
   const onEnd = () => { state.ended = true; wake(); };
   const onError = (err) => { state.error = err; wake(); };
   const onClose = () => {
@@ -143,7 +164,7 @@ function makePuller(stream) {
     }
     wake();
   };
-  stream.on('readable', wake);
+  stream.on('readable', onReadable);
   stream.on('end', onEnd);
   stream.on('error', onError);
   stream.on('close', onClose);
@@ -151,13 +172,14 @@ function makePuller(stream) {
   if (stream.errored) state.error = stream.errored;
   const pull = () => new Promise((resolve, reject) => {
     const attempt = () => {
+      fill();
       if (state.error) return reject(state.error);
-      const chunk = stream.read();
-      if (chunk !== null) {
-        const bytes = toBytes(chunk);
-        if (bytes) return resolve(bytes);
-        state.error = invalid(`the stream yielded a ${typeof chunk} chunk; streams must yield Buffers, Uint8Arrays or strings`);
-        return reject(state.error);
+      if (state.queued > 0) {
+        const out = state.queue.length === 1 ? state.queue[0] : Buffer.concat(state.queue, state.queued);
+        state.queue = [];
+        state.queued = 0;
+        fill(); // restart the stream while the native side works
+        return resolve(out);
       }
       if (state.ended) return resolve(null);
       state.wake = attempt;
@@ -165,7 +187,7 @@ function makePuller(stream) {
     attempt();
   });
   const detach = () => {
-    stream.removeListener('readable', wake);
+    stream.removeListener('readable', onReadable);
     stream.removeListener('end', onEnd);
     stream.removeListener('error', onError);
     stream.removeListener('close', onClose);

@@ -56,7 +56,7 @@ describe('ContainerArchive.init', () => {
         { minSize: 256 * KiB, avgSize: 1 * MiB, maxSize: 4 * MiB },
       );
       assert.equal(config.compression.algorithm, 'gzip');
-      assert.equal(config.compression.level, 6);
+      assert.equal(config.compression.level, 1);
       assert.equal(config.packTargetSize, 8 * MiB);
       assert.equal(config.parity.dataShards, 20);
       assert.equal(config.parity.parityShards, 1);

@@ -53,7 +53,8 @@ async function main() {
     case 'ingest': {
       const archive = await ContainerArchive.open(args.repo, args.openOptions || {});
       const size = fs.statSync(args.file).size;
-      const stream = fs.createReadStream(args.file);
+      // The README's recommended read size for files (Node's 64 KiB default costs ~1 s/GiB).
+      const stream = fs.createReadStream(args.file, { highWaterMark: 1 << 20 });
       const opts = { items: [{ name: args.itemName || path.basename(args.file), size }] };
       const t0 = process.hrtime.bigint();
       const snap = await archive.ingest(stream, opts);

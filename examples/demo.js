@@ -30,7 +30,7 @@ async function main() {
   const repo = await ContainerArchive.init(path.join(repoDir, 'repo'), { passphrase: 'demo passphrase' });
 
   let start = Date.now();
-  const first = await repo.ingest(fs.createReadStream(file), {
+  const first = await repo.ingest(fs.createReadStream(file, { highWaterMark: 1 << 20 }), {
     tags: { source: 'demo' },
     items: [{ name: path.basename(file), type: 'file' }],
   });
@@ -38,7 +38,7 @@ async function main() {
   console.log(`backup     ${first.id.slice(0, 12)}  ${first.newChunks} new chunks, ${mb(first.storedSize)} stored, ${rate(size, ms)}`);
 
   start = Date.now();
-  const second = await repo.ingest(fs.createReadStream(file), {
+  const second = await repo.ingest(fs.createReadStream(file, { highWaterMark: 1 << 20 }), {
     tags: { source: 'demo' },
     items: [{ name: path.basename(file), type: 'file' }],
   });

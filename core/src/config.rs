@@ -12,7 +12,9 @@ pub const DEFAULT_MIN_CHUNK: u32 = 256 * 1024;
 pub const DEFAULT_AVG_CHUNK: u32 = 1024 * 1024;
 pub const DEFAULT_MAX_CHUNK: u32 = 4 * 1024 * 1024;
 pub const DEFAULT_PACK_TARGET: u64 = 8 * 1024 * 1024;
-pub const DEFAULT_GZIP_LEVEL: i32 = 6;
+// Level 1: measured on a 1 GiB tar of /usr, gzip-1 ingests at ~250 MB/s on 2
+// cores, gzip-6 at ~120 MB/s for 18% less space (see README, Compression).
+pub const DEFAULT_GZIP_LEVEL: i32 = 1;
 pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

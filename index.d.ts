@@ -56,6 +56,16 @@ export interface InitOptions {
 
 export interface OpenOptions {
   passphrase?: string;
+  /**
+   * How long an operation waits for a conflicting lock held by another live
+   * process before it rejects with ERR_LOCKED. Default 0: fail at once.
+   */
+  lockTimeoutMs?: number;
+}
+
+export interface LockOptions {
+  /** Overrides the instance's lockTimeoutMs for this call. */
+  lockTimeoutMs?: number;
 }
 
 export type Tags = Record<string, string>;
@@ -67,7 +77,7 @@ export interface ItemSpec {
   size?: number;
 }
 
-export interface IngestOptions {
+export interface IngestOptions extends LockOptions {
   tags?: Tags;
   /** At most one item; it names the stream (default name 'data', type 'data'). */
   items?: ItemSpec[];
@@ -77,7 +87,7 @@ export interface IngestMultiItem extends ItemSpec {
   stream: NodeJS.ReadableStream | Readable;
 }
 
-export interface IngestMultiOptions {
+export interface IngestMultiOptions extends LockOptions {
   tags?: Tags;
 }
 
@@ -123,9 +133,84 @@ export interface IngestCompleteEvent {
   snapshotId: string;
 }
 
+export type VerifyLevel = 'quick' | 'standard' | 'full';
+
+export interface VerifyOptions extends LockOptions {
+  /** Default 'standard'. */
+  level?: VerifyLevel;
+}
+
+/**
+ * What a problem concerns:
+ * - config: config.json (or its copy in packs/parity) is damaged
+ * - key: a key file is damaged
+ * - snapshot: a manifest cannot be read
+ * - index: an index file cannot be read
+ * - missing-chunk: a snapshot references a chunk the index does not have
+ * - missing-pack / pack-size: an indexed pack is absent or has the wrong size
+ * - missing-idx / idx: a pack's .idx sidecar is absent, unreadable or disagrees with the index
+ * - unindexed-pack: a pack on disk that no index file lists
+ * - pack: a pack's content does not match its hash, or its header is damaged
+ * - parity: a parity manifest or shard is missing or damaged, or a pack has no parity
+ * - chunk: a chunk does not decrypt, decompress or match its id
+ * - lock: a lock record cannot be read
+ */
+export type IssueKind =
+  | 'config' | 'key' | 'snapshot' | 'index' | 'missing-chunk' | 'missing-pack' | 'pack-size'
+  | 'missing-idx' | 'idx' | 'unindexed-pack' | 'pack' | 'parity' | 'chunk' | 'lock';
+
+export interface RepositoryIssue {
+  kind: IssueKind;
+  /** Pack id (64 hex) or, for parity, the parity file name. */
+  pack?: string;
+  chunk?: string;
+  snapshot?: string;
+  /** What is wrong, naming the file (path relative to the repository). */
+  error: string;
+}
+
+export interface VerifyResult {
+  ok: boolean;
+  level: VerifyLevel;
+  errors: RepositoryIssue[];
+  checked: { snapshots: number; packs: number; chunks: number; bytes: number };
+}
+
+export interface RepairResult {
+  /** True when index files were written or removed. */
+  indexRebuilt: boolean;
+  /** Packs rebuilt from parity (or whose .idx was rewritten). */
+  packsRepaired: number;
+  /** Parity groups whose parity was (re)written. */
+  parityRewritten: number;
+  locksRemoved: number;
+  /** Problems repair found but could not fix. */
+  errors: RepositoryIssue[];
+  /** Packs that could not be rebuilt, and the snapshots that are no longer fully restorable. */
+  unrecoverable: { pack: string | null; snapshots: string[] }[];
+}
+
+export interface ReindexResult {
+  packs: number;
+  chunks: number;
+}
+
+export interface UnlockOptions {
+  /** Remove every lock, live ones too. */
+  force?: boolean;
+}
+
+export interface VerifyErrorEvent {
+  pack: string | null;
+  chunk: string | null;
+  error: string;
+}
+
 export interface ArchiveEvents {
   'ingest:progress': ProgressEvent;
   'ingest:complete': IngestCompleteEvent;
+  'verify:progress': ProgressEvent;
+  'verify:error': VerifyErrorEvent;
 }
 
 export interface Subscription {
@@ -142,6 +227,10 @@ export declare class ContainerArchive {
   restore(snapshotId: string, options?: RestoreOptions): Promise<Readable>;
   listSnapshots(filter?: SnapshotFilter): Promise<Snapshot[]>;
   getSnapshot(id: string): Promise<Snapshot>;
+  verify(options?: VerifyOptions): Promise<VerifyResult>;
+  repair(options?: LockOptions): Promise<RepairResult>;
+  reindex(options?: LockOptions): Promise<ReindexResult>;
+  unlock(options?: UnlockOptions): Promise<number>;
   on<E extends keyof ArchiveEvents>(event: E, handler: (event: ArchiveEvents[E]) => void): Subscription;
   close(): Promise<void>;
 }

@@ -195,6 +195,12 @@ function makePuller(stream) {
   return { pull, detach, state };
 }
 
+function checkLockTimeout(value, fallback) {
+  if (value === undefined) return fallback;
+  checkSafeInteger(value, 'lockTimeoutMs');
+  return value;
+}
+
 function parseDate(value, name) {
   if (value === undefined) return undefined;
   const ms = value instanceof Date ? value.getTime() : typeof value === 'string' ? Date.parse(value) : NaN;
@@ -202,17 +208,20 @@ function parseDate(value, name) {
   return ms;
 }
 
-const EVENTS = ['ingest:progress', 'ingest:complete'];
+const EVENTS = ['ingest:progress', 'ingest:complete', 'verify:progress', 'verify:error'];
+const LEVELS = ['quick', 'standard', 'full'];
 
 class ContainerArchive {
   #native;
+  #lockTimeoutMs;
   #closed = false;
   #inflight = new Set();
   #listeners = new Map();
 
-  constructor(native, path, token) {
+  constructor(native, path, lockTimeoutMs, token) {
     if (token !== CONSTRUCT) throw new TypeError('use ContainerArchive.init() or ContainerArchive.open()');
     this.#native = native;
+    this.#lockTimeoutMs = lockTimeoutMs;
     this.path = path;
     native.setEventSink((message) => {
       const { event, payload } = JSON.parse(message);
@@ -225,16 +234,17 @@ class ContainerArchive {
     const native = new NativeArchive();
     const opts = checkInitOptions(options);
     await native.init(path, JSON.stringify(opts)).catch((e) => { throw toArchiveError(e); });
-    return new ContainerArchive(native, path, CONSTRUCT);
+    return new ContainerArchive(native, path, 0, CONSTRUCT);
   }
 
   static async open(path, options) {
     checkPath(path);
-    const o = checkOptions(options, 'options', ['passphrase']);
+    const o = checkOptions(options, 'options', ['passphrase', 'lockTimeoutMs']);
     if (o.passphrase !== undefined && typeof o.passphrase !== 'string') throw invalid('passphrase must be a string');
+    const lockTimeoutMs = checkLockTimeout(o.lockTimeoutMs, 0);
     const native = new NativeArchive();
     await native.open(path, JSON.stringify({ passphrase: o.passphrase })).catch((e) => { throw toArchiveError(e); });
-    return new ContainerArchive(native, path, CONSTRUCT);
+    return new ContainerArchive(native, path, lockTimeoutMs, CONSTRUCT);
   }
 
   /** Runs a native call, tracked so close() can wait for it. */
@@ -277,24 +287,24 @@ class ContainerArchive {
 
   ingest(stream, options) {
     return this.#track(() => {
-      const o = checkOptions(options, 'options', ['tags', 'items']);
+      const o = checkOptions(options, 'options', ['tags', 'items', 'lockTimeoutMs']);
       if (o.items !== undefined && (!Array.isArray(o.items) || o.items.length > 1)) {
         throw invalid('ingest() takes at most one entry in items; use ingestMulti() for several streams');
       }
       const spec = o.items && o.items[0] ? o.items[0] : {};
-      return this.#ingest([{ name: spec.name ?? 'data', type: spec.type ?? 'data', size: spec.size, stream }], o.tags);
+      return this.#ingest([{ name: spec.name ?? 'data', type: spec.type ?? 'data', size: spec.size, stream }], o);
     });
   }
 
   ingestMulti(items, options) {
     return this.#track(() => {
-      const o = checkOptions(options, 'options', ['tags']);
+      const o = checkOptions(options, 'options', ['tags', 'lockTimeoutMs']);
       if (!Array.isArray(items) || items.length === 0) throw invalid('ingestMulti() needs a non-empty array of { name, type, stream }');
-      return this.#ingest(items, o.tags);
+      return this.#ingest(items, o);
     });
   }
 
-  async #ingest(items, tags) {
+  async #ingest(items, options) {
     const specs = [];
     const names = new Set();
     items.forEach((item, i) => {
@@ -308,10 +318,11 @@ class ContainerArchive {
       checkStream(item.stream, `items[${i}].stream`);
       specs.push({ name: item.name, type: item.type ?? 'data', size: item.size ?? knownSize(item.stream) });
     });
-    const tagMap = checkTags(tags);
+    const tagMap = checkTags(options.tags);
+    const lockTimeoutMs = checkLockTimeout(options.lockTimeoutMs, this.#lockTimeoutMs);
     const pullers = items.map((item) => makePuller(item.stream));
     try {
-      const json = await this.#native.ingest(JSON.stringify(specs), JSON.stringify({ tags: tagMap }), (index) => pullers[index].pull());
+      const json = await this.#native.ingest(JSON.stringify(specs), JSON.stringify({ tags: tagMap, lockTimeoutMs }), (index) => pullers[index].pull());
       const snapshot = JSON.parse(json);
       this.#emit('ingest:complete', { snapshotId: snapshot.id });
       return snapshot;
@@ -387,6 +398,40 @@ class ContainerArchive {
     return this.#track(async () => {
       if (typeof id !== 'string') throw invalid('id must be a string');
       return JSON.parse(await this.#native.getSnapshot(id));
+    });
+  }
+
+  verify(options) {
+    return this.#track(async () => {
+      const o = checkOptions(options, 'options', ['level', 'lockTimeoutMs']);
+      const level = o.level ?? 'standard';
+      if (!LEVELS.includes(level)) throw invalid(`level must be one of ${LEVELS.join(', ')}, not ${JSON.stringify(level)}`);
+      const lockTimeoutMs = checkLockTimeout(o.lockTimeoutMs, this.#lockTimeoutMs);
+      return JSON.parse(await this.#native.verify(JSON.stringify({ level, lockTimeoutMs })));
+    });
+  }
+
+  repair(options) {
+    return this.#track(async () => {
+      const o = checkOptions(options, 'options', ['lockTimeoutMs']);
+      const lockTimeoutMs = checkLockTimeout(o.lockTimeoutMs, this.#lockTimeoutMs);
+      return JSON.parse(await this.#native.repair(JSON.stringify({ lockTimeoutMs })));
+    });
+  }
+
+  reindex(options) {
+    return this.#track(async () => {
+      const o = checkOptions(options, 'options', ['lockTimeoutMs']);
+      const lockTimeoutMs = checkLockTimeout(o.lockTimeoutMs, this.#lockTimeoutMs);
+      return JSON.parse(await this.#native.reindex(JSON.stringify({ lockTimeoutMs })));
+    });
+  }
+
+  unlock(options) {
+    return this.#track(async () => {
+      const o = checkOptions(options, 'options', ['force']);
+      if (o.force !== undefined && typeof o.force !== 'boolean') throw invalid('force must be a boolean');
+      return this.#native.unlock(JSON.stringify({ force: o.force === true }));
     });
   }
 

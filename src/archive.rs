@@ -6,13 +6,16 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use napi::Result;
 use napi_derive::napi;
 use serde_json::json;
 use tokio::sync::mpsc;
 
+use containerarchive_core::check::{verify, Level};
 use containerarchive_core::ingest::{ingest, IngestItem, IngestOptions};
+use containerarchive_core::repair::{reindex, repair};
 use containerarchive_core::restore::{restore_chunks, select_item};
 use containerarchive_core::{Error, InitOptions, ProgressUpdate, Repository};
 
@@ -42,6 +45,18 @@ struct IngestSpec {
     #[serde(default)]
     tags: BTreeMap<String, String>,
     created_at: Option<String>,
+    #[serde(default)]
+    lock_timeout_ms: u64,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct MaintenanceSpec {
+    level: Option<String>,
+    #[serde(default)]
+    lock_timeout_ms: u64,
+    #[serde(default)]
+    force: bool,
 }
 
 #[derive(serde::Deserialize)]
@@ -85,10 +100,7 @@ impl NativeArchive {
     #[napi]
     pub async fn open(&self, path: String, options_json: String) -> Result<String> {
         let spec: OpenSpec = parse(&options_json, "open options")?;
-        let repo = run_blocking(move || {
-            Repository::open(&PathBuf::from(path), spec.passphrase.as_deref())
-        })
-        .await?;
+        let repo = run_blocking(move || Repository::open(&PathBuf::from(path), spec.passphrase.as_deref())).await?;
         let config = serde_json::to_string(&repo.config).expect("config serialises");
         *lock(&self.repo) = Some(Arc::new(repo));
         Ok(config)
@@ -102,12 +114,7 @@ impl NativeArchive {
 
     /// Stores the items `pull` yields as one snapshot; resolves its summary as JSON.
     #[napi]
-    pub async fn ingest(
-        &self,
-        items_json: String,
-        options_json: String,
-        pull: PullFn,
-    ) -> Result<String> {
+    pub async fn ingest(&self, items_json: String, options_json: String, pull: PullFn) -> Result<String> {
         let repo = self.repo()?;
         let specs: Vec<ItemSpec> = parse(&items_json, "items")?;
         let options: IngestSpec = parse(&options_json, "ingest options")?;
@@ -127,6 +134,7 @@ impl NativeArchive {
             let options = IngestOptions {
                 tags: options.tags,
                 created_at: options.created_at,
+                lock_timeout: Duration::from_millis(options.lock_timeout_ms),
             };
             let progress = move |update: ProgressUpdate| {
                 if let Some(sink) = &events {
@@ -162,10 +170,7 @@ impl NativeArchive {
         run_blocking(move || {
             let manifest = repo.load_snapshot(&id)?;
             let item = select_item(&manifest, item.as_deref())?;
-            Ok(
-                json!({ "item": item.name, "size": item.size, "chunks": item.chunks.len() })
-                    .to_string(),
-            )
+            Ok(json!({ "item": item.name, "size": item.size, "chunks": item.chunks.len() }).to_string())
         })
         .await
     }
@@ -190,6 +195,62 @@ impl NativeArchive {
         let forwarded = forward.await.map_err(crate::error::internal)?;
         restored?;
         forwarded.map_err(|reason| crate::error::coded("ERR_CANCELLED", &reason))
+    }
+
+    /// Checks the repository at `level`; resolves the report as JSON.
+    #[napi]
+    pub async fn verify(&self, options_json: String) -> Result<String> {
+        let repo = self.repo()?;
+        let spec: MaintenanceSpec = parse(&options_json, "verify options")?;
+        let events = lock(&self.events).clone();
+        let report = run_blocking(move || {
+            let level = Level::parse(spec.level.as_deref().unwrap_or("standard"))?;
+            let on_issue = |issue: &containerarchive_core::check::Issue| {
+                if let Some(sink) = &events {
+                    let payload = json!({ "pack": issue.pack, "chunk": issue.chunk, "error": issue.error });
+                    emit(sink, "verify:error", payload);
+                }
+            };
+            let progress = |update: ProgressUpdate| {
+                if let Some(sink) = &events {
+                    emit(sink, "verify:progress", progress_payload("verify", &update));
+                }
+            };
+            verify(
+                &repo,
+                level,
+                &on_issue,
+                &progress,
+                Duration::from_millis(spec.lock_timeout_ms),
+            )
+        })
+        .await?;
+        Ok(serde_json::to_string(&report).expect("report serialises"))
+    }
+
+    #[napi]
+    pub async fn repair(&self, options_json: String) -> Result<String> {
+        let repo = self.repo()?;
+        let spec: MaintenanceSpec = parse(&options_json, "repair options")?;
+        let report = run_blocking(move || repair(&repo, Duration::from_millis(spec.lock_timeout_ms))).await?;
+        Ok(serde_json::to_string(&report).expect("report serialises"))
+    }
+
+    #[napi]
+    pub async fn reindex(&self, options_json: String) -> Result<String> {
+        let repo = self.repo()?;
+        let spec: MaintenanceSpec = parse(&options_json, "reindex options")?;
+        let report = run_blocking(move || reindex(&repo, Duration::from_millis(spec.lock_timeout_ms))).await?;
+        Ok(serde_json::to_string(&report).expect("report serialises"))
+    }
+
+    /// Removes stale locks, or all with `force`; resolves the number removed.
+    #[napi]
+    pub async fn unlock(&self, options_json: String) -> Result<u32> {
+        let repo = self.repo()?;
+        let spec: MaintenanceSpec = parse(&options_json, "unlock options")?;
+        let removed = run_blocking(move || containerarchive_core::lock::remove_locks(repo.root(), spec.force)).await?;
+        Ok(removed as u32)
     }
 
     /// Drops the repository handle and the event sink; later calls get ERR_CLOSED.

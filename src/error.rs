@@ -36,10 +36,8 @@ where
     T: Send + 'static,
     F: FnOnce() -> containerarchive_core::Result<T> + Send + 'static,
 {
-    let joined = tokio::task::spawn_blocking(move || {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
-    })
-    .await;
+    let joined =
+        tokio::task::spawn_blocking(move || std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))).await;
     match joined {
         Ok(Ok(result)) => result.map_err(to_js),
         Ok(Err(panic)) => Err(internal(containerarchive_core::ingest::panic_text(&panic))),

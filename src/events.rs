@@ -8,14 +8,7 @@ use serde_json::json;
 use containerarchive_core::ProgressUpdate;
 
 /// Receives one JSON string per event: `{"event": name, "payload": {...}}`.
-pub type EventSink = ThreadsafeFunction<
-    String,
-    napi::bindgen_prelude::Unknown<'static>,
-    String,
-    Status,
-    false,
-    true,
->;
+pub type EventSink = ThreadsafeFunction<String, napi::bindgen_prelude::Unknown<'static>, String, Status, false, true>;
 
 pub fn emit(sink: &EventSink, event: &str, payload: serde_json::Value) {
     let message = json!({ "event": event, "payload": payload }).to_string();

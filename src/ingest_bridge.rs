@@ -89,11 +89,7 @@ impl Read for FeedReader {
             if self.ended {
                 return Ok(0);
             }
-            let next = self
-                .feed
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .blocking_recv();
+            let next = self.feed.lock().unwrap_or_else(|p| p.into_inner()).blocking_recv();
             match next {
                 Some(Feed::Data(buffer)) => self.current = Some(buffer),
                 Some(Feed::End) => self.ended = true,

@@ -13,7 +13,9 @@ use containerarchive_core::{InitOptions, Repository};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let file = args.get(1).ok_or("usage: ingest_file <file> [gzip|zstd|none] [level] [encrypt]")?;
+    let file = args
+        .get(1)
+        .ok_or("usage: ingest_file <file> [gzip|zstd|none] [level] [encrypt]")?;
     let compression = match args.get(2).map(String::as_str) {
         Some("zstd") => Compression::Zstd,
         Some("none") => Compression::None,
@@ -24,17 +26,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::temp_dir().join(format!("ca-example-{}", std::process::id()));
     let repo = Repository::init(
         &dir,
-        &InitOptions { compression: Some(compression), compression_level: level, passphrase, ..Default::default() },
+        &InitOptions {
+            compression: Some(compression),
+            compression_level: level,
+            passphrase,
+            ..Default::default()
+        },
     )?;
     let size = std::fs::metadata(file)?.len() as f64 / 1e6;
     let cancel = AtomicBool::new(false);
     let mut id = String::new();
     for label in ["ingest", "re-ingest"] {
         let start = Instant::now();
-        let item = IngestItem { name: "data".into(), item_type: "file".into(), size_hint: None, reader: File::open(file)? };
+        let item = IngestItem {
+            name: "data".into(),
+            item_type: "file".into(),
+            size_hint: None,
+            reader: File::open(file)?,
+        };
         let m = ingest(&repo, vec![item], &IngestOptions::default(), &|_| {}, &cancel)?;
         let secs = start.elapsed().as_secs_f64();
-        println!("{label:10} {secs:.2}s {:.0} MB/s  new {} reused {} stored {:.1} MB", size / secs, m.new_chunks, m.reused_chunks, m.stored_size as f64 / 1e6);
+        println!(
+            "{label:10} {secs:.2}s {:.0} MB/s  new {} reused {} stored {:.1} MB",
+            size / secs,
+            m.new_chunks,
+            m.reused_chunks,
+            m.stored_size as f64 / 1e6
+        );
         if id.is_empty() {
             id = m.id;
         }
@@ -43,7 +61,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let manifest = repo.load_snapshot(&id)?;
     let ids = select_item(&manifest, None)?.chunk_ids()?;
     let mut bytes = 0usize;
-    restore_chunks(&repo, &ids, &mut |d| { bytes += d.len(); Ok(()) }, &cancel)?;
+    restore_chunks(
+        &repo,
+        &ids,
+        &mut |d| {
+            bytes += d.len();
+            Ok(())
+        },
+        &cancel,
+    )?;
     let secs = start.elapsed().as_secs_f64();
     println!("{:10} {secs:.2}s {:.0} MB/s ({bytes} bytes)", "restore", size / secs);
     std::fs::remove_dir_all(&dir)?;

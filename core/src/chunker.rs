@@ -197,10 +197,7 @@ mod tests {
         edited.splice(1_000_000..1_000_000, b"inserted bytes".iter().copied());
         let p = params(0);
         let before: std::collections::HashSet<Vec<u8>> = chunks(&input, &p).into_iter().collect();
-        let new = chunks(&edited, &p)
-            .into_iter()
-            .filter(|c| !before.contains(c))
-            .count();
+        let new = chunks(&edited, &p).into_iter().filter(|c| !before.contains(c)).count();
         assert!(new <= 3, "{new} chunks changed");
     }
 

@@ -46,11 +46,7 @@ impl BlobEncoding {
 }
 
 /// Compresses `data`; `None` means "store it raw" (no codec, or it did not shrink).
-pub fn compress(
-    algorithm: Compression,
-    level: i32,
-    data: &[u8],
-) -> Option<(BlobEncoding, Vec<u8>)> {
+pub fn compress(algorithm: Compression, level: i32, data: &[u8]) -> Option<(BlobEncoding, Vec<u8>)> {
     let (encoding, out) = match algorithm {
         Compression::None => return None,
         Compression::Gzip => {
@@ -78,9 +74,7 @@ pub fn decompress(encoding: BlobEncoding, data: Vec<u8>, raw_len: usize) -> Resu
                 .map_err(|e| Error::corrupt("a gzip chunk", e))?;
             out
         }
-        BlobEncoding::Zstd => {
-            zstd::bulk::decompress(&data, raw_len).map_err(|e| Error::corrupt("a zstd chunk", e))?
-        }
+        BlobEncoding::Zstd => zstd::bulk::decompress(&data, raw_len).map_err(|e| Error::corrupt("a zstd chunk", e))?,
     };
     if out.len() != raw_len {
         return Err(Error::corrupt(
@@ -96,19 +90,13 @@ mod tests {
     use super::*;
 
     fn sample() -> Vec<u8> {
-        (0..200_000u32)
-            .flat_map(|i| (i % 251).to_le_bytes())
-            .collect()
+        (0..200_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect()
     }
 
     #[test]
     fn round_trips_every_codec() {
         let data = sample();
-        for (alg, level) in [
-            (Compression::Gzip, 6),
-            (Compression::Zstd, 3),
-            (Compression::Gzip, 1),
-        ] {
+        for (alg, level) in [(Compression::Gzip, 6), (Compression::Zstd, 3), (Compression::Gzip, 1)] {
             let (enc, packed) = compress(alg, level, &data).expect("sample compresses");
             assert!(packed.len() < data.len());
             assert_eq!(decompress(enc, packed, data.len()).unwrap(), data);
@@ -137,9 +125,7 @@ mod tests {
             "ERR_CORRUPT"
         );
         assert_eq!(
-            decompress(BlobEncoding::Gzip, vec![1, 2, 3], 10)
-                .unwrap_err()
-                .code(),
+            decompress(BlobEncoding::Gzip, vec![1, 2, 3], 10).unwrap_err().code(),
             "ERR_CORRUPT"
         );
     }

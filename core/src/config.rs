@@ -126,10 +126,7 @@ impl InitOptions {
             data_shards: 20,
             parity_shards: 1,
         });
-        if parity.data_shards == 0
-            || parity.parity_shards == 0
-            || parity.data_shards + parity.parity_shards > 256
-        {
+        if parity.data_shards == 0 || parity.parity_shards == 0 || parity.data_shards + parity.parity_shards > 256 {
             return Err(Error::invalid(format!(
                 "parity {{ dataShards: {}, parityShards: {} }} is invalid; both must be at least 1 and their sum at most 256",
                 parity.data_shards, parity.parity_shards
@@ -170,14 +167,8 @@ impl InitOptions {
 }
 
 fn validate_chunking(c: &ChunkingOptions) -> Result<()> {
-    use fastcdc::v2020::{
-        AVERAGE_MAX, AVERAGE_MIN, MAXIMUM_MAX, MAXIMUM_MIN, MINIMUM_MAX, MINIMUM_MIN,
-    };
-    let (min, avg, max) = (
-        c.min_size as usize,
-        c.avg_size as usize,
-        c.max_size as usize,
-    );
+    use fastcdc::v2020::{AVERAGE_MAX, AVERAGE_MIN, MAXIMUM_MAX, MAXIMUM_MIN, MINIMUM_MAX, MINIMUM_MIN};
+    let (min, avg, max) = (c.min_size as usize, c.avg_size as usize, c.max_size as usize);
     let fail = |why: String| {
         Err(Error::invalid(format!(
             "chunking {{ minSize: {min}, avgSize: {avg}, maxSize: {max} }} is invalid: {why}"
@@ -207,16 +198,14 @@ impl RepoConfig {
         struct VersionOnly {
             version: u32,
         }
-        let version: VersionOnly =
-            serde_json::from_slice(bytes).map_err(|e| Error::corrupt("config.json", e))?;
+        let version: VersionOnly = serde_json::from_slice(bytes).map_err(|e| Error::corrupt("config.json", e))?;
         if version.version > FORMAT_VERSION || version.version == 0 {
             return Err(Error::UnsupportedFormat(format!(
                 "this repository uses format version {}, but this engine reads versions 1..{FORMAT_VERSION}; upgrade @serve.zone/containerarchive",
                 version.version
             )));
         }
-        let config: RepoConfig =
-            serde_json::from_slice(bytes).map_err(|e| Error::corrupt("config.json", e))?;
+        let config: RepoConfig = serde_json::from_slice(bytes).map_err(|e| Error::corrupt("config.json", e))?;
         let chunking = ChunkingOptions {
             min_size: config.chunking.min_size,
             avg_size: config.chunking.avg_size,
@@ -269,13 +258,7 @@ mod tests {
         let mut config = InitOptions::default().to_config().unwrap();
         config.version = FORMAT_VERSION + 1;
         let json = serde_json::to_vec(&config).unwrap();
-        assert_eq!(
-            RepoConfig::parse(&json).unwrap_err().code(),
-            "ERR_UNSUPPORTED_FORMAT"
-        );
-        assert_eq!(
-            RepoConfig::parse(b"{not json").unwrap_err().code(),
-            "ERR_CORRUPT"
-        );
+        assert_eq!(RepoConfig::parse(&json).unwrap_err().code(), "ERR_UNSUPPORTED_FORMAT");
+        assert_eq!(RepoConfig::parse(b"{not json").unwrap_err().code(), "ERR_CORRUPT");
     }
 }

@@ -23,6 +23,7 @@ pub const AAD_MASTER_KEY: &[u8] = b"containerarchive:master-key";
 pub const AAD_PACK_HEADER: &[u8] = b"containerarchive:pack-header";
 pub const AAD_INDEX: &[u8] = b"containerarchive:index";
 pub const AAD_SNAPSHOT: &[u8] = b"containerarchive:snapshot";
+pub const AAD_PARITY: &[u8] = b"containerarchive:parity";
 
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
@@ -48,8 +49,7 @@ impl Keys {
         let seed = hmac_sha256(master, b"containerarchive:v1:chunker-seed");
         Keys {
             cipher: Aes256Gcm::new_from_slice(&data_key).expect("32-byte key"),
-            id_mac: <Hmac<Sha256> as Mac>::new_from_slice(&id_key)
-                .expect("HMAC takes any key length"),
+            id_mac: <Hmac<Sha256> as Mac>::new_from_slice(&id_key).expect("HMAC takes any key length"),
             chunker_seed: u64::from_le_bytes(seed[..8].try_into().expect("8 bytes")),
         }
     }
@@ -73,13 +73,7 @@ impl Keys {
 fn seal_with(cipher: &Aes256Gcm, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
     let nonce: [u8; NONCE_LEN] = random_bytes();
     let ct = cipher
-        .encrypt(
-            Nonce::from_slice(&nonce),
-            Payload {
-                msg: plaintext,
-                aad,
-            },
-        )
+        .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad })
         .expect("AES-GCM encryption of an in-memory buffer cannot fail");
     let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
     out.extend_from_slice(&nonce);
@@ -92,9 +86,7 @@ fn open_with(cipher: &Aes256Gcm, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     let (nonce, ct) = sealed.split_at(NONCE_LEN);
-    cipher
-        .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad })
-        .ok()
+    cipher.decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad }).ok()
 }
 
 /// Chunk ID: SHA-256 of the plaintext, or HMAC-SHA256 under the chunk-ID key.
@@ -154,10 +146,7 @@ fn derive_kek(passphrase: &str, kdf: &KdfParams) -> Result<Aes256Gcm> {
         || !(1..=16).contains(&kdf.parallelism)
         || salt.len() < 8
     {
-        return Err(Error::corrupt(
-            "key file",
-            "unsupported or out-of-range KDF parameters",
-        ));
+        return Err(Error::corrupt("key file", "unsupported or out-of-range KDF parameters"));
     }
     let params = argon2::Params::new(kdf.memory_kib, kdf.iterations, kdf.parallelism, Some(32))
         .map_err(|e| Error::corrupt("key file", e))?;
@@ -201,15 +190,11 @@ pub fn unwrap_master_key(passphrase: &str, key_file: &KeyFile) -> Result<[u8; 32
         return Err(Error::corrupt("key file", "unsupported key file version"));
     }
     let kek = derive_kek(passphrase, &key_file.kdf)?;
-    let mut sealed = hex::decode(&key_file.wrapped_key.nonce)
-        .map_err(|e| Error::corrupt("key file nonce", e))?;
+    let mut sealed = hex::decode(&key_file.wrapped_key.nonce).map_err(|e| Error::corrupt("key file nonce", e))?;
     if sealed.len() != NONCE_LEN {
         return Err(Error::corrupt("key file", "nonce must be 12 bytes"));
     }
-    sealed.extend(
-        hex::decode(&key_file.wrapped_key.ciphertext)
-            .map_err(|e| Error::corrupt("key file ciphertext", e))?,
-    );
+    sealed.extend(hex::decode(&key_file.wrapped_key.ciphertext).map_err(|e| Error::corrupt("key file ciphertext", e))?);
     let master = open_with(&kek, AAD_MASTER_KEY, &sealed).ok_or(Error::WrongPassphrase)?;
     master
         .try_into()
@@ -230,16 +215,10 @@ mod tests {
             keys.open(b"aad-2", &sealed).is_none(),
             "wrong associated data must fail"
         );
-        assert!(
-            other.open(b"aad-1", &sealed).is_none(),
-            "wrong key must fail"
-        );
+        assert!(other.open(b"aad-1", &sealed).is_none(), "wrong key must fail");
         let mut flipped = sealed.clone();
         flipped[NONCE_LEN + 2] ^= 1;
-        assert!(
-            keys.open(b"aad-1", &flipped).is_none(),
-            "tampered ciphertext must fail"
-        );
+        assert!(keys.open(b"aad-1", &flipped).is_none(), "tampered ciphertext must fail");
         assert!(keys.open(b"aad-1", &sealed[..10]).is_none());
     }
 
@@ -257,10 +236,7 @@ mod tests {
         let keyed = chunk_id(Some(&keys), b"data");
         assert_ne!(keyed, plain);
         assert_eq!(keyed, chunk_id(Some(&keys), b"data"));
-        assert_ne!(
-            keyed,
-            chunk_id(Some(&Keys::from_master(&[4u8; 32])), b"data")
-        );
+        assert_ne!(keyed, chunk_id(Some(&Keys::from_master(&[4u8; 32])), b"data"));
     }
 
     #[test]

@@ -16,9 +16,7 @@ pub enum Error {
     PassphraseRequired,
     #[error("the passphrase does not unlock this repository; check the passphrase")]
     WrongPassphrase,
-    #[error(
-        "snapshot {0} does not exist; see listSnapshots() for the snapshots in this repository"
-    )]
+    #[error("snapshot {0} does not exist; see listSnapshots() for the snapshots in this repository")]
     SnapshotNotFound(String),
     #[error("{0}")]
     ItemNotFound(String),

@@ -34,6 +34,8 @@ pub struct IngestOptions {
     pub tags: BTreeMap<String, String>,
     /// Overrides `createdAt`; only the documented test hook sets it.
     pub created_at: Option<String>,
+    /// How long to wait for a conflicting lock.
+    pub lock_timeout: std::time::Duration,
 }
 
 /// Checks item names before anything is read or written.
@@ -57,9 +59,7 @@ pub fn validate_items<R>(items: &[IngestItem<R>]) -> Result<()> {
 }
 
 pub fn worker_count() -> usize {
-    thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .clamp(1, 16)
+    thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 16)
 }
 
 /// Stores `items` as one snapshot. On any failure no snapshot is written;
@@ -72,12 +72,14 @@ pub fn ingest<R: Read + Send>(
     cancel: &AtomicBool,
 ) -> Result<Manifest> {
     validate_items(&items)?;
+    let _lock = crate::lock::acquire(repo.root(), false, options.lock_timeout)?;
     repo.refresh_index()?;
     let outcome = run_pipeline(repo, items, progress, cancel);
-    // Index every pack written, even when the ingest failed: packs -> idx -> index -> snapshot.
-    let flushed = repo.flush_index();
+    // Index and protect every pack written, even when the ingest failed:
+    // packs -> idx -> index -> parity -> snapshot.
+    let protected = repo.flush_index().and_then(|()| repo.cover_parity());
     let (items, stats) = outcome?;
-    flushed?;
+    protected?;
     let manifest = Manifest {
         version: MANIFEST_VERSION,
         id: random_hex(32),
@@ -140,12 +142,9 @@ fn run_pipeline<R: Read + Send>(
         drop((job_rx, done_tx));
         let writer = s.spawn(move || write_chunks(repo, done_rx));
         let shapes = chunk_items(repo, items, total, job_tx, progress, cancel);
-        let stats = writer.join().unwrap_or_else(|p| {
-            Err(Error::Internal(format!(
-                "pack writer panicked: {}",
-                panic_text(&p)
-            )))
-        });
+        let stats = writer
+            .join()
+            .unwrap_or_else(|p| Err(Error::Internal(format!("pack writer panicked: {}", panic_text(&p)))));
         (shapes, stats)
     });
     // A writer failure explains a chunker that found the pipeline closed.
@@ -193,10 +192,7 @@ fn chunk_items<R: Read>(
         let first = seq;
         let mut size = 0u64;
         let mut chunker = Chunker::new(item.reader, &params);
-        while let Some(data) = chunker
-            .next_chunk()
-            .map_err(|e| Error::Source(e.to_string()))?
-        {
+        while let Some(data) = chunker.next_chunk().map_err(|e| Error::Source(e.to_string()))? {
             if cancel.load(Ordering::Relaxed) {
                 return Err(Error::Cancelled("the ingest was cancelled".into()));
             }
@@ -232,8 +228,8 @@ fn process_chunks(repo: &Repository, jobs: Receiver<Job>, done: Sender<Processed
         let blob = if repo.index().contains(&id) {
             None
         } else {
-            let (encoding, payload) = compress(compression.algorithm, compression.level, &data)
-                .unwrap_or((BlobEncoding::Raw, data));
+            let (encoding, payload) =
+                compress(compression.algorithm, compression.level, &data).unwrap_or((BlobEncoding::Raw, data));
             let stored = match repo.keys() {
                 // The chunk ID is the associated data: a blob cannot be moved to another ID.
                 Some(keys) => keys.seal(&id, &payload),
@@ -241,18 +237,20 @@ fn process_chunks(repo: &Repository, jobs: Receiver<Job>, done: Sender<Processed
             };
             Some((encoding, stored))
         };
-        if done
-            .send(Processed {
-                seq,
-                id,
-                raw_len,
-                blob,
-            })
-            .is_err()
-        {
+        if done.send(Processed { seq, id, raw_len, blob }).is_err() {
             return;
         }
     }
+}
+
+fn finish_pack(repo: &Repository, writer: PackWriter) -> Result<()> {
+    let record = writer.finish(repo.keys())?;
+    repo.note_written_pack(crate::index::PackInfo {
+        id: record.id,
+        size: record.size,
+    });
+    repo.index_mut().add_unpersisted(record);
+    Ok(())
 }
 
 fn write_chunks(repo: &Repository, done: Receiver<Processed>) -> Result<WriteStats> {
@@ -283,14 +281,12 @@ fn write_chunks(repo: &Repository, done: Receiver<Processed>) -> Result<WriteSta
         stats.new_chunks += 1;
         stats.stored_size += blob.len() as u64;
         if writer.data_len() >= target {
-            let record = pack.take().expect("pack is open").finish(repo.keys())?;
-            repo.index_mut().add_unpersisted(record);
+            finish_pack(repo, pack.take().expect("pack is open"))?;
             in_open_pack.clear();
         }
     }
     if let Some(writer) = pack.take().filter(|w| !w.is_empty()) {
-        let record = writer.finish(repo.keys())?;
-        repo.index_mut().add_unpersisted(record);
+        finish_pack(repo, writer)?;
     }
     Ok(stats)
 }

@@ -7,6 +7,7 @@
 //! `chunker` -> `crypto` (ids, sealing) -> `codec` -> `pack` -> `index` -> `snapshot`,
 //! driven by `ingest` and `restore` over a `repo::Repository`.
 
+pub mod check;
 pub mod chunker;
 pub mod codec;
 pub mod config;
@@ -15,8 +16,11 @@ pub mod error;
 pub mod fsutil;
 pub mod index;
 pub mod ingest;
+pub mod lock;
 pub mod pack;
+pub mod parity;
 pub mod progress;
+pub mod repair;
 pub mod repo;
 pub mod restore;
 pub mod snapshot;

@@ -65,9 +65,7 @@ pub fn encode_entries(entries: &[PackEntry], out: &mut Vec<u8>) {
 pub fn decode_entries(bytes: &[u8]) -> Result<(Vec<PackEntry>, &[u8]), String> {
     let count = read_u32(bytes, 0).ok_or("entry list is truncated")? as usize;
     let body = &bytes[4..];
-    let need = count
-        .checked_mul(ENTRY_LEN)
-        .ok_or("entry count overflows")?;
+    let need = count.checked_mul(ENTRY_LEN).ok_or("entry count overflows")?;
     if body.len() < need {
         return Err(format!(
             "entry list declares {count} entries but holds {} bytes",
@@ -103,9 +101,7 @@ fn open_header(keys: Option<&Keys>, header: &[u8]) -> Result<Vec<PackEntry>, Str
     let plain;
     let bytes = match keys {
         Some(k) => {
-            plain = k
-                .open(AAD_PACK_HEADER, header)
-                .ok_or("header does not authenticate")?;
+            plain = k.open(AAD_PACK_HEADER, header).ok_or("header does not authenticate")?;
             &plain[..]
         }
         None => header,
@@ -138,11 +134,7 @@ pub struct PackWriter {
 impl PackWriter {
     pub fn create(dir: &Path) -> Result<PackWriter> {
         let tmp = tmp_path(dir, "pack");
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .at(&tmp)?;
+        let file = OpenOptions::new().write(true).create_new(true).open(&tmp).at(&tmp)?;
         Ok(PackWriter {
             dir: dir.to_path_buf(),
             tmp,
@@ -241,23 +233,19 @@ pub fn read_pack_header(path: &Path, id: PackId, keys: Option<&Keys>) -> Result<
         return Err(damaged("the header length exceeds the file".into()));
     }
     let mut header = vec![0u8; header_len as usize];
-    file.seek(SeekFrom::Start(size - TRAILER_LEN - header_len))
-        .at(path)?;
+    file.seek(SeekFrom::Start(size - TRAILER_LEN - header_len)).at(path)?;
     file.read_exact(&mut header).at(path)?;
     let entries = open_header(keys, &header).map_err(damaged)?;
     let record = PackRecord { id, size, entries };
     if record.blobs_len() + header_len + TRAILER_LEN != size {
-        return Err(damaged(
-            "the header does not account for the pack's bytes".into(),
-        ));
+        return Err(damaged("the header does not account for the pack's bytes".into()));
     }
     Ok(record)
 }
 
 /// Reads a `.idx` sidecar.
 pub fn read_idx(path: &Path, id: PackId, keys: Option<&Keys>) -> Result<PackRecord> {
-    let damaged =
-        |detail: String| Error::corrupt(format!("index sidecar {}", path.display()), detail);
+    let damaged = |detail: String| Error::corrupt(format!("index sidecar {}", path.display()), detail);
     let bytes = fs::read(path).at(path)?;
     if bytes.len() < 16 || &bytes[..8] != IDX_MAGIC {
         return Err(damaged("the magic is missing".into()));
@@ -328,22 +316,11 @@ mod tests {
             let record = write_pack(&dir, keys.as_ref());
             let pack = dir.join(pack_file_name(&record.id));
             let bytes = fs::read(&pack).unwrap();
-            assert_eq!(
-                crate::crypto::sha256(&bytes),
-                record.id,
-                "named by content hash"
-            );
-            assert_eq!(
-                read_pack_header(&pack, record.id, keys.as_ref()).unwrap(),
-                record
-            );
+            assert_eq!(crate::crypto::sha256(&bytes), record.id, "named by content hash");
+            assert_eq!(read_pack_header(&pack, record.id, keys.as_ref()).unwrap(), record);
             let idx = dir.join(idx_file_name(&record.id));
             assert_eq!(read_idx(&idx, record.id, keys.as_ref()).unwrap(), record);
-            assert_eq!(
-                crate::fsutil::list_files(&dir).unwrap().len(),
-                2,
-                "no tmp left"
-            );
+            assert_eq!(crate::fsutil::list_files(&dir).unwrap().len(), 2, "no tmp left");
             fs::remove_dir_all(&dir).unwrap();
         }
     }
@@ -364,9 +341,7 @@ mod tests {
         let enc_path = dir.join(pack_file_name(&enc.id));
         let other = Keys::from_master(&[7; 32]);
         assert_eq!(
-            read_pack_header(&enc_path, enc.id, Some(&other))
-                .unwrap_err()
-                .code(),
+            read_pack_header(&enc_path, enc.id, Some(&other)).unwrap_err().code(),
             "ERR_CORRUPT"
         );
         fs::remove_dir_all(&dir).unwrap();

@@ -8,19 +8,15 @@ use crate::config::{InitOptions, RepoConfig};
 use crate::crypto::{self, ChunkId, KeyFile, Keys, AAD_INDEX, AAD_SNAPSHOT};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{atomic_write, fsync_dir, list_files, random_bytes, read_optional};
-use crate::index::{decode_index_file, encode_index_file, ChunkIndex};
+use crate::index::{decode_index_file, encode_index_file, ChunkIndex, PackInfo};
+use crate::pack::PackRecord;
 use crate::snapshot::{check_snapshot_id, is_valid_snapshot_id, Manifest};
 
 /// The directories of a repository, relative to its root.
-pub const LAYOUT: [&str; 6] = [
-    "packs/data",
-    "packs/parity",
-    "snapshots",
-    "index",
-    "keys",
-    "locks",
-];
+pub const LAYOUT: [&str; 6] = ["packs/data", "packs/parity", "snapshots", "index", "keys", "locks"];
 pub const CONFIG_FILE: &str = "config.json";
+/// A second copy of config.json, so a damaged config can be repaired.
+pub const CONFIG_COPY: &str = "packs/parity/config.json";
 
 pub struct Repository {
     root: PathBuf,
@@ -32,6 +28,10 @@ pub struct Repository {
     index_flush: Mutex<()>,
     /// Index files that could not be read at open or refresh.
     pub index_problems: Mutex<Vec<String>>,
+    /// Set when config.json was damaged and the copy was used.
+    pub config_problem: Option<String>,
+    /// Packs this process wrote that may still need parity.
+    own_packs: Mutex<Vec<PackInfo>>,
 }
 
 impl Repository {
@@ -49,30 +49,20 @@ impl Repository {
                 let master: [u8; 32] = random_bytes();
                 let key_file = crypto::wrap_master_key(passphrase, &master)?;
                 let json = serde_json::to_vec_pretty(&key_file).expect("key file serialises");
-                atomic_write(
-                    &path.join("keys").join(format!("{}.json", key_file.id)),
-                    &json,
-                )?;
+                atomic_write(&path.join("keys").join(format!("{}.json", key_file.id)), &json)?;
                 Some(Keys::from_master(&master))
             }
             None => None,
         };
         // config.json last: until it exists, the directory is not a repository.
         let json = serde_json::to_vec_pretty(&config).expect("config serialises");
+        atomic_write(&path.join(CONFIG_COPY), &json)?;
         atomic_write(&path.join(CONFIG_FILE), &json)?;
         Ok(Repository::assemble(path, config, keys))
     }
 
     pub fn open(path: &Path, passphrase: Option<&str>) -> Result<Repository> {
-        let bytes = match read_optional(&path.join(CONFIG_FILE)) {
-            Ok(Some(b)) => b,
-            Ok(None) => return Err(Error::RepoNotFound(path.display().to_string())),
-            Err(Error::Io { source, .. }) if source.raw_os_error() == Some(20) => {
-                return Err(Error::RepoNotFound(path.display().to_string()))
-            }
-            Err(e) => return Err(e),
-        };
-        let config = RepoConfig::parse(&bytes)?;
+        let (config, config_problem) = read_config(path)?;
         let keys = match (config.is_encrypted(), passphrase) {
             (true, None) => return Err(Error::PassphraseRequired),
             (true, Some(p)) => Some(unlock(path, p)?),
@@ -83,7 +73,8 @@ impl Repository {
             }
             (false, None) => None,
         };
-        let repo = Repository::assemble(path, config, keys);
+        let mut repo = Repository::assemble(path, config, keys);
+        repo.config_problem = config_problem;
         repo.refresh_index()?;
         Ok(repo)
     }
@@ -96,6 +87,8 @@ impl Repository {
             index: RwLock::new(ChunkIndex::default()),
             index_flush: Mutex::new(()),
             index_problems: Mutex::new(Vec::new()),
+            config_problem: None,
+            own_packs: Mutex::new(Vec::new()),
         }
     }
 
@@ -146,25 +139,70 @@ impl Repository {
         }
     }
 
+    /// Reads one index file.
+    pub fn read_index_file(&self, name: &str) -> Result<Vec<PackRecord>> {
+        let path = self.index_dir().join(name);
+        let what = format!("index file index/{name}");
+        let stored = fs::read(&path).at(&path)?;
+        if hex::encode(crypto::sha256(&stored)) != name {
+            return Err(Error::corrupt(&what, "its content does not match its name"));
+        }
+        let plain = self.unseal(AAD_INDEX, stored, &what)?;
+        decode_index_file(&plain).map_err(|e| Error::corrupt(&what, e))
+    }
+
+    /// The index as the files on disk describe it now, and the unreadable files.
+    pub fn load_index_from_disk(&self) -> Result<(ChunkIndex, Vec<(String, Error)>)> {
+        let mut index = ChunkIndex::default();
+        let mut problems = Vec::new();
+        for name in list_files(&self.index_dir())? {
+            match self.read_index_file(&name) {
+                Ok(records) => {
+                    for r in &records {
+                        index.add_pack(r);
+                    }
+                    index.loaded_files.insert(name);
+                }
+                Err(e) => problems.push((name, e)),
+            }
+        }
+        Ok((index, problems))
+    }
+
+    /// Replaces the in-memory index with what is on disk (after repair or reindex).
+    pub fn reload_index(&self) -> Result<()> {
+        let (fresh, problems) = self.load_index_from_disk()?;
+        *self.index_mut() = fresh;
+        *self.index_problems.lock().unwrap_or_else(|p| p.into_inner()) =
+            problems.into_iter().map(|(_, e)| e.to_string()).collect();
+        Ok(())
+    }
+
+    /// Remembers a pack this process wrote, for `cover_parity`.
+    pub fn note_written_pack(&self, info: PackInfo) {
+        self.own_packs.lock().unwrap_or_else(|p| p.into_inner()).push(info);
+    }
+
+    /// Gives every indexed pack without parity its parity (packs written here first).
+    pub fn cover_parity(&self) -> Result<()> {
+        let own = std::mem::take(&mut *self.own_packs.lock().unwrap_or_else(|p| p.into_inner()));
+        crate::parity::cover(self, &own).map(|_| ()).inspect_err(|_| {
+            self.own_packs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(own.iter().copied());
+        })
+    }
+
     /// Merges index files written since the last look (by this or another process).
     pub fn refresh_index(&self) -> Result<()> {
-        let dir = self.index_dir();
-        let names = list_files(&dir)?;
+        let names = list_files(&self.index_dir())?;
         let unseen: Vec<String> = {
             let index = self.index();
-            names
-                .into_iter()
-                .filter(|n| !index.loaded_files.contains(n))
-                .collect()
+            names.into_iter().filter(|n| !index.loaded_files.contains(n)).collect()
         };
         for name in unseen {
-            let path = dir.join(&name);
-            let what = format!("index file index/{name}");
-            let records = fs::read(&path)
-                .at(&path)
-                .and_then(|bytes| self.unseal(AAD_INDEX, bytes, &what))
-                .and_then(|plain| decode_index_file(&plain).map_err(|e| Error::corrupt(&what, e)));
-            match records {
+            match self.read_index_file(&name) {
                 Ok(records) => {
                     let mut index = self.index_mut();
                     for r in &records {
@@ -215,12 +253,10 @@ impl Repository {
     pub fn load_snapshot(&self, id: &str) -> Result<Manifest> {
         check_snapshot_id(id)?;
         let path = self.snapshots_dir().join(id);
-        let stored =
-            read_optional(&path)?.ok_or_else(|| Error::SnapshotNotFound(id.to_string()))?;
+        let stored = read_optional(&path)?.ok_or_else(|| Error::SnapshotNotFound(id.to_string()))?;
         let what = format!("snapshot manifest snapshots/{id}");
         let plain = self.unseal(AAD_SNAPSHOT, stored, &what)?;
-        let manifest: Manifest =
-            serde_json::from_slice(&plain).map_err(|e| Error::corrupt(&what, e))?;
+        let manifest: Manifest = serde_json::from_slice(&plain).map_err(|e| Error::corrupt(&what, e))?;
         if manifest.id != id {
             return Err(Error::corrupt(&what, "it carries another snapshot's id"));
         }
@@ -235,12 +271,30 @@ impl Repository {
                 out.push(self.load_snapshot(&name)?);
             }
         }
-        out.sort_by(|a, b| {
-            a.created_at
-                .cmp(&b.created_at)
-                .then_with(|| a.id.cmp(&b.id))
-        });
+        out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
         Ok(out)
+    }
+}
+
+/// Reads config.json, falling back to its copy when it is damaged.
+fn read_config(path: &Path) -> Result<(RepoConfig, Option<String>)> {
+    let primary = match read_optional(&path.join(CONFIG_FILE)) {
+        Ok(bytes) => bytes,
+        Err(Error::Io { source, .. }) if source.raw_os_error() == Some(20) => None,
+        Err(e) => return Err(e),
+    };
+    let copy = read_optional(&path.join(CONFIG_COPY)).ok().flatten();
+    let Some(bytes) = primary else {
+        return Err(Error::RepoNotFound(path.display().to_string()));
+    };
+    match RepoConfig::parse(&bytes) {
+        Ok(config) => Ok((config, None)),
+        // A newer format is not damage: never fall back past it.
+        Err(e @ Error::UnsupportedFormat(_)) => Err(e),
+        Err(e) => match copy.as_deref().map(RepoConfig::parse) {
+            Some(Ok(config)) => Ok((config, Some(format!("{e}; the copy in {CONFIG_COPY} was used")))),
+            _ => Err(e),
+        },
     }
 }
 
@@ -253,10 +307,7 @@ fn check_init_target(path: &Path) -> Result<()> {
             // An empty directory, or the skeleton an interrupted init left behind.
             for entry in entries {
                 let name = entry.at(path)?.file_name().to_string_lossy().into_owned();
-                if !LAYOUT
-                    .iter()
-                    .any(|d| d.split('/').next() == Some(name.as_str()))
-                {
+                if !LAYOUT.iter().any(|d| d.split('/').next() == Some(name.as_str())) {
                     return Err(Error::invalid(format!(
                         "{} is not empty; init() needs an empty or new directory",
                         path.display()
@@ -282,19 +333,14 @@ fn unlock(path: &Path, passphrase: &str) -> Result<Keys> {
             continue;
         }
         let file = dir.join(&name);
-        let parsed: Result<KeyFile> = fs::read(&file).at(&file).and_then(|b| {
-            serde_json::from_slice(&b)
-                .map_err(|e| Error::corrupt(format!("key file keys/{name}"), e))
-        });
+        let parsed: Result<KeyFile> = fs::read(&file)
+            .at(&file)
+            .and_then(|b| serde_json::from_slice(&b).map_err(|e| Error::corrupt(format!("key file keys/{name}"), e)));
         match parsed.and_then(|k| crypto::unwrap_master_key(passphrase, &k)) {
             Ok(master) => return Ok(Keys::from_master(&master)),
-            Err(Error::WrongPassphrase) => {
-                first_error = first_error.or(Some(Error::WrongPassphrase))
-            }
+            Err(Error::WrongPassphrase) => first_error = first_error.or(Some(Error::WrongPassphrase)),
             Err(e) => first_error = first_error.or(Some(e)),
         }
     }
-    Err(first_error.unwrap_or_else(|| {
-        Error::corrupt("keys/", "the repository is encrypted but has no key file")
-    }))
+    Err(first_error.unwrap_or_else(|| Error::corrupt("keys/", "the repository is encrypted but has no key file")))
 }

@@ -5,7 +5,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
@@ -23,17 +22,13 @@ use crate::snapshot::{Manifest, ManifestItem};
 /// Picks the item to restore; `item` may be left out only for a single-item snapshot.
 pub fn select_item<'m>(manifest: &'m Manifest, item: Option<&str>) -> Result<&'m ManifestItem> {
     match item {
-        Some(name) => manifest
-            .items
-            .iter()
-            .find(|i| i.name == name)
-            .ok_or_else(|| {
-                Error::ItemNotFound(format!(
-                    "snapshot {} has no item {name:?}; its items are {}",
-                    manifest.id,
-                    item_names(manifest)
-                ))
-            }),
+        Some(name) => manifest.items.iter().find(|i| i.name == name).ok_or_else(|| {
+            Error::ItemNotFound(format!(
+                "snapshot {} has no item {name:?}; its items are {}",
+                manifest.id,
+                item_names(manifest)
+            ))
+        }),
         None if manifest.items.len() == 1 => Ok(&manifest.items[0]),
         None => Err(Error::invalid(format!(
             "snapshot {} has {} items; pass {{ item }} with one of {}",
@@ -68,12 +63,10 @@ impl<'r> ChunkReader<'r> {
     }
 
     pub fn locate(&self, id: &ChunkId) -> Result<ChunkLocation> {
-        self.repo.index().get(id).ok_or_else(|| {
-            Error::corrupt(
-                format!("chunk {}", hex::encode(id)),
-                "it is not in the index",
-            )
-        })
+        self.repo
+            .index()
+            .get(id)
+            .ok_or_else(|| Error::corrupt(format!("chunk {}", hex::encode(id)), "it is not in the index"))
     }
 
     /// The stored bytes of a chunk, exactly as in its pack.
@@ -88,7 +81,7 @@ impl<'r> ChunkReader<'r> {
         }
         let file = &self.open[&loc.pack];
         let mut blob = vec![0u8; loc.length as usize];
-        file.read_exact_at(&mut blob, loc.offset).map_err(|e| {
+        crate::fsutil::read_exact_at(file, &mut blob, loc.offset).map_err(|e| {
             if e.kind() == std::io::ErrorKind::UnexpectedEof {
                 Error::corrupt(format!("pack {name}"), "it is shorter than the index says")
             } else {
@@ -105,33 +98,30 @@ impl<'r> ChunkReader<'r> {
     pub fn read_chunk(&mut self, id: &ChunkId) -> Result<Vec<u8>> {
         let loc = self.locate(id)?;
         let blob = self.read_blob(&loc)?;
-        decode_blob(self.repo, id, &loc, blob)
+        let pack = self.repo.index().pack(loc.pack).id;
+        decode_blob(self.repo, id, &pack, loc.encoding, loc.raw_length, blob)
     }
 }
 
+/// Decrypts, decompresses and re-hashes one stored blob of `pack`.
 pub fn decode_blob(
     repo: &Repository,
     id: &ChunkId,
-    loc: &ChunkLocation,
+    pack: &[u8; 32],
+    encoding: u8,
+    raw_length: u32,
     blob: Vec<u8>,
 ) -> Result<Vec<u8>> {
-    let what = || {
-        format!(
-            "chunk {} in pack {}",
-            hex::encode(id),
-            hex::encode(repo.index().pack(loc.pack).id)
-        )
-    };
+    let what = || format!("chunk {} in pack {}", hex::encode(id), hex::encode(pack));
     let payload = match repo.keys() {
         Some(keys) => keys
             .open(id, &blob)
             .ok_or_else(|| Error::corrupt(what(), "it does not authenticate"))?,
         None => blob,
     };
-    let encoding = BlobEncoding::from_byte(loc.encoding)
-        .ok_or_else(|| Error::corrupt(what(), format!("unknown encoding {}", loc.encoding)))?;
-    let data = decompress(encoding, payload, loc.raw_length as usize)
-        .map_err(|e| Error::corrupt(what(), e))?;
+    let encoding = BlobEncoding::from_byte(encoding)
+        .ok_or_else(|| Error::corrupt(what(), format!("unknown encoding {encoding}")))?;
+    let data = decompress(encoding, payload, raw_length as usize).map_err(|e| Error::corrupt(what(), e))?;
     if repo.chunk_id(&data) != *id {
         return Err(Error::corrupt(what(), "its content does not match its id"));
     }
@@ -163,10 +153,7 @@ pub fn restore_chunks(
         drop(done_rx);
         for h in handles {
             if let Err(p) = h.join() {
-                return Err(Error::Internal(format!(
-                    "restore worker panicked: {}",
-                    panic_text(&p)
-                )));
+                return Err(Error::Internal(format!("restore worker panicked: {}", panic_text(&p))));
             }
         }
         result
@@ -205,11 +192,7 @@ fn emit_in_order(
     Ok(())
 }
 
-fn decode_chunks(
-    repo: &Repository,
-    jobs: Receiver<(usize, ChunkId)>,
-    done: Sender<(usize, Result<Vec<u8>>)>,
-) {
+fn decode_chunks(repo: &Repository, jobs: Receiver<(usize, ChunkId)>, done: Sender<(usize, Result<Vec<u8>>)>) {
     let mut reader = ChunkReader::new(repo);
     for (seq, id) in jobs {
         let result = reader.read_chunk(&id);

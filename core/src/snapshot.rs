@@ -44,9 +44,7 @@ impl ManifestItem {
                 hex::decode(h)
                     .ok()
                     .and_then(|b| b.try_into().ok())
-                    .ok_or_else(|| {
-                        Error::corrupt("a snapshot manifest", format!("bad chunk id {h:?}"))
-                    })
+                    .ok_or_else(|| Error::corrupt("a snapshot manifest", format!("bad chunk id {h:?}")))
             })
             .collect()
     }
@@ -103,10 +101,7 @@ mod tests {
             &format!("{}/", "a".repeat(63)),
         ] {
             assert!(!is_valid_snapshot_id(bad), "{bad}");
-            assert_eq!(
-                check_snapshot_id(bad).unwrap_err().code(),
-                "ERR_INVALID_ARGUMENT"
-            );
+            assert_eq!(check_snapshot_id(bad).unwrap_err().code(), "ERR_INVALID_ARGUMENT");
         }
     }
 }

@@ -1,0 +1,532 @@
+//! `verify`: three depths of checking, each a superset of the one before.
+//!
+//! - quick: manifests decode, referenced chunks are indexed, indexed packs
+//!   exist with their recorded sizes, `.idx` files agree with the index,
+//!   every pack has parity. Reads no pack bodies.
+//! - standard: hashes every pack and parity file and checks pack headers.
+//! - full: also decrypts, decompresses and re-hashes every referenced chunk,
+//!   in the same single pass over each pack.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File};
+use std::io::{BufReader, Read};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::crypto::ChunkId;
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil::list_files;
+use crate::index::IdMap;
+use crate::pack::{decode_entries, parse_file_name, read_idx, PackId, PackRecord, PACK_MAGIC};
+use crate::parity::{self, GroupManifest};
+use crate::progress::{ProgressFn, ProgressUpdate, Throttle};
+use crate::repo::{Repository, CONFIG_COPY};
+use crate::restore::decode_blob;
+use crate::snapshot::is_valid_snapshot_id;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Quick,
+    Standard,
+    Full,
+}
+
+impl Level {
+    pub fn parse(s: &str) -> Result<Level> {
+        match s {
+            "quick" => Ok(Level::Quick),
+            "standard" => Ok(Level::Standard),
+            "full" => Ok(Level::Full),
+            other => Err(Error::invalid(format!(
+                "verify level {other:?} is unknown; use 'quick', 'standard' or 'full'"
+            ))),
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Quick => "quick",
+            Level::Standard => "standard",
+            Level::Full => "full",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Issue {
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pack: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chunk: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+    pub error: String,
+}
+
+impl Issue {
+    pub fn new(kind: &'static str, error: impl Into<String>) -> Issue {
+        Issue {
+            kind,
+            pack: None,
+            chunk: None,
+            snapshot: None,
+            error: error.into(),
+        }
+    }
+    pub fn pack(mut self, pack: impl Into<String>) -> Issue {
+        self.pack = Some(pack.into());
+        self
+    }
+    pub fn chunk(mut self, chunk: &ChunkId) -> Issue {
+        self.chunk = Some(hex::encode(chunk));
+        self
+    }
+    pub fn snapshot(mut self, id: impl Into<String>) -> Issue {
+        self.snapshot = Some(id.into());
+        self
+    }
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Checked {
+    pub snapshots: u64,
+    pub packs: u64,
+    pub chunks: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    pub ok: bool,
+    pub level: &'static str,
+    pub errors: Vec<Issue>,
+    pub checked: Checked,
+}
+
+/// How many issues of one kind are listed before they are summarised.
+const MAX_PER_KIND: usize = 1000;
+
+/// Collects issues, reports each as it is found, and summarises floods.
+pub struct Findings<'a> {
+    issues: Mutex<(Vec<Issue>, HashMap<&'static str, usize>)>,
+    on_issue: &'a (dyn Fn(&Issue) + Sync),
+}
+
+impl<'a> Findings<'a> {
+    pub fn new(on_issue: &'a (dyn Fn(&Issue) + Sync)) -> Findings<'a> {
+        Findings {
+            issues: Mutex::new((Vec::new(), HashMap::new())),
+            on_issue,
+        }
+    }
+
+    pub fn add(&self, issue: Issue) {
+        let mut guard = self.issues.lock().unwrap_or_else(|p| p.into_inner());
+        let count = guard.1.entry(issue.kind).or_default();
+        *count += 1;
+        if *count <= MAX_PER_KIND {
+            (self.on_issue)(&issue);
+            guard.0.push(issue);
+        }
+    }
+
+    pub fn into_issues(self) -> Vec<Issue> {
+        let (mut issues, counts) = self.issues.into_inner().unwrap_or_else(|p| p.into_inner());
+        for (kind, count) in counts {
+            if count > MAX_PER_KIND {
+                issues.push(Issue::new(
+                    kind,
+                    format!("{} more problems of this kind are not listed", count - MAX_PER_KIND),
+                ));
+            }
+        }
+        issues
+    }
+}
+
+/// What the index files on disk say: pack records by pack id, and chunk locations.
+pub struct DiskIndex {
+    pub records: IdMap<PackRecord>,
+    /// chunk id -> (pack id, offset, entry)
+    pub chunks: IdMap<(PackId, u64, usize)>,
+    pub file_bytes: u64,
+}
+
+pub fn read_disk_index(repo: &Repository, findings: Option<&Findings>) -> Result<DiskIndex> {
+    let mut records: IdMap<PackRecord> = IdMap::default();
+    let mut chunks: IdMap<(PackId, u64, usize)> = IdMap::default();
+    let mut file_bytes = 0;
+    for name in list_files(&repo.index_dir())? {
+        file_bytes += fs::metadata(repo.index_dir().join(&name)).map(|m| m.len()).unwrap_or(0);
+        match repo.read_index_file(&name) {
+            Ok(list) => {
+                for record in list {
+                    let mut offset = 0;
+                    for (i, e) in record.entries.iter().enumerate() {
+                        chunks.entry(e.id).or_insert((record.id, offset, i));
+                        offset += e.length as u64;
+                    }
+                    records.entry(record.id).or_insert(record);
+                }
+            }
+            Err(e) => {
+                if let Some(f) = findings {
+                    f.add(Issue::new("index", e.to_string()));
+                }
+            }
+        }
+    }
+    Ok(DiskIndex {
+        records,
+        chunks,
+        file_bytes,
+    })
+}
+
+pub fn verify(
+    repo: &Repository,
+    level: Level,
+    on_issue: &(dyn Fn(&Issue) + Sync),
+    progress: ProgressFn<'_>,
+    lock_timeout: Duration,
+) -> Result<VerifyReport> {
+    let _lock = crate::lock::acquire(repo.root(), false, lock_timeout)?;
+    // Packs of a concurrent ingest are briefly on disk before the index lists them.
+    let writers_active = crate::lock::others_active(repo.root())?;
+    let findings = Findings::new(on_issue);
+    let mut checked = Checked::default();
+
+    check_config_and_keys(repo, &findings);
+    let index = read_disk_index(repo, Some(&findings))?;
+    checked.bytes += index.file_bytes;
+
+    // Snapshots and the chunks they reference.
+    let mut referenced: IdMap<()> = IdMap::default();
+    for name in list_files(&repo.snapshots_dir())? {
+        if !is_valid_snapshot_id(&name) {
+            continue;
+        }
+        checked.snapshots += 1;
+        checked.bytes += fs::metadata(repo.snapshots_dir().join(&name))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        let manifest = match repo.load_snapshot(&name) {
+            Ok(m) => m,
+            Err(e) => {
+                findings.add(Issue::new("snapshot", e.to_string()).snapshot(&name));
+                continue;
+            }
+        };
+        for item in &manifest.items {
+            match item.chunk_ids() {
+                Ok(ids) => {
+                    for id in ids {
+                        if referenced.insert(id, ()).is_none() && !index.chunks.contains_key(&id) {
+                            findings.add(
+                                Issue::new(
+                                    "missing-chunk",
+                                    format!(
+                                        "chunk {} of snapshots/{name} (item {:?}) is in no index file",
+                                        hex::encode(id),
+                                        item.name
+                                    ),
+                                )
+                                .chunk(&id)
+                                .snapshot(&name),
+                            );
+                        }
+                    }
+                }
+                Err(e) => findings.add(Issue::new("snapshot", e.to_string()).snapshot(&name)),
+            }
+        }
+    }
+    checked.chunks = referenced.len() as u64;
+
+    // Packs on disk against the index, and their sidecars.
+    let data_dir = repo.data_dir();
+    let mut on_disk: IdMap<u64> = IdMap::default();
+    let mut idx_files: HashSet<PackId> = HashSet::new();
+    for name in list_files(&data_dir)? {
+        if let Some(id) = parse_file_name(&name, "pack") {
+            on_disk.insert(
+                id,
+                fs::metadata(data_dir.join(&name))
+                    .map(|m| m.len())
+                    .at(&data_dir.join(&name))?,
+            );
+        } else if let Some(id) = parse_file_name(&name, "idx") {
+            idx_files.insert(id);
+        }
+    }
+    let mut packs_to_read = Vec::new();
+    for (id, record) in &index.records {
+        let hex_id = hex::encode(id);
+        checked.packs += 1;
+        match on_disk.get(id) {
+            None => findings.add(
+                Issue::new(
+                    "missing-pack",
+                    format!("packs/data/{hex_id}.pack is missing; repair() can rebuild it from parity"),
+                )
+                .pack(&hex_id),
+            ),
+            Some(&size) if size != record.size => findings.add(
+                Issue::new(
+                    "pack-size",
+                    format!(
+                        "packs/data/{hex_id}.pack is {size} bytes, the index says {}",
+                        record.size
+                    ),
+                )
+                .pack(&hex_id),
+            ),
+            Some(_) => packs_to_read.push(*id),
+        }
+        if !idx_files.contains(id) {
+            findings.add(Issue::new("missing-idx", format!("packs/data/{hex_id}.idx is missing")).pack(&hex_id));
+        } else {
+            let path = data_dir.join(format!("{hex_id}.idx"));
+            checked.bytes += fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            match read_idx(&path, *id, repo.keys()) {
+                Ok(idx) if idx == *record => {}
+                Ok(_) => findings
+                    .add(Issue::new("idx", format!("packs/data/{hex_id}.idx disagrees with the index")).pack(&hex_id)),
+                Err(e) => findings.add(Issue::new("idx", e.to_string()).pack(&hex_id)),
+            }
+        }
+    }
+    if !writers_active {
+        for id in on_disk.keys().filter(|id| !index.records.contains_key(*id)) {
+            let hex_id = hex::encode(id);
+            findings.add(
+                Issue::new(
+                    "unindexed-pack",
+                    format!("packs/data/{hex_id}.pack is in no index file; run repair()"),
+                )
+                .pack(&hex_id),
+            );
+            if !idx_files.contains(id) {
+                findings.add(Issue::new("missing-idx", format!("packs/data/{hex_id}.idx is missing")).pack(&hex_id));
+            }
+        }
+    }
+
+    // Parity coverage (and, from standard on, parity file hashes).
+    let groups = {
+        let _parity = parity::lock(repo, false)?;
+        let (groups, damaged) = parity::load_groups(repo)?;
+        for (name, e) in damaged {
+            findings.add(Issue::new("parity", e.to_string()).pack(name));
+        }
+        if level >= Level::Standard {
+            for group in &groups {
+                check_parity_files(repo, group, &findings, &mut checked);
+            }
+        }
+        groups
+    };
+    let covered: HashSet<String> = groups
+        .iter()
+        .flat_map(|g| g.members.iter().map(|m| m.pack.clone()))
+        .collect();
+    if !writers_active {
+        for id in index.records.keys() {
+            let hex_id = hex::encode(id);
+            if !covered.contains(&hex_id) {
+                findings.add(
+                    Issue::new(
+                        "parity",
+                        format!("packs/data/{hex_id}.pack has no parity; run repair()"),
+                    )
+                    .pack(&hex_id),
+                );
+            }
+        }
+    }
+
+    if level >= Level::Standard {
+        checked.bytes += read_packs(repo, level, &index, &referenced, packs_to_read, &findings, progress)?;
+    }
+
+    let errors = findings.into_issues();
+    Ok(VerifyReport {
+        ok: errors.is_empty(),
+        level: level.name(),
+        errors,
+        checked,
+    })
+}
+
+fn check_config_and_keys(repo: &Repository, findings: &Findings) {
+    if let Some(problem) = &repo.config_problem {
+        findings.add(Issue::new(
+            "config",
+            format!("config.json: {problem}; repair() rewrites it"),
+        ));
+    } else {
+        let copy = fs::read(repo.root().join(CONFIG_COPY))
+            .ok()
+            .and_then(|b| crate::config::RepoConfig::parse(&b).ok());
+        if copy.as_ref() != Some(&repo.config) {
+            findings.add(Issue::new(
+                "config",
+                format!("{CONFIG_COPY} is missing or damaged; repair() rewrites it"),
+            ));
+        }
+    }
+    if repo.config.is_encrypted() {
+        let dir = repo.root().join("keys");
+        for name in list_files(&dir).unwrap_or_default() {
+            let ok = fs::read(dir.join(&name))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<crate::crypto::KeyFile>(&b).ok())
+                .is_some();
+            if !ok {
+                findings.add(Issue::new("key", format!("keys/{name} cannot be read")));
+            }
+        }
+    }
+    for (name, record) in crate::lock::read_locks(repo.root()).unwrap_or_default() {
+        if record.is_none() {
+            findings.add(Issue::new(
+                "lock",
+                format!("locks/{name} cannot be read; unlock() removes it"),
+            ));
+        }
+    }
+}
+
+fn check_parity_files(repo: &Repository, group: &GroupManifest, findings: &Findings, checked: &mut Checked) {
+    let dir = parity::parity_dir(repo);
+    for p in &group.parity {
+        checked.bytes += p.size;
+        let problem = match parity::hash_file(&dir.join(&p.file)) {
+            Err(e) => Some(e.to_string()),
+            Ok((n, _)) if n != p.size => Some(format!("it is {n} bytes, expected {}", p.size)),
+            Ok((_, hash)) if hex::encode(hash) != p.sha256 => Some("its content does not match its hash".into()),
+            Ok(_) => None,
+        };
+        if let Some(problem) = problem {
+            findings.add(
+                Issue::new(
+                    "parity",
+                    format!("packs/parity/{} (group {}): {problem}", p.file, group.id),
+                )
+                .pack(&p.file),
+            );
+        }
+    }
+}
+
+/// Reads every pack once, in parallel: hash, header, and (full) every referenced chunk.
+fn read_packs(
+    repo: &Repository,
+    level: Level,
+    index: &DiskIndex,
+    referenced: &IdMap<()>,
+    packs: Vec<PackId>,
+    findings: &Findings,
+    progress: ProgressFn<'_>,
+) -> Result<u64> {
+    let total: u64 = packs.iter().map(|id| index.records[id].size).sum();
+    let done = AtomicU64::new(0);
+    let throttle = Mutex::new(Throttle::new());
+    let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded::<PackId>();
+    for id in packs {
+        jobs_tx.send(id).expect("receiver alive");
+    }
+    drop(jobs_tx);
+    let report = |bytes: u64, last: bool| {
+        let ready = throttle.lock().unwrap_or_else(|p| p.into_inner()).ready();
+        if ready || last {
+            progress(ProgressUpdate {
+                bytes_processed: bytes,
+                total_bytes: Some(total),
+                message: format!("verifying packs ({} level)", level.name()),
+            });
+        }
+    };
+    std::thread::scope(|s| {
+        for _ in 0..crate::ingest::worker_count() {
+            let jobs = jobs_rx.clone();
+            let (done, report) = (&done, &report);
+            s.spawn(move || {
+                for id in jobs {
+                    let record = &index.records[&id];
+                    if let Err(e) = check_pack(repo, level, index, referenced, record, findings) {
+                        findings.add(Issue::new("pack", e.to_string()).pack(hex::encode(id)));
+                    }
+                    let now = done.fetch_add(record.size, Ordering::Relaxed) + record.size;
+                    report(now, false);
+                }
+            });
+        }
+    });
+    report(done.load(Ordering::Relaxed), true);
+    Ok(total)
+}
+
+fn check_pack(
+    repo: &Repository,
+    level: Level,
+    index: &DiskIndex,
+    referenced: &IdMap<()>,
+    record: &PackRecord,
+    findings: &Findings,
+) -> Result<()> {
+    let hex_id = hex::encode(record.id);
+    let path = repo.data_dir().join(format!("{hex_id}.pack"));
+    let mut reader = BufReader::with_capacity(1 << 20, File::open(&path).at(&path)?);
+    let mut hasher = Sha256::new();
+    let mut offset = 0u64;
+    for entry in &record.entries {
+        let mut blob = vec![0u8; entry.length as usize];
+        reader.read_exact(&mut blob).at(&path)?;
+        hasher.update(&blob);
+        // Only the copy the index points at is what restores read.
+        let is_indexed_copy = index
+            .chunks
+            .get(&entry.id)
+            .is_some_and(|(p, o, _)| *p == record.id && *o == offset);
+        if level == Level::Full && is_indexed_copy && referenced.contains_key(&entry.id) {
+            if let Err(e) = decode_blob(repo, &entry.id, &record.id, entry.encoding, entry.raw_length, blob) {
+                findings.add(Issue::new("chunk", e.to_string()).pack(&hex_id).chunk(&entry.id));
+            }
+        }
+        offset += entry.length as u64;
+    }
+    let mut tail = Vec::new();
+    reader.read_to_end(&mut tail).at(&path)?;
+    hasher.update(&tail);
+    if <[u8; 32]>::from(hasher.finalize()) != record.id {
+        findings.add(
+            Issue::new("pack", format!("packs/data/{hex_id}.pack does not match its hash (bit rot or tampering); repair() rebuilds it from parity"))
+                .pack(&hex_id),
+        );
+        return Ok(());
+    }
+    // The hash matched, so the header is as written; check that it agrees with the index.
+    let header_ok = tail.len() >= 12 && &tail[tail.len() - 8..] == PACK_MAGIC && {
+        let header = &tail[..tail.len() - 12];
+        let plain = match repo.keys() {
+            Some(k) => k.open(crate::crypto::AAD_PACK_HEADER, header),
+            None => Some(header.to_vec()),
+        };
+        plain.and_then(|p| decode_entries(&p).ok().map(|(e, _)| e)).as_ref() == Some(&record.entries)
+    };
+    if !header_ok {
+        findings.add(
+            Issue::new(
+                "pack",
+                format!("the header of packs/data/{hex_id}.pack disagrees with the index"),
+            )
+            .pack(&hex_id),
+        );
+    }
+    Ok(())
+}

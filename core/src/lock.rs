@@ -1,0 +1,243 @@
+//! Advisory repository locks in `locks/<id>.json`, shared by processes.
+//!
+//! Ingest and verify hold a shared lock; repair, reindex and prune an
+//! exclusive one. A holder rewrites `refreshedAt` every few minutes; a lock
+//! is stale when its pid is dead on this host or it was not refreshed for
+//! 30 minutes. Stale locks are ignored and removed by `unlock`/`repair`.
+//!
+//! Acquiring writes our record first and then looks for conflicts, so two
+//! processes racing for conflicting locks both see each other and back off.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::fsutil::{
+    atomic_write, hostname, list_files, now_iso8601, now_millis, parse_iso8601_millis, pid_alive, random_hex,
+    remove_durably,
+};
+
+pub const REFRESH_INTERVAL: Duration = Duration::from_secs(5 * 60);
+pub const STALE_AFTER_MILLIS: i64 = 30 * 60 * 1000;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct LockRecord {
+    pub id: String,
+    pub exclusive: bool,
+    pub hostname: String,
+    pub pid: u32,
+    pub created_at: String,
+    pub refreshed_at: String,
+}
+
+impl LockRecord {
+    pub fn is_stale(&self, now_ms: i64, this_host: &str) -> bool {
+        let refreshed = parse_iso8601_millis(&self.refreshed_at).unwrap_or(0);
+        now_ms - refreshed > STALE_AFTER_MILLIS || (self.hostname == this_host && !pid_alive(self.pid))
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} lock held by pid {} on {} since {}",
+            if self.exclusive { "an exclusive" } else { "a shared" },
+            self.pid,
+            self.hostname,
+            self.created_at
+        )
+    }
+}
+
+fn locks_dir(root: &Path) -> PathBuf {
+    root.join("locks")
+}
+
+/// Every lock record: `(file name, parsed record or None if unreadable)`.
+pub fn read_locks(root: &Path) -> Result<Vec<(String, Option<LockRecord>)>> {
+    let dir = locks_dir(root);
+    let mut out = Vec::new();
+    for name in list_files(&dir)? {
+        if !name.ends_with(".json") {
+            continue;
+        }
+        let record = fs::read(dir.join(&name))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        out.push((name, record));
+    }
+    Ok(out)
+}
+
+/// A held lock; dropping it stops the refresher and removes the record.
+pub struct LockGuard {
+    path: PathBuf,
+    stop: Option<Sender<()>>,
+    refresher: Option<JoinHandle<()>>,
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.refresher.take() {
+            let _ = t.join();
+        }
+        let _ = remove_durably(&self.path);
+    }
+}
+
+/// Takes a lock, waiting up to `timeout` for conflicting live locks to go.
+pub fn acquire(root: &Path, exclusive: bool, timeout: Duration) -> Result<LockGuard> {
+    let host = hostname();
+    let id = random_hex(16);
+    let path = locks_dir(root).join(format!("{id}.json"));
+    let created_at = now_iso8601();
+    let record = LockRecord {
+        id: id.clone(),
+        exclusive,
+        hostname: host.clone(),
+        pid: std::process::id(),
+        created_at: created_at.clone(),
+        refreshed_at: created_at,
+    };
+    let started = Instant::now();
+    let mut backoff = Duration::from_millis(20);
+    loop {
+        write_record(&path, &record)?;
+        let conflict = read_locks(root)?.into_iter().find_map(|(name, other)| {
+            let other = other?;
+            let conflicts =
+                name != format!("{id}.json") && (exclusive || other.exclusive) && !other.is_stale(now_millis(), &host);
+            conflicts.then_some(other)
+        });
+        let Some(holder) = conflict else {
+            let (stop, stopped) = channel::<()>();
+            let refresh_path = path.clone();
+            let mut refreshed = record.clone();
+            let refresher = std::thread::Builder::new()
+                .name("containerarchive-lock-refresh".into())
+                .spawn(move || loop {
+                    match stopped.recv_timeout(REFRESH_INTERVAL) {
+                        Err(RecvTimeoutError::Timeout) => {
+                            refreshed.refreshed_at = now_iso8601();
+                            let _ = write_record(&refresh_path, &refreshed);
+                        }
+                        _ => return,
+                    }
+                })
+                .map_err(|e| Error::Internal(format!("cannot start the lock refresher: {e}")))?;
+            return Ok(LockGuard {
+                path,
+                stop: Some(stop),
+                refresher: Some(refresher),
+            });
+        };
+        remove_durably(&path)?;
+        if started.elapsed() >= timeout {
+            return Err(Error::Locked(format!(
+                "the repository is locked: {}; wait for it to finish, pass {{ lockTimeoutMs }} to wait, or run unlock() if that process is gone",
+                holder.describe()
+            )));
+        }
+        // Backing off with jitter lets two racing processes settle who goes first.
+        let jitter = Duration::from_millis(u64::from(crate::fsutil::random_bytes::<1>()[0]) % 20);
+        std::thread::sleep((backoff + jitter).min(timeout.saturating_sub(started.elapsed())));
+        backoff = (backoff * 2).min(Duration::from_millis(500));
+    }
+}
+
+fn write_record(path: &Path, record: &LockRecord) -> Result<()> {
+    atomic_write(
+        path,
+        &serde_json::to_vec_pretty(record).expect("lock record serialises"),
+    )
+}
+
+/// Removes stale (or, with `force`, all) locks; unreadable records count as stale.
+pub fn remove_locks(root: &Path, force: bool) -> Result<usize> {
+    let host = hostname();
+    let now = now_millis();
+    let mut removed = 0;
+    for (name, record) in read_locks(root)? {
+        let stale = record.as_ref().is_none_or(|r| r.is_stale(now, &host));
+        if force || stale {
+            let path = locks_dir(root).join(&name);
+            if fs::remove_file(&path).is_ok() {
+                removed += 1;
+            }
+        }
+    }
+    if removed > 0 {
+        crate::fsutil::fsync_dir(&locks_dir(root))?;
+    }
+    Ok(removed)
+}
+
+/// Live locks other than our own process's, for "is anyone else writing?".
+pub fn others_active(root: &Path) -> Result<bool> {
+    let host = hostname();
+    let now = now_millis();
+    let me = std::process::id();
+    Ok(read_locks(root)?
+        .into_iter()
+        .filter_map(|(_, r)| r)
+        .any(|r| !r.is_stale(now, &host) && !(r.hostname == host && r.pid == me)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("ca-lock-{}", random_hex(6)));
+        fs::create_dir_all(dir.join("locks")).unwrap();
+        dir
+    }
+
+    #[test]
+    fn shared_locks_coexist_and_exclusive_conflicts() {
+        let root = scratch();
+        let a = acquire(&root, false, Duration::ZERO).unwrap();
+        let b = acquire(&root, false, Duration::ZERO).unwrap();
+        let err = acquire(&root, true, Duration::ZERO).err().unwrap();
+        assert_eq!(err.code(), "ERR_LOCKED");
+        assert!(err.to_string().contains(&format!("pid {}", std::process::id())));
+        drop((a, b));
+        assert!(
+            read_locks(&root).unwrap().is_empty(),
+            "dropped guards remove their records"
+        );
+        let x = acquire(&root, true, Duration::ZERO).unwrap();
+        assert_eq!(
+            acquire(&root, false, Duration::ZERO).err().unwrap().code(),
+            "ERR_LOCKED"
+        );
+        drop(x);
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn stale_locks_are_ignored_and_removed() {
+        let root = scratch();
+        let old = LockRecord {
+            id: "old".into(),
+            exclusive: true,
+            hostname: "elsewhere".into(),
+            pid: 1,
+            created_at: "2020-01-01T00:00:00.000Z".into(),
+            refreshed_at: "2020-01-01T00:00:00.000Z".into(),
+        };
+        write_record(&root.join("locks/old.json"), &old).unwrap();
+        fs::write(root.join("locks/garbage.json"), b"{not json").unwrap();
+        let guard = acquire(&root, true, Duration::ZERO).unwrap();
+        assert_eq!(remove_locks(&root, false).unwrap(), 2);
+        assert_eq!(read_locks(&root).unwrap().len(), 1, "our live lock stays");
+        assert_eq!(remove_locks(&root, true).unwrap(), 1);
+        drop(guard);
+        fs::remove_dir_all(&root).unwrap();
+    }
+}

@@ -1,0 +1,323 @@
+//! `repair` and `reindex`, both under the exclusive lock.
+//!
+//! Repair never deletes a pack: damaged packs are replaced only by a rebuilt
+//! copy that matches their hash. It removes only what nothing references:
+//! stale locks, `.tmp-*` leftovers, unreadable index files once their packs
+//! are indexed again, unreadable parity manifests once their packs have new
+//! parity, and parity files no manifest lists. An unreadable snapshot
+//! manifest is renamed to `<id>.damaged` (kept, but no longer a snapshot).
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::check::{read_disk_index, Issue};
+use crate::crypto::{self, AAD_INDEX};
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil::{atomic_write, fsync_dir, list_files, remove_durably, TMP_PREFIX};
+use crate::index::{encode_index_file, IdMap, PackInfo};
+use crate::pack::{idx_file_name, parse_file_name, read_idx, read_pack_header, PackId, PackRecord};
+use crate::parity::{self, hash_file};
+use crate::repo::{Repository, CONFIG_COPY, CONFIG_FILE, LAYOUT};
+use crate::snapshot::is_valid_snapshot_id;
+
+#[derive(Debug, Default, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RepairReport {
+    pub index_rebuilt: bool,
+    pub packs_repaired: u64,
+    pub parity_rewritten: u64,
+    pub locks_removed: u64,
+    pub errors: Vec<Issue>,
+    pub unrecoverable: Vec<Unrecoverable>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Unrecoverable {
+    pub pack: Option<String>,
+    pub snapshots: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReindexReport {
+    pub packs: u64,
+    pub chunks: u64,
+}
+
+pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport> {
+    let mut report = RepairReport {
+        locks_removed: crate::lock::remove_locks(repo.root(), false)? as u64,
+        ..Default::default()
+    };
+    let _lock = crate::lock::acquire(repo.root(), true, lock_timeout)?;
+    remove_tmp_files(repo)?;
+    repair_config(repo)?;
+
+    // 1. Rebuild damaged packs from parity; note which packs are healthy.
+    let _parity = parity::lock(repo, true)?;
+    let (mut groups, damaged_groups) = parity::load_groups(repo)?;
+    let mut healthy: IdMap<u64> = IdMap::default();
+    let mut lost: HashSet<PackId> = HashSet::new();
+    for group in groups.iter_mut() {
+        let mut health = parity::group_health(repo, group);
+        let damaged = health.damaged_members();
+        if !damaged.is_empty() {
+            match parity::rebuild_members(repo, group, &health) {
+                Ok(rebuilt) => {
+                    report.packs_repaired += rebuilt.len() as u64;
+                    health = parity::group_health(repo, group);
+                }
+                Err(e) => {
+                    for i in damaged {
+                        let m = &group.members[i];
+                        report
+                            .errors
+                            .push(Issue::new("pack", format!("packs/data/{}.pack: {e}", m.pack)).pack(&m.pack));
+                        lost.insert(parse_hex_id(&m.pack)?);
+                    }
+                }
+            }
+        }
+        for (m, problem) in group.members.iter().zip(&health.members) {
+            if problem.is_none() {
+                healthy.insert(parse_hex_id(&m.pack)?, m.size);
+            }
+        }
+        if health.healthy_parity() < health.parity.len() && health.damaged_members().is_empty() {
+            *group = parity::extend_group(repo, group, &[])?;
+            report.parity_rewritten += 1;
+        }
+    }
+
+    // 2. Every pack file: healthy ones get a correct .idx; damaged, unprotected ones are reported.
+    let data_dir = repo.data_dir();
+    let mut records: IdMap<PackRecord> = IdMap::default();
+    for name in list_files(&data_dir)? {
+        let Some(id) = parse_file_name(&name, "pack") else {
+            continue;
+        };
+        let path = data_dir.join(&name);
+        if !healthy.contains_key(&id) {
+            match hash_file(&path) {
+                Ok((size, hash)) if hash == id => {
+                    healthy.insert(id, size);
+                }
+                _ => {
+                    if !lost.contains(&id) {
+                        report.errors.push(
+                            Issue::new("pack", format!("packs/data/{name} is damaged and no parity covers it"))
+                                .pack(hex::encode(id)),
+                        );
+                        lost.insert(id);
+                    }
+                    continue;
+                }
+            }
+        }
+        let record = read_pack_header(&path, id, repo.keys())?;
+        let idx_path = data_dir.join(idx_file_name(&id));
+        if read_idx(&idx_path, id, repo.keys()).ok().as_ref() != Some(&record) {
+            rewrite_idx(repo, &record)?;
+            report.packs_repaired += 1;
+        }
+        records.insert(id, record);
+    }
+
+    // 3. Index: list every healthy pack no readable index file lists; then drop unreadable index files.
+    let disk = read_disk_index(repo, None)?;
+    let unlisted: Vec<PackRecord> = records
+        .values()
+        .filter(|r| !disk.records.contains_key(&r.id))
+        .cloned()
+        .collect();
+    if !unlisted.is_empty() {
+        write_index_file(repo, &unlisted)?;
+        report.index_rebuilt = true;
+    }
+    for name in list_files(&repo.index_dir())? {
+        if repo.read_index_file(&name).is_err() {
+            remove_durably(&repo.index_dir().join(&name))?;
+            report.index_rebuilt = true;
+        }
+    }
+
+    // 4. Parity for every healthy pack that has none; then drop unreadable manifests and orphan parity files.
+    let covered: HashSet<String> = groups
+        .iter()
+        .flat_map(|g| g.members.iter().map(|m| m.pack.clone()))
+        .collect();
+    let uncovered: Vec<PackInfo> = records
+        .values()
+        .filter(|r| !covered.contains(&hex::encode(r.id)))
+        .map(|r| PackInfo { id: r.id, size: r.size })
+        .collect();
+    report.parity_rewritten += parity::cover_packs(repo, &mut groups, uncovered)? as u64;
+    let parity_dir = parity::parity_dir(repo);
+    for (name, _) in damaged_groups {
+        remove_durably(&parity_dir.join(name))?;
+    }
+    let referenced: HashSet<String> = groups
+        .iter()
+        .flat_map(|g| g.parity.iter().map(|p| p.file.clone()))
+        .collect();
+    for name in list_files(&parity_dir)? {
+        if name.ends_with(".par") && !referenced.contains(&name) {
+            remove_durably(&parity_dir.join(&name))?;
+        }
+    }
+
+    // 5. Snapshots: set aside unreadable manifests; name what can no longer be restored.
+    repo.reload_index()?;
+    let mut by_pack: BTreeMap<Option<String>, Vec<String>> = BTreeMap::new();
+    let snapshots_dir = repo.snapshots_dir();
+    for name in list_files(&snapshots_dir)? {
+        if !is_valid_snapshot_id(&name) {
+            continue;
+        }
+        let manifest = match repo.load_snapshot(&name) {
+            Ok(m) => m,
+            Err(e) => {
+                let aside = snapshots_dir.join(format!("{name}.damaged"));
+                fs::rename(snapshots_dir.join(&name), &aside).at(&aside)?;
+                fsync_dir(&snapshots_dir)?;
+                report.errors.push(
+                    Issue::new("snapshot", format!("{e}; it was moved to snapshots/{name}.damaged")).snapshot(&name),
+                );
+                by_pack.entry(None).or_default().push(name);
+                continue;
+            }
+        };
+        let mut lost_packs: HashSet<Option<String>> = HashSet::new();
+        for item in &manifest.items {
+            for id in item.chunk_ids()? {
+                match repo.index().get(&id) {
+                    None => {
+                        lost_packs.insert(None);
+                    }
+                    Some(loc) => {
+                        let pack = repo.index().pack(loc.pack).id;
+                        if lost.contains(&pack) || !records.contains_key(&pack) {
+                            lost_packs.insert(Some(hex::encode(pack)));
+                        }
+                    }
+                }
+            }
+        }
+        for pack in lost_packs {
+            by_pack.entry(pack).or_default().push(manifest.id.clone());
+        }
+    }
+    for id in &lost {
+        by_pack.entry(Some(hex::encode(id))).or_default();
+    }
+    report.unrecoverable = by_pack
+        .into_iter()
+        .map(|(pack, mut snapshots)| {
+            snapshots.sort();
+            Unrecoverable { pack, snapshots }
+        })
+        .collect();
+    Ok(report)
+}
+
+fn parse_hex_id(hex_id: &str) -> Result<PackId> {
+    hex::decode(hex_id)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| Error::corrupt("a parity manifest", format!("bad pack id {hex_id:?}")))
+}
+
+fn remove_tmp_files(repo: &Repository) -> Result<()> {
+    for dir in LAYOUT
+        .iter()
+        .map(|d| repo.root().join(d))
+        .chain([repo.root().to_path_buf()])
+    {
+        let Ok(entries) = fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn repair_config(repo: &Repository) -> Result<()> {
+    let json = serde_json::to_vec_pretty(&repo.config).expect("config serialises");
+    let parse = |p: &str| {
+        fs::read(repo.root().join(p))
+            .ok()
+            .and_then(|b| crate::config::RepoConfig::parse(&b).ok())
+    };
+    if parse(CONFIG_FILE).as_ref() != Some(&repo.config) {
+        atomic_write(&repo.root().join(CONFIG_FILE), &json)?;
+    }
+    if parse(CONFIG_COPY).as_ref() != Some(&repo.config) {
+        atomic_write(&repo.root().join(CONFIG_COPY), &json)?;
+    }
+    Ok(())
+}
+
+fn rewrite_idx(repo: &Repository, record: &PackRecord) -> Result<()> {
+    // The pack's own trailer holds the exact header bytes; copy them.
+    let path = repo.data_dir().join(crate::pack::pack_file_name(&record.id));
+    let bytes = fs::read(&path).at(&path)?;
+    let header_len = u32::from_le_bytes(bytes[bytes.len() - 12..bytes.len() - 8].try_into().expect("4 bytes")) as usize;
+    let header = &bytes[bytes.len() - 12 - header_len..bytes.len() - 12];
+    let mut idx = Vec::with_capacity(16 + header.len());
+    idx.extend_from_slice(crate::pack::IDX_MAGIC);
+    idx.extend_from_slice(&record.size.to_le_bytes());
+    idx.extend_from_slice(header);
+    atomic_write(&repo.data_dir().join(idx_file_name(&record.id)), &idx)
+}
+
+fn write_index_file(repo: &Repository, records: &[PackRecord]) -> Result<String> {
+    let stored = repo.seal(AAD_INDEX, encode_index_file(records));
+    let name = hex::encode(crypto::sha256(&stored));
+    atomic_write(&repo.index_dir().join(&name), &stored)?;
+    Ok(name)
+}
+
+/// Rebuilds the global index from the `.idx` files, or the pack headers
+/// where an `.idx` is missing or unreadable.
+pub fn reindex(repo: &Repository, lock_timeout: Duration) -> Result<ReindexReport> {
+    let _lock = crate::lock::acquire(repo.root(), true, lock_timeout)?;
+    let data_dir = repo.data_dir();
+    let mut records = Vec::new();
+    for name in list_files(&data_dir)? {
+        let Some(id) = parse_file_name(&name, "pack") else {
+            continue;
+        };
+        let path = data_dir.join(&name);
+        let size = fs::metadata(&path).at(&path)?.len();
+        let from_idx = read_idx(&data_dir.join(idx_file_name(&id)), id, repo.keys())
+            .ok()
+            .filter(|r| r.size == size);
+        let record = match from_idx {
+            Some(r) => r,
+            None => match read_pack_header(&path, id, repo.keys()) {
+                Ok(r) => {
+                    rewrite_idx(repo, &r)?;
+                    r
+                }
+                // A pack whose header is unreadable is for repair() to rebuild.
+                Err(_) => continue,
+            },
+        };
+        records.push(record);
+    }
+    let old = list_files(&repo.index_dir())?;
+    let chunks = records.iter().map(|r| r.entries.len() as u64).sum();
+    let written = write_index_file(repo, &records)?;
+    for name in old.into_iter().filter(|n| *n != written) {
+        remove_durably(&repo.index_dir().join(name))?;
+    }
+    repo.reload_index()?;
+    Ok(ReindexReport {
+        packs: records.len() as u64,
+        chunks,
+    })
+}

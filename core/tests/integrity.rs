@@ -1,0 +1,242 @@
+//! Parity, verify, repair and reindex against real damage, without Node.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use containerarchive_core::check::{verify, Level, VerifyReport};
+use containerarchive_core::config::{ChunkingOptions, ParityConfig};
+use containerarchive_core::ingest::{ingest, IngestItem, IngestOptions};
+use containerarchive_core::repair::{reindex, repair};
+use containerarchive_core::restore::{restore_chunks, select_item};
+use containerarchive_core::{InitOptions, Repository};
+
+fn data(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+struct Fixture {
+    dir: PathBuf,
+    repo: Repository,
+    snapshots: Vec<(String, Vec<u8>)>,
+}
+
+fn fixture(passphrase: Option<&str>) -> Fixture {
+    let dir = std::env::temp_dir().join(format!("ca-integrity-{}", containerarchive_core::fsutil::random_hex(6)));
+    let options = InitOptions {
+        passphrase: passphrase.map(String::from),
+        chunking: Some(ChunkingOptions {
+            min_size: 4096,
+            avg_size: 16384,
+            max_size: 65536,
+        }),
+        pack_target_size: Some(65536),
+        parity: Some(ParityConfig {
+            data_shards: 4,
+            parity_shards: 1,
+        }),
+        ..Default::default()
+    };
+    let repo = Repository::init(&dir, &options).unwrap();
+    let mut snapshots = Vec::new();
+    for seed in 1..=3 {
+        let bytes = data(seed, 600_000);
+        let item = IngestItem {
+            name: "data".into(),
+            item_type: "file".into(),
+            size_hint: None,
+            reader: &bytes[..],
+        };
+        let m = ingest(
+            &repo,
+            vec![item],
+            &IngestOptions::default(),
+            &|_| {},
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+        snapshots.push((m.id, bytes));
+    }
+    Fixture { dir, repo, snapshots }
+}
+
+fn check(repo: &Repository, level: Level) -> VerifyReport {
+    verify(repo, level, &|_| {}, &|_| {}, Duration::ZERO).unwrap()
+}
+
+fn restored(repo: &Repository, id: &str) -> containerarchive_core::Result<Vec<u8>> {
+    let manifest = repo.load_snapshot(id)?;
+    let ids = select_item(&manifest, None)?.chunk_ids()?;
+    let mut out = Vec::new();
+    restore_chunks(
+        repo,
+        &ids,
+        &mut |d| Ok(out.extend_from_slice(&d)),
+        &AtomicBool::new(false),
+    )?;
+    Ok(out)
+}
+
+fn packs(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs::read_dir(dir.join("packs/data"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pack"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn assert_healthy(f: &Fixture) {
+    let report = check(&f.repo, Level::Full);
+    assert!(report.ok, "{:#?}", report.errors);
+    for (id, bytes) in &f.snapshots {
+        assert_eq!(&restored(&f.repo, id).unwrap(), bytes, "snapshot {id} restores");
+    }
+}
+
+#[test]
+fn a_fresh_repository_verifies_at_every_level() {
+    let f = fixture(None);
+    for level in [Level::Quick, Level::Standard, Level::Full] {
+        let r = check(&f.repo, level);
+        assert!(r.ok, "{level:?}: {:#?}", r.errors);
+        assert!(r.checked.packs > 4 && r.checked.chunks > 0 && r.checked.snapshots == 3);
+    }
+    assert!(
+        fs::read_dir(f.dir.join("packs/parity")).unwrap().count() > 2,
+        "parity was written"
+    );
+    fs::remove_dir_all(&f.dir).unwrap();
+}
+
+#[test]
+fn bit_rot_is_found_by_standard_and_rebuilt_from_parity() {
+    for passphrase in [None, Some("pw")] {
+        let f = fixture(passphrase);
+        let victim = packs(&f.dir)[2].clone();
+        let mut bytes = fs::read(&victim).unwrap();
+        bytes[100] ^= 0x40;
+        fs::write(&victim, &bytes).unwrap();
+        assert!(check(&f.repo, Level::Quick).ok, "quick reads no pack bodies");
+        let standard = check(&f.repo, Level::Standard);
+        assert!(!standard.ok);
+        let name = victim.file_stem().unwrap().to_string_lossy().to_string();
+        assert!(
+            standard
+                .errors
+                .iter()
+                .any(|e| e.kind == "pack" && e.error.contains(&name)),
+            "{:#?}",
+            standard.errors
+        );
+        let report = repair(&f.repo, Duration::ZERO).unwrap();
+        assert_eq!(report.packs_repaired, 1, "{report:#?}");
+        assert!(report.unrecoverable.is_empty(), "{report:#?}");
+        assert_healthy(&f);
+        fs::remove_dir_all(&f.dir).unwrap();
+    }
+}
+
+#[test]
+fn deleted_and_truncated_packs_are_rebuilt() {
+    let f = fixture(None);
+    let all = packs(&f.dir);
+    fs::remove_file(&all[0]).unwrap();
+    let truncated = &all[all.len() - 1];
+    let bytes = fs::read(truncated).unwrap();
+    fs::write(truncated, &bytes[..bytes.len() - 100]).unwrap();
+    let quick = check(&f.repo, Level::Quick);
+    assert!(quick.errors.iter().any(|e| e.kind == "missing-pack"));
+    assert!(quick.errors.iter().any(|e| e.kind == "pack-size"));
+    let report = repair(&f.repo, Duration::ZERO).unwrap();
+    assert!(report.packs_repaired >= 2, "{report:#?}");
+    assert_healthy(&f);
+    fs::remove_dir_all(&f.dir).unwrap();
+}
+
+#[test]
+fn two_lost_packs_in_one_group_are_named_not_hidden() {
+    let f = fixture(None);
+    let (groups, _) = containerarchive_core::parity::load_groups(&f.repo).unwrap();
+    let group = groups.iter().find(|g| g.members.len() >= 2).unwrap();
+    for m in &group.members[..2] {
+        fs::remove_file(f.dir.join(format!("packs/data/{}.pack", m.pack))).unwrap();
+    }
+    let report = repair(&f.repo, Duration::ZERO).unwrap();
+    let named: Vec<&str> = report.unrecoverable.iter().filter_map(|u| u.pack.as_deref()).collect();
+    for m in &group.members[..2] {
+        assert!(named.contains(&m.pack.as_str()), "{report:#?}");
+    }
+    assert!(report.unrecoverable.iter().any(|u| !u.snapshots.is_empty()));
+    assert!(!check(&f.repo, Level::Quick).ok, "verify must not pretend health");
+    let lost: Vec<&String> = report.unrecoverable.iter().flat_map(|u| &u.snapshots).collect();
+    for (id, bytes) in &f.snapshots {
+        if !lost.contains(&id) {
+            assert_eq!(&restored(&f.repo, id).unwrap(), bytes);
+        }
+    }
+    fs::remove_dir_all(&f.dir).unwrap();
+}
+
+#[test]
+fn lost_index_idx_and_parity_are_rebuilt() {
+    let f = fixture(Some("pw"));
+    fs::remove_dir_all(f.dir.join("index")).unwrap();
+    fs::create_dir(f.dir.join("index")).unwrap();
+    fs::remove_file(packs(&f.dir)[1].with_extension("idx")).unwrap();
+    let par = fs::read_dir(f.dir.join("packs/parity"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "par"))
+        .unwrap();
+    let mut bytes = fs::read(&par).unwrap();
+    bytes[10] ^= 1;
+    fs::write(&par, bytes).unwrap();
+    let quick = check(&f.repo, Level::Quick);
+    assert!(quick.errors.iter().any(|e| e.kind == "missing-chunk"));
+    assert!(quick.errors.iter().any(|e| e.kind == "missing-idx"));
+    assert!(check(&f.repo, Level::Standard)
+        .errors
+        .iter()
+        .any(|e| e.kind == "parity"));
+    let report = repair(&f.repo, Duration::ZERO).unwrap();
+    assert!(report.index_rebuilt && report.parity_rewritten >= 1, "{report:#?}");
+    assert_healthy(&f);
+    fs::remove_dir_all(&f.dir).unwrap();
+}
+
+#[test]
+fn reindex_rebuilds_from_idx_and_headers() {
+    let f = fixture(None);
+    fs::remove_dir_all(f.dir.join("index")).unwrap();
+    fs::create_dir(f.dir.join("index")).unwrap();
+    fs::remove_file(packs(&f.dir)[0].with_extension("idx")).unwrap();
+    let report = reindex(&f.repo, Duration::ZERO).unwrap();
+    assert_eq!(report.packs as usize, packs(&f.dir).len());
+    assert_healthy(&f);
+    fs::remove_dir_all(&f.dir).unwrap();
+}
+
+#[test]
+fn a_damaged_config_opens_from_its_copy_and_is_repaired() {
+    let f = fixture(None);
+    fs::write(f.dir.join("config.json"), b"{garbage").unwrap();
+    let repo = Repository::open(&f.dir, None).unwrap();
+    assert!(check(&repo, Level::Quick).errors.iter().any(|e| e.kind == "config"));
+    repair(&repo, Duration::ZERO).unwrap();
+    assert!(check(&Repository::open(&f.dir, None).unwrap(), Level::Full).ok);
+    fs::write(f.dir.join("config.json"), b"{garbage").unwrap();
+    fs::write(f.dir.join("packs/parity/config.json"), b"{garbage").unwrap();
+    assert_eq!(Repository::open(&f.dir, None).err().unwrap().code(), "ERR_CORRUPT");
+    fs::remove_dir_all(&f.dir).unwrap();
+}

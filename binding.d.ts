@@ -23,6 +23,12 @@ export declare class NativeArchive {
   prepareRestore(id: string, item?: string | undefined | null): Promise<string>
   /** Pushes the item's bytes into `push`; resolves when all were accepted. */
   restore(id: string, item: string | undefined | null, push: PushFn): Promise<void>
+  /** Checks the repository at `level`; resolves the report as JSON. */
+  verify(optionsJson: string): Promise<string>
+  repair(optionsJson: string): Promise<string>
+  reindex(optionsJson: string): Promise<string>
+  /** Removes stale locks, or all with `force`; resolves the number removed. */
+  unlock(optionsJson: string): Promise<number>
   /** Drops the repository handle and the event sink; later calls get ERR_CLOSED. */
   close(): void
 }

@@ -27,6 +27,8 @@ export declare class NativeArchive {
   verify(optionsJson: string): Promise<string>
   repair(optionsJson: string): Promise<string>
   reindex(optionsJson: string): Promise<string>
+  /** Applies a retention policy and collects garbage; resolves the report as JSON. */
+  prune(retentionJson: string, dryRun: boolean, lockTimeoutMs: number): Promise<string>
   /** Removes stale locks, or all with `force`; resolves the number removed. */
   unlock(optionsJson: string): Promise<number>
   /** Drops the repository handle and the event sink; later calls get ERR_CLOSED. */

@@ -79,6 +79,12 @@ export interface ItemSpec {
 
 export interface IngestOptions extends LockOptions {
   tags?: Tags;
+  /**
+   * TEST ONLY: sets the snapshot's createdAt, so retention rules can be tested
+   * with controlled timestamps. Rejected unless the environment variable
+   * CONTAINERARCHIVE_TEST_CREATED_AT=1 is set.
+   */
+  createdAt?: string | Date;
   /** At most one item; it names the stream (default name 'data', type 'data'). */
   items?: ItemSpec[];
 }
@@ -89,6 +95,8 @@ export interface IngestMultiItem extends ItemSpec {
 
 export interface IngestMultiOptions extends LockOptions {
   tags?: Tags;
+  /** TEST ONLY, see IngestOptions.createdAt. */
+  createdAt?: string | Date;
 }
 
 export interface SnapshotItem {
@@ -200,6 +208,42 @@ export interface UnlockOptions {
   force?: boolean;
 }
 
+/**
+ * Retention policy, as restic's `forget`: a snapshot is kept when any rule
+ * keeps it. Calendar rules keep the newest snapshot of each of the last N
+ * periods (UTC) that have snapshots. At least one keep rule is required.
+ */
+export interface RetentionPolicy extends LockOptions {
+  keepLast?: number;
+  keepHourly?: number;
+  keepDays?: number;
+  keepWeeks?: number;
+  keepMonths?: number;
+  keepYears?: number;
+  /** Keep every snapshot within this duration of the newest one: e.g. '30d', '12h', '2w', '1y6m' (y = 365 d, m = 30 d). */
+  keepWithin?: string;
+  /** Snapshots with any of these tags (key and value) are always kept. */
+  keepTags?: Tags;
+  /** Apply the policy only to snapshots that carry all of these tags; others are untouched. */
+  filter?: { tags?: Tags };
+  /** Repack packs whose unused share exceeds this fraction (0..1, default 0.1) or percentage string ('10%'). */
+  maxUnused?: number | string;
+}
+
+export interface PruneResult {
+  dryRun: boolean;
+  /** Snapshots in scope that the policy keeps, oldest first. */
+  keptSnapshots: string[];
+  removedSnapshots: string[];
+  /** Pack files deleted (including packs whose live chunks were repacked). */
+  removedPacks: number;
+  repackedPacks: number;
+  /** Pack bytes deleted minus pack bytes written. */
+  freedBytes: number;
+  /** For each kept snapshot, the rules that kept it, e.g. ['last', 'daily']. */
+  reasons: Record<string, string[]>;
+}
+
 export interface VerifyErrorEvent {
   pack: string | null;
   chunk: string | null;
@@ -211,6 +255,7 @@ export interface ArchiveEvents {
   'ingest:complete': IngestCompleteEvent;
   'verify:progress': ProgressEvent;
   'verify:error': VerifyErrorEvent;
+  'prune:progress': ProgressEvent;
 }
 
 export interface Subscription {
@@ -231,6 +276,7 @@ export declare class ContainerArchive {
   repair(options?: LockOptions): Promise<RepairResult>;
   reindex(options?: LockOptions): Promise<ReindexResult>;
   unlock(options?: UnlockOptions): Promise<number>;
+  prune(retention: RetentionPolicy, dryRun?: boolean): Promise<PruneResult>;
   on<E extends keyof ArchiveEvents>(event: E, handler: (event: ArchiveEvents[E]) => void): Subscription;
   close(): Promise<void>;
 }

@@ -195,6 +195,46 @@ function makePuller(stream) {
   return { pull, detach, state };
 }
 
+/** createdAt is a test-only hook (retention tests need controlled timestamps). */
+function checkTestCreatedAt(value) {
+  if (value === undefined) return undefined;
+  if (process.env.CONTAINERARCHIVE_TEST_CREATED_AT !== '1') {
+    throw invalid('createdAt is a test-only option; it is accepted only with CONTAINERARCHIVE_TEST_CREATED_AT=1 in the environment');
+  }
+  const ms = parseDate(value, 'createdAt');
+  return new Date(ms).toISOString();
+}
+
+const RETENTION_KEYS = ['keepLast', 'keepHourly', 'keepDays', 'keepWeeks', 'keepMonths', 'keepYears', 'keepWithin', 'keepTags', 'filter', 'maxUnused', 'lockTimeoutMs'];
+
+function checkRetention(retention) {
+  if (!isPlainObject(retention)) throw invalid('prune() needs a retention policy object, e.g. { keepLast: 7 }');
+  const r = checkOptions(retention, 'retention', RETENTION_KEYS);
+  const out = {};
+  for (const key of ['keepLast', 'keepHourly', 'keepDays', 'keepWeeks', 'keepMonths', 'keepYears']) {
+    if (r[key] !== undefined) {
+      checkSafeInteger(r[key], key);
+      out[key] = r[key];
+    }
+  }
+  if (r.keepWithin !== undefined) {
+    if (typeof r.keepWithin !== 'string') throw invalid("keepWithin must be a duration string such as '30d' or '12h'");
+    out.keepWithin = r.keepWithin;
+  }
+  if (r.keepTags !== undefined) out.keepTags = checkTags(r.keepTags);
+  if (r.filter !== undefined) {
+    const f = checkOptions(r.filter, 'filter', ['tags']);
+    out.filter = { tags: checkTags(f.tags) };
+  }
+  if (r.maxUnused !== undefined) {
+    let m = r.maxUnused;
+    if (typeof m === 'string' && /^\d+(\.\d+)?%$/.test(m)) m = Number(m.slice(0, -1)) / 100;
+    if (typeof m !== 'number' || !(m >= 0 && m <= 1)) throw invalid("maxUnused must be a fraction from 0 to 1 or a percentage string such as '10%'");
+    out.maxUnused = m;
+  }
+  return out;
+}
+
 function checkLockTimeout(value, fallback) {
   if (value === undefined) return fallback;
   checkSafeInteger(value, 'lockTimeoutMs');
@@ -208,7 +248,7 @@ function parseDate(value, name) {
   return ms;
 }
 
-const EVENTS = ['ingest:progress', 'ingest:complete', 'verify:progress', 'verify:error'];
+const EVENTS = ['ingest:progress', 'ingest:complete', 'verify:progress', 'verify:error', 'prune:progress'];
 const LEVELS = ['quick', 'standard', 'full'];
 
 class ContainerArchive {
@@ -287,7 +327,7 @@ class ContainerArchive {
 
   ingest(stream, options) {
     return this.#track(() => {
-      const o = checkOptions(options, 'options', ['tags', 'items', 'lockTimeoutMs']);
+      const o = checkOptions(options, 'options', ['tags', 'items', 'lockTimeoutMs', 'createdAt']);
       if (o.items !== undefined && (!Array.isArray(o.items) || o.items.length > 1)) {
         throw invalid('ingest() takes at most one entry in items; use ingestMulti() for several streams');
       }
@@ -298,7 +338,7 @@ class ContainerArchive {
 
   ingestMulti(items, options) {
     return this.#track(() => {
-      const o = checkOptions(options, 'options', ['tags', 'lockTimeoutMs']);
+      const o = checkOptions(options, 'options', ['tags', 'lockTimeoutMs', 'createdAt']);
       if (!Array.isArray(items) || items.length === 0) throw invalid('ingestMulti() needs a non-empty array of { name, type, stream }');
       return this.#ingest(items, o);
     });
@@ -320,9 +360,11 @@ class ContainerArchive {
     });
     const tagMap = checkTags(options.tags);
     const lockTimeoutMs = checkLockTimeout(options.lockTimeoutMs, this.#lockTimeoutMs);
+    const createdAt = checkTestCreatedAt(options.createdAt);
     const pullers = items.map((item) => makePuller(item.stream));
     try {
-      const json = await this.#native.ingest(JSON.stringify(specs), JSON.stringify({ tags: tagMap, lockTimeoutMs }), (index) => pullers[index].pull());
+      const spec = JSON.stringify({ tags: tagMap, lockTimeoutMs, createdAt });
+      const json = await this.#native.ingest(JSON.stringify(specs), spec, (index) => pullers[index].pull());
       const snapshot = JSON.parse(json);
       this.#emit('ingest:complete', { snapshotId: snapshot.id });
       return snapshot;
@@ -432,6 +474,16 @@ class ContainerArchive {
       const o = checkOptions(options, 'options', ['force']);
       if (o.force !== undefined && typeof o.force !== 'boolean') throw invalid('force must be a boolean');
       return this.#native.unlock(JSON.stringify({ force: o.force === true }));
+    });
+  }
+
+  prune(retention, dryRun = false) {
+    return this.#track(async () => {
+      const rules = checkRetention(retention);
+      if (typeof dryRun !== 'boolean') throw invalid('dryRun must be a boolean');
+      const lockTimeoutMs = checkLockTimeout(retention.lockTimeoutMs, this.#lockTimeoutMs);
+      if (lockTimeoutMs > 0xffffffff) throw invalid('lockTimeoutMs is too large');
+      return JSON.parse(await this.#native.prune(JSON.stringify(rules), dryRun, lockTimeoutMs));
     });
   }
 

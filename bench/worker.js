@@ -94,6 +94,18 @@ async function main() {
       return { ok: true, op: 'restore', seconds, bytes };
     }
 
+    case 'verify': {
+      const archive = await ContainerArchive.open(args.repo, args.openOptions || {});
+      const t0 = process.hrtime.bigint();
+      const result = await archive.verify({ level: args.level || 'full' });
+      const seconds = secondsSince(t0);
+      await archive.close();
+      if (!result.ok) {
+        return { ok: false, op: 'verify', seconds, error: { code: 'BENCH_VERIFY_FAILED', message: JSON.stringify(result.errors.slice(0, 3)) } };
+      }
+      return { ok: true, op: 'verify', seconds, bytes: result.checked.bytes };
+    }
+
     default:
       throw new Error(`unknown op ${JSON.stringify(args.op)}`);
   }

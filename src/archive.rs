@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 
 use containerarchive_core::check::{verify, Level};
 use containerarchive_core::ingest::{ingest, IngestItem, IngestOptions};
+use containerarchive_core::prune::{prune, Retention};
 use containerarchive_core::repair::{reindex, repair};
 use containerarchive_core::restore::{restore_chunks, select_item};
 use containerarchive_core::{Error, InitOptions, ProgressUpdate, Repository};
@@ -241,6 +242,30 @@ impl NativeArchive {
         let repo = self.repo()?;
         let spec: MaintenanceSpec = parse(&options_json, "reindex options")?;
         let report = run_blocking(move || reindex(&repo, Duration::from_millis(spec.lock_timeout_ms))).await?;
+        Ok(serde_json::to_string(&report).expect("report serialises"))
+    }
+
+    /// Applies a retention policy and collects garbage; resolves the report as JSON.
+    #[napi]
+    pub async fn prune(&self, retention_json: String, dry_run: bool, lock_timeout_ms: u32) -> Result<String> {
+        let repo = self.repo()?;
+        let retention: Retention = parse(&retention_json, "retention rules")?;
+        let events = lock(&self.events).clone();
+        let report = run_blocking(move || {
+            let progress = |update: ProgressUpdate| {
+                if let Some(sink) = &events {
+                    emit(sink, "prune:progress", progress_payload("prune", &update));
+                }
+            };
+            prune(
+                &repo,
+                &retention,
+                dry_run,
+                &progress,
+                Duration::from_millis(lock_timeout_ms as u64),
+            )
+        })
+        .await?;
         Ok(serde_json::to_string(&report).expect("report serialises"))
     }
 

@@ -20,6 +20,7 @@ pub mod lock;
 pub mod pack;
 pub mod parity;
 pub mod progress;
+pub mod prune;
 pub mod repair;
 pub mod repo;
 pub mod restore;

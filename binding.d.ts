@@ -22,7 +22,7 @@ export declare class NativeArchive {
   /** Checks that the snapshot and item exist before a stream is handed out. */
   prepareRestore(id: string, item?: string | undefined | null): Promise<string>
   /** Pushes the item's bytes into `push`; resolves when all were accepted. */
-  restore(id: string, item: string | undefined | null, push: PushFn): Promise<void>
+  restore(id: string, item: string | undefined | null, lockTimeoutMs: number, push: PushFn): Promise<void>
   /** Checks the repository at `level`; resolves the report as JSON. */
   verify(optionsJson: string): Promise<string>
   repair(optionsJson: string): Promise<string>
@@ -31,6 +31,11 @@ export declare class NativeArchive {
   prune(retentionJson: string, dryRun: boolean, lockTimeoutMs: number): Promise<string>
   /** Removes stale locks, or all with `force`; resolves the number removed. */
   unlock(optionsJson: string): Promise<number>
+  /**
+   * Sends a marker behind every event queued so far; the facade waits for it
+   * so that an operation's events all arrive before its promise resolves.
+   */
+  barrier(token: number): boolean
   /** Drops the repository handle and the event sink; later calls get ERR_CLOSED. */
   close(): void
 }

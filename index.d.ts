@@ -125,7 +125,7 @@ export interface SnapshotFilter {
   before?: string | Date;
 }
 
-export interface RestoreOptions {
+export interface RestoreOptions extends LockOptions {
   item?: string;
 }
 

@@ -257,6 +257,8 @@ class ContainerArchive {
   #closed = false;
   #inflight = new Set();
   #listeners = new Map();
+  #barriers = new Map();
+  #nextBarrier = 1;
 
   constructor(native, path, lockTimeoutMs, token) {
     if (token !== CONSTRUCT) throw new TypeError('use ContainerArchive.init() or ContainerArchive.open()');
@@ -265,6 +267,12 @@ class ContainerArchive {
     this.path = path;
     native.setEventSink((message) => {
       const { event, payload } = JSON.parse(message);
+      if (event === '__barrier') {
+        const resolve = this.#barriers.get(payload.token);
+        this.#barriers.delete(payload.token);
+        if (resolve) resolve();
+        return;
+      }
       this.#emit(event, payload);
     });
   }
@@ -301,6 +309,25 @@ class ContainerArchive {
     this.#inflight.add(marker);
     marker.then(() => this.#inflight.delete(marker));
     return settled;
+  }
+
+  /** Resolves once every event the native side queued before this call was dispatched. */
+  #eventsDelivered() {
+    const token = this.#nextBarrier++;
+    return new Promise((resolve) => {
+      // The event sink is weak (it never keeps the process alive), so hold the
+      // loop open just until the barrier comes through the queue behind the events.
+      const keepAlive = setInterval(() => {}, 0x7fffffff);
+      const done = () => {
+        clearInterval(keepAlive);
+        resolve();
+      };
+      this.#barriers.set(token, done);
+      if (!this.#native.barrier(token)) {
+        this.#barriers.delete(token);
+        done();
+      }
+    });
   }
 
   #emit(event, payload) {
@@ -365,6 +392,7 @@ class ContainerArchive {
     try {
       const spec = JSON.stringify({ tags: tagMap, lockTimeoutMs, createdAt });
       const json = await this.#native.ingest(JSON.stringify(specs), spec, (index) => pullers[index].pull());
+      await this.#eventsDelivered();
       const snapshot = JSON.parse(json);
       this.#emit('ingest:complete', { snapshotId: snapshot.id });
       return snapshot;
@@ -381,15 +409,17 @@ class ContainerArchive {
   restore(snapshotId, options) {
     return this.#track(async () => {
       if (typeof snapshotId !== 'string') throw invalid('snapshotId must be a string');
-      const o = checkOptions(options, 'options', ['item']);
+      const o = checkOptions(options, 'options', ['item', 'lockTimeoutMs']);
       if (o.item !== undefined && typeof o.item !== 'string') throw invalid('item must be a string');
       const item = o.item ?? null;
+      const lockTimeoutMs = checkLockTimeout(o.lockTimeoutMs, this.#lockTimeoutMs);
+      if (lockTimeoutMs > 0xffffffff) throw invalid('lockTimeoutMs is too large');
       await this.#native.prepareRestore(snapshotId, item);
-      return this.#restoreStream(snapshotId, item);
+      return this.#restoreStream(snapshotId, item, lockTimeoutMs);
     });
   }
 
-  #restoreStream(snapshotId, item) {
+  #restoreStream(snapshotId, item, lockTimeoutMs) {
     let parked = null;
     let destroyed = false;
     const stream = new Readable({
@@ -413,7 +443,7 @@ class ContainerArchive {
       return new Promise((resolve, reject) => { parked = { resolve, reject }; });
     };
     // Tracked, so close() waits until the native side has stopped.
-    this.#track(() => this.#native.restore(snapshotId, item, push)).then(
+    this.#track(() => this.#native.restore(snapshotId, item, lockTimeoutMs, push)).then(
       () => { if (!destroyed) stream.push(null); },
       (err) => { if (!destroyed) stream.destroy(err); },
     );
@@ -449,7 +479,9 @@ class ContainerArchive {
       const level = o.level ?? 'standard';
       if (!LEVELS.includes(level)) throw invalid(`level must be one of ${LEVELS.join(', ')}, not ${JSON.stringify(level)}`);
       const lockTimeoutMs = checkLockTimeout(o.lockTimeoutMs, this.#lockTimeoutMs);
-      return JSON.parse(await this.#native.verify(JSON.stringify({ level, lockTimeoutMs })));
+      const json = await this.#native.verify(JSON.stringify({ level, lockTimeoutMs }));
+      await this.#eventsDelivered();
+      return JSON.parse(json);
     });
   }
 
@@ -483,7 +515,9 @@ class ContainerArchive {
       if (typeof dryRun !== 'boolean') throw invalid('dryRun must be a boolean');
       const lockTimeoutMs = checkLockTimeout(retention.lockTimeoutMs, this.#lockTimeoutMs);
       if (lockTimeoutMs > 0xffffffff) throw invalid('lockTimeoutMs is too large');
-      return JSON.parse(await this.#native.prune(JSON.stringify(rules), dryRun, lockTimeoutMs));
+      const json = await this.#native.prune(JSON.stringify(rules), dryRun, lockTimeoutMs);
+      await this.#eventsDelivered();
+      return JSON.parse(json);
     });
   }
 

@@ -17,7 +17,7 @@ use containerarchive_core::check::{verify, Level};
 use containerarchive_core::ingest::{ingest, IngestItem, IngestOptions};
 use containerarchive_core::prune::{prune, Retention};
 use containerarchive_core::repair::{reindex, repair};
-use containerarchive_core::restore::{restore_chunks, select_item};
+use containerarchive_core::restore::{restore_item, select_item};
 use containerarchive_core::{Error, InitOptions, ProgressUpdate, Repository};
 
 use crate::error::{closed, invalid, run_blocking};
@@ -178,19 +178,18 @@ impl NativeArchive {
 
     /// Pushes the item's bytes into `push`; resolves when all were accepted.
     #[napi]
-    pub async fn restore(&self, id: String, item: Option<String>, push: PushFn) -> Result<()> {
+    pub async fn restore(&self, id: String, item: Option<String>, lock_timeout_ms: u32, push: PushFn) -> Result<()> {
         let repo = self.repo()?;
         let cancel = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel::<Vec<u8>>(2);
         let forward = tokio::spawn(restore_bridge::forward(push, rx, cancel.clone()));
         let restored = run_blocking(move || {
-            let manifest = repo.load_snapshot(&id)?;
-            let ids = select_item(&manifest, item.as_deref())?.chunk_ids()?;
             let mut sink = |data: Vec<u8>| {
                 tx.blocking_send(data)
                     .map_err(|_| Error::Cancelled("the restore stream was destroyed".into()))
             };
-            restore_chunks(&repo, &ids, &mut sink, &cancel)
+            let timeout = Duration::from_millis(lock_timeout_ms as u64);
+            restore_item(&repo, &id, item.as_deref(), &mut sink, &cancel, timeout)
         })
         .await;
         let forwarded = forward.await.map_err(crate::error::internal)?;
@@ -276,6 +275,19 @@ impl NativeArchive {
         let spec: MaintenanceSpec = parse(&options_json, "unlock options")?;
         let removed = run_blocking(move || containerarchive_core::lock::remove_locks(repo.root(), spec.force)).await?;
         Ok(removed as u32)
+    }
+
+    /// Sends a marker behind every event queued so far; the facade waits for it
+    /// so that an operation's events all arrive before its promise resolves.
+    #[napi]
+    pub fn barrier(&self, token: u32) -> bool {
+        match lock(&self.events).as_ref() {
+            Some(sink) => {
+                emit(sink, "__barrier", json!({ "token": token }));
+                true
+            }
+            None => false,
+        }
     }
 
     /// Drops the repository handle and the event sink; later calls get ERR_CLOSED.

@@ -194,9 +194,9 @@ pub fn verify(
     progress: ProgressFn<'_>,
     lock_timeout: Duration,
 ) -> Result<VerifyReport> {
-    let _lock = crate::lock::acquire(repo.root(), false, lock_timeout)?;
+    let lock = crate::lock::acquire(repo.root(), false, lock_timeout)?;
     // Packs of a concurrent ingest are briefly on disk before the index lists them.
-    let writers_active = crate::lock::others_active(repo.root())?;
+    let writers_active = crate::lock::others_active(repo.root(), &lock)?;
     let findings = Findings::new(on_issue);
     let mut checked = Checked::default();
 
@@ -353,6 +353,11 @@ pub fn verify(
         checked.bytes += read_packs(repo, level, &index, &referenced, packs_to_read, &findings, progress)?;
     }
 
+    progress(ProgressUpdate {
+        bytes_processed: checked.bytes,
+        total_bytes: Some(checked.bytes),
+        message: format!("verify ({}) complete", level.name()),
+    });
     let errors = findings.into_issues();
     Ok(VerifyReport {
         ok: errors.is_empty(),
@@ -363,7 +368,7 @@ pub fn verify(
 }
 
 fn check_config_and_keys(repo: &Repository, findings: &Findings) {
-    if let Some(problem) = &repo.config_problem {
+    if let Some(problem) = repo.config_problem.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
         findings.add(Issue::new(
             "config",
             format!("config.json: {problem}; repair() rewrites it"),

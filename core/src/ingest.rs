@@ -73,7 +73,7 @@ pub fn ingest<R: Read + Send>(
 ) -> Result<Manifest> {
     validate_items(&items)?;
     let _lock = crate::lock::acquire(repo.root(), false, options.lock_timeout)?;
-    repo.refresh_index()?;
+    repo.sync_index()?;
     let outcome = run_pipeline(repo, items, progress, cancel);
     // Index and protect every pack written, even when the ingest failed:
     // packs -> idx -> index -> parity -> snapshot.

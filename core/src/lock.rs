@@ -75,6 +75,7 @@ pub fn read_locks(root: &Path) -> Result<Vec<(String, Option<LockRecord>)>> {
 
 /// A held lock; dropping it stops the refresher and removes the record.
 pub struct LockGuard {
+    pub id: String,
     path: PathBuf,
     stop: Option<Sender<()>>,
     refresher: Option<JoinHandle<()>>,
@@ -131,6 +132,7 @@ pub fn acquire(root: &Path, exclusive: bool, timeout: Duration) -> Result<LockGu
                 })
                 .map_err(|e| Error::Internal(format!("cannot start the lock refresher: {e}")))?;
             return Ok(LockGuard {
+                id,
                 path,
                 stop: Some(stop),
                 refresher: Some(refresher),
@@ -177,15 +179,14 @@ pub fn remove_locks(root: &Path, force: bool) -> Result<usize> {
     Ok(removed)
 }
 
-/// Live locks other than our own process's, for "is anyone else writing?".
-pub fn others_active(root: &Path) -> Result<bool> {
+/// Whether any live lock other than `ours` exists: "is anyone else writing?".
+pub fn others_active(root: &Path, ours: &LockGuard) -> Result<bool> {
     let host = hostname();
     let now = now_millis();
-    let me = std::process::id();
     Ok(read_locks(root)?
         .into_iter()
         .filter_map(|(_, r)| r)
-        .any(|r| !r.is_stale(now, &host) && !(r.hostname == host && r.pid == me)))
+        .any(|r| r.id != ours.id && !r.is_stale(now, &host)))
 }
 
 #[cfg(test)]

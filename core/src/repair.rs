@@ -168,8 +168,29 @@ pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport>
         }
     }
 
-    // 5. Snapshots: set aside unreadable manifests; name what can no longer be restored.
+    // 5. Drop packs that are gone for good from the index, so that no ingest
+    //    dedups against them; remember where their chunks were, to name them.
+    let disk = read_disk_index(repo, None)?;
+    let mut lost_chunks: IdMap<PackId> = IdMap::default();
+    for record in disk.records.values().filter(|r| !records.contains_key(&r.id)) {
+        lost.insert(record.id);
+        for e in &record.entries {
+            lost_chunks.entry(e.id).or_insert(record.id);
+        }
+    }
+    if disk.records.keys().any(|id| !records.contains_key(id)) {
+        let mut keep: Vec<PackRecord> = records.values().cloned().collect();
+        keep.sort_by(|a, b| a.id.cmp(&b.id));
+        let old = list_files(&repo.index_dir())?;
+        let written = write_index_file(repo, &keep)?;
+        for name in old.into_iter().filter(|n| *n != written) {
+            remove_durably(&repo.index_dir().join(name))?;
+        }
+        report.index_rebuilt = true;
+    }
     repo.reload_index()?;
+
+    // 6. Snapshots: set aside unreadable manifests; name what can no longer be restored.
     let mut by_pack: BTreeMap<Option<String>, Vec<String>> = BTreeMap::new();
     let snapshots_dir = repo.snapshots_dir();
     for name in list_files(&snapshots_dir)? {
@@ -192,16 +213,8 @@ pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport>
         let mut lost_packs: HashSet<Option<String>> = HashSet::new();
         for item in &manifest.items {
             for id in item.chunk_ids()? {
-                match repo.index().get(&id) {
-                    None => {
-                        lost_packs.insert(None);
-                    }
-                    Some(loc) => {
-                        let pack = repo.index().pack(loc.pack).id;
-                        if lost.contains(&pack) || !records.contains_key(&pack) {
-                            lost_packs.insert(Some(hex::encode(pack)));
-                        }
-                    }
+                if !repo.index().contains(&id) {
+                    lost_packs.insert(lost_chunks.get(&id).map(hex::encode));
                 }
             }
         }
@@ -258,6 +271,7 @@ fn repair_config(repo: &Repository) -> Result<()> {
     if parse(CONFIG_COPY).as_ref() != Some(&repo.config) {
         atomic_write(&repo.root().join(CONFIG_COPY), &json)?;
     }
+    *repo.config_problem.lock().unwrap_or_else(|p| p.into_inner()) = None;
     Ok(())
 }
 

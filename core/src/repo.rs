@@ -28,8 +28,8 @@ pub struct Repository {
     index_flush: Mutex<()>,
     /// Index files that could not be read at open or refresh.
     pub index_problems: Mutex<Vec<String>>,
-    /// Set when config.json was damaged and the copy was used.
-    pub config_problem: Option<String>,
+    /// Set when config.json was damaged and the copy was used; repair clears it.
+    pub config_problem: Mutex<Option<String>>,
     /// Packs this process wrote that may still need parity.
     own_packs: Mutex<Vec<PackInfo>>,
 }
@@ -74,7 +74,7 @@ impl Repository {
             (false, None) => None,
         };
         let mut repo = Repository::assemble(path, config, keys);
-        repo.config_problem = config_problem;
+        repo.config_problem = Mutex::new(config_problem);
         repo.refresh_index()?;
         Ok(repo)
     }
@@ -87,7 +87,7 @@ impl Repository {
             index: RwLock::new(ChunkIndex::default()),
             index_flush: Mutex::new(()),
             index_problems: Mutex::new(Vec::new()),
-            config_problem: None,
+            config_problem: Mutex::new(None),
             own_packs: Mutex::new(Vec::new()),
         }
     }
@@ -194,6 +194,27 @@ impl Repository {
         })
     }
 
+    /// Brings the in-memory index up to date with disk. If an index file it
+    /// loaded is gone (another process pruned or reindexed), it reloads
+    /// everything, so nothing dedups against or reads from deleted packs.
+    /// Callers hold at least a shared lock, so no deletion runs meanwhile.
+    pub fn sync_index(&self) -> Result<()> {
+        let names: std::collections::HashSet<String> = list_files(&self.index_dir())?.into_iter().collect();
+        let vanished = self.index().loaded_files.iter().any(|f| !names.contains(f));
+        if vanished {
+            // Packs this process wrote but has not listed yet stay listed.
+            let pending = self.index_mut().take_unpersisted();
+            self.reload_index()?;
+            let mut index = self.index_mut();
+            for record in pending {
+                index.add_unpersisted(record);
+            }
+            Ok(())
+        } else {
+            self.refresh_index()
+        }
+    }
+
     /// Merges index files written since the last look (by this or another process).
     pub fn refresh_index(&self) -> Result<()> {
         let names = list_files(&self.index_dir())?;
@@ -259,6 +280,9 @@ impl Repository {
         let manifest: Manifest = serde_json::from_slice(&plain).map_err(|e| Error::corrupt(&what, e))?;
         if manifest.id != id {
             return Err(Error::corrupt(&what, "it carries another snapshot's id"));
+        }
+        for item in &manifest.items {
+            item.chunk_ids().map_err(|e| Error::corrupt(&what, e))?;
         }
         Ok(manifest)
     }

@@ -12,7 +12,7 @@ use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
 use crate::codec::{decompress, BlobEncoding};
 use crate::crypto::ChunkId;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::index::ChunkLocation;
 use crate::ingest::{panic_text, worker_count};
 use crate::pack::pack_file_name;
@@ -77,7 +77,17 @@ impl<'r> ChunkReader<'r> {
             if self.open.len() >= 8 {
                 self.open.clear();
             }
-            self.open.insert(loc.pack, File::open(&path).at(&path)?);
+            let file = File::open(&path).map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => Error::corrupt(
+                    format!("packs/data/{name}"),
+                    "it is missing; run verify() to see what is affected and repair() to rebuild it from parity",
+                ),
+                _ => Error::Io {
+                    path: path.display().to_string(),
+                    source: e,
+                },
+            })?;
+            self.open.insert(loc.pack, file);
         }
         let file = &self.open[&loc.pack];
         let mut blob = vec![0u8; loc.length as usize];
@@ -126,6 +136,23 @@ pub fn decode_blob(
         return Err(Error::corrupt(what(), "its content does not match its id"));
     }
     Ok(data)
+}
+
+/// Restores one item of a snapshot into `sink`, holding a shared lock so
+/// that no prune deletes what it reads.
+pub fn restore_item(
+    repo: &Repository,
+    snapshot_id: &str,
+    item: Option<&str>,
+    sink: &mut dyn FnMut(Vec<u8>) -> Result<()>,
+    cancel: &AtomicBool,
+    lock_timeout: std::time::Duration,
+) -> Result<()> {
+    let _lock = crate::lock::acquire(repo.root(), false, lock_timeout)?;
+    repo.sync_index()?;
+    let manifest = repo.load_snapshot(snapshot_id)?;
+    let ids = select_item(&manifest, item)?.chunk_ids()?;
+    restore_chunks(repo, &ids, sink, cancel)
 }
 
 /// Streams the chunks in order into `sink`. Stops at the first error, or

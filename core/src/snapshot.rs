@@ -44,7 +44,7 @@ impl ManifestItem {
                 hex::decode(h)
                     .ok()
                     .and_then(|b| b.try_into().ok())
-                    .ok_or_else(|| Error::corrupt("a snapshot manifest", format!("bad chunk id {h:?}")))
+                    .ok_or_else(|| Error::corrupt(format!("item {:?}", self.name), format!("bad chunk id {h:?}")))
             })
             .collect()
     }

@@ -150,9 +150,11 @@ fn bit_rot_is_found_by_standard_and_rebuilt_from_parity() {
 #[test]
 fn deleted_and_truncated_packs_are_rebuilt() {
     let f = fixture(None);
-    let all = packs(&f.dir);
-    fs::remove_file(&all[0]).unwrap();
-    let truncated = &all[all.len() - 1];
+    // One victim in each of two groups: a group with one parity shard rebuilds one pack.
+    let (groups, _) = containerarchive_core::parity::load_groups(&f.repo).unwrap();
+    let victim = |g: usize| f.dir.join(format!("packs/data/{}.pack", groups[g].members[0].pack));
+    fs::remove_file(victim(0)).unwrap();
+    let truncated = &victim(1);
     let bytes = fs::read(truncated).unwrap();
     fs::write(truncated, &bytes[..bytes.len() - 100]).unwrap();
     let quick = check(&f.repo, Level::Quick);
@@ -185,6 +187,25 @@ fn two_lost_packs_in_one_group_are_named_not_hidden() {
             assert_eq!(&restored(&f.repo, id).unwrap(), bytes);
         }
     }
+    // Backing the lost data up again must store it again, not dedup against the lost packs.
+    let (lost_id, lost_bytes) = f.snapshots.iter().find(|(id, _)| lost.contains(&id)).unwrap();
+    assert_eq!(restored(&f.repo, lost_id).unwrap_err().code(), "ERR_CORRUPT");
+    let item = IngestItem {
+        name: "data".into(),
+        item_type: "file".into(),
+        size_hint: None,
+        reader: &lost_bytes[..],
+    };
+    let again = ingest(
+        &f.repo,
+        vec![item],
+        &IngestOptions::default(),
+        &|_| {},
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    assert!(again.new_chunks > 0);
+    assert_eq!(&restored(&f.repo, &again.id).unwrap(), lost_bytes);
     fs::remove_dir_all(&f.dir).unwrap();
 }
 

@@ -654,6 +654,44 @@ function report(results) {
   }
 }
 
+// ---------------------------------------------------------------- memory
+
+/**
+ * Peak RSS of ingesting and restoring a generated stream of 100 MiB and of
+ * BENCH_MEMORY_GB GiB (default 10; 0 skips): memory must not grow with length.
+ */
+function benchMemory(failures) {
+  const largeGiB = Number(process.env.BENCH_MEMORY_GB ?? (QUICK ? 1 : 10));
+  if (!(largeGiB > 0)) {
+    log('memory: skipped (BENCH_MEMORY_GB=0)');
+    return null;
+  }
+  const out = {};
+  for (const bytes of [100 * 2 ** 20, largeGiB * 2 ** 30]) {
+    const repo = path.join(CACHE, 'repo-memory');
+    rmrf(repo);
+    const ingest = runWorker({ op: 'synthetic-ingest', repo, bytes });
+    const restore = ingest.ok ? runWorker({ op: 'restore', repo, snapshotId: ingest.snapshotId, expectedBytes: bytes }) : ingest;
+    rmrf(repo);
+    if (!ingest.ok || !restore.ok) {
+      failures.push(`memory ${bytes}: ${(restore.error || ingest.error || {}).message}`);
+      continue;
+    }
+    const label = bytes >= 2 ** 30 ? `${bytes / 2 ** 30} GiB` : `${bytes / 2 ** 20} MiB`;
+    out[label] = {
+      ingestPeakRssMiB: ingest.maxRssKiB / 1024,
+      restorePeakRssMiB: restore.maxRssKiB / 1024,
+      ingestMBps: mb(bytes) / ingest.seconds,
+      restoreMBps: mb(bytes) / restore.seconds,
+    };
+    log(
+      `[memory] ${label}: ingest peak RSS ${fmt(out[label].ingestPeakRssMiB, 0)} MiB (${fmt(out[label].ingestMBps)} MB/s), ` +
+        `restore peak RSS ${fmt(out[label].restorePeakRssMiB, 0)} MiB (${fmt(out[label].restoreMBps)} MB/s)`,
+    );
+  }
+  return out;
+}
+
 // ---------------------------------------------------------------- main
 
 function main() {
@@ -698,6 +736,8 @@ function main() {
 
   if (process.env.BENCH_SKIP_RESTIC === '1') log('restic: skipped (BENCH_SKIP_RESTIC=1)');
   else results.restic = benchRestic();
+
+  if (probe.ok) results.memory = benchMemory(results.failures);
 
   report(results);
   fs.writeFileSync(RESULTS_FILE, JSON.stringify(results, null, 2) + '\n');

@@ -1,7 +1,6 @@
 //! Peak memory of the engine alone (no Node) for a synthetic stream of N MiB:
 //! ingest, then restore. Usage: cargo run --release --example memory -- <MiB>
 
-use std::io::Read;
 use std::sync::atomic::AtomicBool;
 
 use containerarchive_core::codec::Compression;
@@ -9,33 +8,9 @@ use containerarchive_core::ingest::{ingest, IngestItem, IngestOptions};
 use containerarchive_core::restore::restore_item;
 use containerarchive_core::{InitOptions, Repository};
 
-/// Unique data without a per-byte RNG: a block re-stamped with a counter every 64 KiB.
-struct Synthetic {
-    left: u64,
-    block: Vec<u8>,
-    counter: u64,
-    pos: usize,
-}
-
-impl Read for Synthetic {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        if self.left == 0 {
-            return Ok(0);
-        }
-        if self.pos == self.block.len() {
-            for at in (0..self.block.len()).step_by(65536) {
-                self.counter += 1;
-                self.block[at..at + 8].copy_from_slice(&self.counter.to_le_bytes());
-            }
-            self.pos = 0;
-        }
-        let n = out.len().min(self.block.len() - self.pos).min(self.left as usize);
-        out[..n].copy_from_slice(&self.block[self.pos..self.pos + n]);
-        self.pos += n;
-        self.left -= n as u64;
-        Ok(n)
-    }
-}
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::Synthetic;
 
 fn peak_rss_mib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -56,16 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ..Default::default()
         },
     )?;
-    let mut block = vec![0u8; 1 << 20];
-    for (i, b) in block.iter_mut().enumerate() {
-        *b = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17) as u8;
-    }
-    let reader = Synthetic {
-        left: mib << 20,
-        block,
-        counter: 0,
-        pos: 1 << 20,
-    };
+    let reader = Synthetic::new(mib);
     let item = IngestItem {
         name: "data".into(),
         item_type: "file".into(),

@@ -345,7 +345,16 @@ pub fn prune(
 
     // 1-2. New packs with the live blobs of the repacked packs, and their parity.
     let new_records = repack(repo, &plan, progress)?;
-    let new_bytes: u64 = new_records.iter().map(|r| r.size).sum();
+    // Repacking is deterministic: after an interrupted prune it can rewrite a
+    // pack that is on the dead list, byte for byte. What this run wrote stays.
+    let written: HashSet<PackId> = new_records.iter().map(|r| r.id).collect();
+    let dead: Vec<PackId> = dead.into_iter().filter(|id| !written.contains(id)).collect();
+    let dead_bytes: u64 = dead.iter().map(|id| plan.records[id].size).sum();
+    let new_bytes: u64 = new_records
+        .iter()
+        .filter(|r| !plan.records.contains_key(&r.id))
+        .map(|r| r.size)
+        .sum();
     repo.cover_parity()?;
     // 3. One index file listing every pack that stays.
     let dead_set: HashSet<PackId> = dead.iter().copied().collect();
@@ -355,7 +364,7 @@ pub fn prune(
         .filter(|r| !dead_set.contains(&r.id))
         .cloned()
         .collect();
-    keep_records.extend(new_records);
+    keep_records.extend(new_records.into_iter().filter(|r| !plan.records.contains_key(&r.id)));
     keep_records.sort_by(|a, b| a.id.cmp(&b.id));
     let old_index_files = list_files(&repo.index_dir())?;
     let stored = repo.seal(AAD_INDEX, encode_index_file(&keep_records));
@@ -379,6 +388,7 @@ pub fn prune(
     }
     repo.reload_index()?;
     report_stage(progress, "prune complete");
+    report.removed_packs = dead.len() as u64;
     report.freed_bytes = dead_bytes as i64 - new_bytes as i64;
     Ok(report)
 }

@@ -12,17 +12,8 @@ use containerarchive_core::repair::{reindex, repair};
 use containerarchive_core::restore::{restore_chunks, select_item};
 use containerarchive_core::{InitOptions, Repository};
 
-fn data(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
+mod common;
+use common::data;
 
 struct Fixture {
     dir: PathBuf,

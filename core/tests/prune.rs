@@ -13,17 +13,8 @@ use containerarchive_core::prune::{prune, Retention};
 use containerarchive_core::restore::{restore_chunks, select_item};
 use containerarchive_core::{InitOptions, Repository};
 
-fn data(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
+mod common;
+use common::data;
 
 fn dir_bytes(dir: &Path) -> u64 {
     fs::read_dir(dir)
@@ -46,7 +37,8 @@ fn restored(repo: &Repository, id: &str) -> Vec<u8> {
     out
 }
 
-/// Four snapshots; the last shares half its data with the third, so its packs are partly live after pruning.
+/// Four snapshots. The third interleaves segments the fourth shares with
+/// segments nobody keeps, so its packs are partly live after pruning.
 fn setup(dir: &Path) -> (Repository, Vec<(String, Vec<u8>)>) {
     let options = InitOptions {
         passphrase: Some("pw".into()),
@@ -63,13 +55,13 @@ fn setup(dir: &Path) -> (Repository, Vec<(String, Vec<u8>)>) {
         ..Default::default()
     };
     let repo = Repository::init(dir, &options).unwrap();
+    let shared: Vec<Vec<u8>> = (0..8).map(|i| data(100 + i, 64 * 1024)).collect();
+    let mixed: Vec<u8> = (0..8)
+        .flat_map(|i| [shared[i].clone(), data(200 + i as u64, 64 * 1024)].concat())
+        .collect();
+    let streams = [data(1, 500_000), data(2, 500_000), mixed, shared.concat()];
     let mut snaps = Vec::new();
-    let shared = data(99, 400_000);
-    for (i, seed) in [1u64, 2, 3, 4].iter().enumerate() {
-        let mut bytes = data(*seed, 500_000);
-        if i >= 2 {
-            bytes.extend_from_slice(&shared);
-        }
+    for (i, bytes) in streams.into_iter().enumerate() {
         let opts = IngestOptions {
             created_at: Some(format!("2026-0{}-01T00:00:00.000Z", i + 1)),
             ..Default::default()

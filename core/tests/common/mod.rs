@@ -1,0 +1,61 @@
+//! Test data shared by the integration tests and the examples.
+#![allow(dead_code)]
+
+use std::io::Read;
+
+/// Deterministic pseudo-random bytes (xorshift64).
+pub fn data(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Unique data without a per-byte RNG: a block re-stamped with a counter every 64 KiB.
+pub struct Synthetic {
+    left: u64,
+    block: Vec<u8>,
+    counter: u64,
+    pos: usize,
+}
+
+impl Read for Synthetic {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            return Ok(0);
+        }
+        if self.pos == self.block.len() {
+            for at in (0..self.block.len()).step_by(65536) {
+                self.counter += 1;
+                self.block[at..at + 8].copy_from_slice(&self.counter.to_le_bytes());
+            }
+            self.pos = 0;
+        }
+        let n = out.len().min(self.block.len() - self.pos).min(self.left as usize);
+        out[..n].copy_from_slice(&self.block[self.pos..self.pos + n]);
+        self.pos += n;
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+impl Synthetic {
+    /// `mib` MiB of data in which no chunk repeats.
+    pub fn new(mib: u64) -> Synthetic {
+        let mut block = vec![0u8; 1 << 20];
+        for (i, b) in block.iter_mut().enumerate() {
+            *b = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17) as u8;
+        }
+        Synthetic {
+            left: mib << 20,
+            block,
+            counter: 0,
+            pos: 1 << 20,
+        }
+    }
+}

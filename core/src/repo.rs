@@ -292,7 +292,12 @@ impl Repository {
         let mut out = Vec::new();
         for name in list_files(&self.snapshots_dir())? {
             if is_valid_snapshot_id(&name) {
-                out.push(self.load_snapshot(&name)?);
+                match self.load_snapshot(&name) {
+                    Ok(m) => out.push(m),
+                    // Removed by a concurrent prune between listing and reading.
+                    Err(Error::SnapshotNotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
         out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));

@@ -28,9 +28,9 @@ export type Compression = 'gzip' | 'zstd' | 'none';
 export interface ChunkingOptions {
   /** Even number of bytes, 64 B .. 1 MiB. */
   minSize: number;
-  /** Even number of bytes, 256 B .. 4 MiB, and minSize <= avgSize. */
+  /** Even number of bytes, 256 B .. 4 MiB, and minSize < avgSize. */
   avgSize: number;
-  /** Even number of bytes, 1 KiB .. 16 MiB, and avgSize <= maxSize. */
+  /** Even number of bytes, 1 KiB .. 16 MiB, and avgSize < maxSize. */
   maxSize: number;
 }
 
@@ -130,7 +130,7 @@ export interface RestoreOptions extends LockOptions {
 }
 
 export interface ProgressEvent {
-  operation: 'ingest' | 'verify' | 'prune' | 'repair' | 'reindex';
+  operation: 'ingest' | 'verify' | 'prune';
   /** 0..100 when the total is known, otherwise null. */
   percentage: number | null;
   bytesProcessed: number;

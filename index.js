@@ -344,6 +344,7 @@ class ContainerArchive {
   }
 
   on(event, handler) {
+    if (this.#closed) throw new ArchiveError('ERR_CLOSED', 'the repository is closed; open it again with ContainerArchive.open()');
     if (!EVENTS.includes(event)) throw invalid(`unknown event ${JSON.stringify(event)}; known: ${EVENTS.join(', ')}`);
     if (typeof handler !== 'function') throw invalid('handler must be a function');
     if (!this.#listeners.has(event)) this.#listeners.set(event, new Set());
@@ -358,7 +359,7 @@ class ContainerArchive {
       if (o.items !== undefined && (!Array.isArray(o.items) || o.items.length > 1)) {
         throw invalid('ingest() takes at most one entry in items; use ingestMulti() for several streams');
       }
-      const spec = o.items && o.items[0] ? o.items[0] : {};
+      const spec = o.items && o.items[0] ? checkOptions(o.items[0], 'items[0]', ['name', 'type', 'size']) : {};
       return this.#ingest([{ name: spec.name ?? 'data', type: spec.type ?? 'data', size: spec.size, stream }], o);
     });
   }
@@ -398,9 +399,12 @@ class ContainerArchive {
       return snapshot;
     } catch (err) {
       // A failed source stream rejects the ingest with the stream's own error.
-      const sourceError = pullers.map((p) => p.state.error).find((e) => e && !(e instanceof ArchiveError));
-      if (sourceError !== undefined && sourceError !== null && typeof sourceError === 'object') passThrough.add(sourceError);
-      throw sourceError ?? toArchiveError(err);
+      // A failed source rejects with its own error (or our ArchiveError about it, e.g. a closed stream).
+      const sourceError = pullers.map((p) => p.state.error).find((e) => e);
+      if (sourceError !== undefined && typeof sourceError === 'object') passThrough.add(sourceError);
+      if (sourceError !== undefined) throw sourceError;
+      const mapped = toArchiveError(err);
+      throw mapped.code === 'ERR_SOURCE' ? new ArchiveError('ERR_CANCELLED', mapped.message) : mapped;
     } finally {
       for (const p of pullers) p.detach();
     }

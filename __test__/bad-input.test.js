@@ -39,7 +39,7 @@ async function smallRepo(t, options = {}) {
 }
 
 describe('bad repository input', () => {
-  it('a garbage key file makes open() reject ERR_CORRUPT naming it', T, async (t) => {
+  it('a garbage key file opens from its copy, verify names it, repair restores it; both garbage -> ERR_CORRUPT', T, async (t) => {
     const { dir, data, snap } = await smallRepo(t, { passphrase: PASSPHRASE });
     const keys = fs.readdirSync(path.join(dir, 'keys')).filter((n) => n.endsWith('.json'));
     assert.equal(keys.length, 1);
@@ -52,10 +52,27 @@ describe('bad repository input', () => {
       'binary garbage': Buffer.from([0, 0xff, 0xfe, 0x7b, 0x22, 0x00]),
       'JSON of the wrong shape': Buffer.from(JSON.stringify({ version: 1, hello: 'world' })),
     };
+    const copyFile = path.join(dir, 'packs', 'parity', `key-${keys[0]}`);
+    assert.deepEqual(fs.readFileSync(copyFile), original, 'every key file has an identical copy');
     for (const [what, bytes] of Object.entries(variants)) {
+      // One damaged file: the copy unlocks the repository, verify names the damage, repair restores it.
       fs.writeFileSync(keyFile, bytes);
+      const repo = await ContainerArchive.open(dir, { passphrase: PASSPHRASE });
+      try {
+        const report = await repo.verify({ level: 'quick' });
+        const keyIssue = report.errors.find((e) => e.kind === 'key');
+        assert.ok(keyIssue && keyIssue.error.includes(keys[0].replace(/\.json$/, '')), `${what}: verify names the key file: ${JSON.stringify(report.errors)}`);
+        await repo.repair();
+        assert.deepEqual(fs.readFileSync(keyFile), original, `${what}: repair restored the key file`);
+      } finally {
+        await repo.close();
+      }
+      // Both damaged: a clear coded error naming the file, never a crash or a "wrong passphrase".
+      fs.writeFileSync(keyFile, bytes);
+      fs.writeFileSync(copyFile, bytes);
       const err = await rejectsWithCode(() => ContainerArchive.open(dir, { passphrase: PASSPHRASE }), 'ERR_CORRUPT');
       assert.ok(err.message.includes(keys[0].replace(/\.json$/, '')), `${what}: the message must name the key file: ${err.message}`);
+      fs.writeFileSync(copyFile, original);
     }
 
     fs.writeFileSync(keyFile, original);

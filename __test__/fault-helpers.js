@@ -12,6 +12,7 @@ const path = require('node:path');
 const readline = require('node:readline');
 const { spawn } = require('node:child_process');
 const { Readable } = require('node:stream');
+const { walkFiles } = require('./tree');
 
 const KiB = 1024;
 const MiB = 1024 * 1024;
@@ -142,17 +143,10 @@ function lockFiles(dir) {
 
 /** Every `.tmp-*` file anywhere in the repository (relative paths). */
 function tmpLeftovers(dir) {
-  const out = [];
-  const stack = [dir];
-  while (stack.length) {
-    const d = stack.pop();
-    for (const ent of fs.readdirSync(d, { withFileTypes: true })) {
-      const p = path.join(d, ent.name);
-      if (ent.isDirectory()) stack.push(p);
-      else if (ent.name.startsWith('.tmp-')) out.push(path.relative(dir, p));
-    }
-  }
-  return out.sort();
+  return walkFiles(dir)
+    .filter((p) => path.basename(p).startsWith('.tmp-'))
+    .map((p) => path.relative(dir, p))
+    .sort();
 }
 
 // ---------------------------------------------------------------------------

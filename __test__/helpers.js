@@ -226,20 +226,7 @@ function assertArchiveError(err, code) {
 // File tree helpers
 // ---------------------------------------------------------------------------
 
-/** All regular files under `dir`, recursively (absolute paths). */
-function walkFiles(dir) {
-  const out = [];
-  const stack = [dir];
-  while (stack.length) {
-    const d = stack.pop();
-    for (const ent of fs.readdirSync(d, { withFileTypes: true })) {
-      const p = path.join(d, ent.name);
-      if (ent.isDirectory()) stack.push(p);
-      else out.push(p);
-    }
-  }
-  return out.sort();
-}
+const { walkFiles } = require('./tree');
 
 /** { relativePath: 'dir' | 'file:<sha256>' | 'other' } for everything under `dir`. */
 function treeState(dir) {

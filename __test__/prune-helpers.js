@@ -5,6 +5,7 @@
 
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
+const { walkFiles } = require('./tree');
 const fs = require('node:fs');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
@@ -31,18 +32,10 @@ const GC_REPO = Object.freeze({
  */
 function fingerprint(dir) {
   const out = {};
-  const stack = [dir];
-  while (stack.length) {
-    const d = stack.pop();
-    for (const ent of fs.readdirSync(d, { withFileTypes: true })) {
-      const p = path.join(d, ent.name);
-      if (ent.isDirectory()) stack.push(p);
-      else {
-        const st = fs.statSync(p, { bigint: true });
-        const hash = crypto.createHash('sha256').update(fs.readFileSync(p)).digest('hex');
-        out[path.relative(dir, p)] = `${st.size}:${st.mtimeNs}:${hash}`;
-      }
-    }
+  for (const p of walkFiles(dir)) {
+    const st = fs.statSync(p, { bigint: true });
+    const hash = crypto.createHash('sha256').update(fs.readFileSync(p)).digest('hex');
+    out[path.relative(dir, p)] = `${st.size}:${st.mtimeNs}:${hash}`;
   }
   return out;
 }
@@ -58,17 +51,9 @@ function assertSameFingerprint(after, before, what) {
 
 /** Sum of file sizes under `dir` whose name ends with `suffix` ('' = all files). */
 function bytesUnder(dir, suffix = '') {
-  let total = 0;
-  const stack = [dir];
-  while (stack.length) {
-    const d = stack.pop();
-    for (const ent of fs.readdirSync(d, { withFileTypes: true })) {
-      const p = path.join(d, ent.name);
-      if (ent.isDirectory()) stack.push(p);
-      else if (ent.name.endsWith(suffix)) total += fs.statSync(p).size;
-    }
-  }
-  return total;
+  return walkFiles(dir)
+    .filter((p) => p.endsWith(suffix))
+    .reduce((total, p) => total + fs.statSync(p).size, 0);
 }
 
 // ---------------------------------------------------------------------------

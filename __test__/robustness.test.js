@@ -107,6 +107,22 @@ describe('concurrency and source errors', () => {
     const before = (await repo.listSnapshots()).map((s) => s.id);
     await assert.rejects(() => repo.ingest(failingStream([], new Error('early boom'))), { message: 'early boom' });
     assert.deepEqual((await repo.listSnapshots()).map((s) => s.id), before);
+    assert.equal((await repo.verify({ level: 'full' })).ok, true, 'the repository still verifies');
+  });
+
+  it('a source destroyed without an error rejects ERR_CANCELLED; a non-byte chunk ERR_INVALID_ARGUMENT', async () => {
+    const before = (await repo.listSnapshots()).map((s) => s.id);
+    const cut = new Readable({ read() {} });
+    cut.push(Buffer.alloc(4096, 7));
+    const pending = repo.ingest(cut);
+    setImmediate(() => cut.destroy());
+    await assert.rejects(pending, (err) => err.code === 'ERR_CANCELLED');
+    await assert.rejects(
+      () => repo.ingest(Readable.from([Buffer.from('ok'), 42])),
+      (err) => err.code === 'ERR_INVALID_ARGUMENT' && /number/.test(err.message),
+    );
+    assert.deepEqual((await repo.listSnapshots()).map((s) => s.id), before);
+    assert.equal((await repo.verify({ level: 'full' })).ok, true, 'a failed ingest leaves a repository that verifies');
   });
 
   it('an erroring item stream in ingestMulti rejects and leaves no snapshot', async () => {

@@ -50,14 +50,23 @@ async function main() {
   ms = Date.now() - start;
   console.log(`restore    ${mb(fs.statSync(restoredFile).size)} ${rate(size, ms)}`);
 
+  start = Date.now();
+  const check = await repo.verify({ level: 'full' });
+  ms = Date.now() - start;
+  console.log(`verify     ${check.ok ? 'ok' : 'FAILED'}: ${check.checked.chunks} chunks, ${check.checked.packs} packs re-read and re-hashed (full) in ${ms} ms`);
   const [want, got] = await Promise.all([sha256File(file), sha256File(restoredFile)]);
   await repo.close();
-  if (want !== got) {
-    console.error(`verify     FAILED: sha256 ${got} != ${want}`);
+  if (!check.ok) {
+    console.error(JSON.stringify(check.errors, null, 2));
     process.exitCode = 1;
     return;
   }
-  console.log(`verify     ok, sha256 ${got.slice(0, 16)}… matches the source`);
+  if (want !== got) {
+    console.error(`compare    FAILED: sha256 ${got} != ${want}`);
+    process.exitCode = 1;
+    return;
+  }
+  console.log(`compare    ok, sha256 ${got.slice(0, 16)}… matches the source`);
   fs.rmSync(repoDir, { recursive: true, force: true });
 }
 

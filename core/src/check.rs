@@ -368,31 +368,45 @@ pub fn verify(
 }
 
 fn check_config_and_keys(repo: &Repository, findings: &Findings) {
+    let on_disk = |name: &str| {
+        fs::read(repo.root().join(name))
+            .ok()
+            .and_then(|b| crate::config::RepoConfig::parse(&b).ok())
+    };
     if let Some(problem) = repo.config_problem.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
         findings.add(Issue::new(
             "config",
             format!("config.json: {problem}; repair() rewrites it"),
         ));
-    } else {
-        let copy = fs::read(repo.root().join(CONFIG_COPY))
-            .ok()
-            .and_then(|b| crate::config::RepoConfig::parse(&b).ok());
-        if copy.as_ref() != Some(&repo.config) {
-            findings.add(Issue::new(
-                "config",
-                format!("{CONFIG_COPY} is missing or damaged; repair() rewrites it"),
-            ));
-        }
+    } else if on_disk(crate::repo::CONFIG_FILE).as_ref() != Some(&repo.config) {
+        findings.add(Issue::new(
+            "config",
+            "config.json is missing, damaged or changed since open; repair() rewrites it",
+        ));
+    } else if on_disk(CONFIG_COPY).as_ref() != Some(&repo.config) {
+        findings.add(Issue::new(
+            "config",
+            format!("{CONFIG_COPY} is missing or damaged; repair() rewrites it"),
+        ));
     }
     if repo.config.is_encrypted() {
-        let dir = repo.root().join("keys");
-        for name in list_files(&dir).unwrap_or_default() {
-            let ok = fs::read(dir.join(&name))
-                .ok()
-                .and_then(|b| serde_json::from_slice::<crate::crypto::KeyFile>(&b).ok())
-                .is_some();
-            if !ok {
-                findings.add(Issue::new("key", format!("keys/{name} cannot be read")));
+        let files = crate::repo::read_key_files(repo.root()).unwrap_or_default();
+        let mut intact: HashMap<String, usize> = HashMap::new();
+        for (_, parsed) in &files {
+            match parsed {
+                Ok(k) => *intact.entry(k.id.clone()).or_default() += 1,
+                Err(e) => findings.add(Issue::new("key", format!("{e}; repair() restores it from its copy"))),
+            }
+        }
+        for (id, count) in intact {
+            if count < 2 {
+                findings.add(Issue::new(
+                    "key",
+                    format!(
+                        "key {id} has no intact copy (keys/{id}.json and {})",
+                        crate::repo::key_copy_path(&id)
+                    ),
+                ));
             }
         }
     }

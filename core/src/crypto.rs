@@ -105,6 +105,40 @@ pub struct KeyFile {
     pub created_at: String,
     pub kdf: KdfParams,
     pub wrapped_key: WrappedKey,
+    /// Hex SHA-256 of `canonical()`: tells a damaged key file from a wrong passphrase.
+    pub checksum: String,
+}
+
+impl KeyFile {
+    fn canonical(&self) -> String {
+        let (k, w) = (&self.kdf, &self.wrapped_key);
+        format!(
+            "{}:{}:{}:{}:{}:{}:{}:{}:{}:{}",
+            self.id,
+            k.algorithm,
+            k.version,
+            k.memory_kib,
+            k.iterations,
+            k.parallelism,
+            k.salt,
+            w.algorithm,
+            w.nonce,
+            w.ciphertext
+        )
+    }
+
+    pub fn compute_checksum(&self) -> String {
+        hex::encode(sha256(self.canonical().as_bytes()))
+    }
+
+    /// Parses a key file and checks its checksum.
+    pub fn parse(bytes: &[u8], what: &str) -> Result<KeyFile> {
+        let file: KeyFile = serde_json::from_slice(bytes).map_err(|e| Error::corrupt(what, e))?;
+        if file.checksum != file.compute_checksum() {
+            return Err(Error::corrupt(what, "its checksum does not match its content"));
+        }
+        Ok(file)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -171,7 +205,7 @@ pub fn wrap_master_key(passphrase: &str, master: &[u8; 32]) -> Result<KeyFile> {
     };
     let kek = derive_kek(passphrase, &kdf)?;
     let sealed = seal_with(&kek, AAD_MASTER_KEY, master);
-    Ok(KeyFile {
+    let mut file = KeyFile {
         version: 1,
         id: random_hex(16),
         created_at: now_iso8601(),
@@ -181,7 +215,10 @@ pub fn wrap_master_key(passphrase: &str, master: &[u8; 32]) -> Result<KeyFile> {
             nonce: hex::encode(&sealed[..NONCE_LEN]),
             ciphertext: hex::encode(&sealed[NONCE_LEN..]),
         },
-    })
+        checksum: String::new(),
+    };
+    file.checksum = file.compute_checksum();
+    Ok(file)
 }
 
 /// The master key, or `ERR_WRONG_PASSPHRASE` when the tag does not verify.
@@ -250,5 +287,17 @@ mod tests {
         );
         let json = serde_json::to_string(&file).unwrap();
         assert!(!json.contains(&hex::encode(master)));
+        assert!(KeyFile::parse(json.as_bytes(), "key").is_ok());
+        let other_salt = if file.kdf.salt.starts_with('0') { "1" } else { "0" };
+        let damaged = json.replacen(
+            &format!("\"salt\":\"{}", &file.kdf.salt[..1]),
+            &format!("\"salt\":\"{other_salt}"),
+            1,
+        );
+        assert_ne!(damaged, json);
+        assert_eq!(
+            KeyFile::parse(damaged.as_bytes(), "key").unwrap_err().code(),
+            "ERR_CORRUPT"
+        );
     }
 }

@@ -193,7 +193,11 @@ pub fn cover_packs(repo: &Repository, groups: &mut Vec<GroupManifest>, packs: Ve
     let (data_shards, parity_shards) = (repo.config.parity.data_shards, repo.config.parity.parity_shards);
     let mut pending = packs.into_iter().peekable();
     let mut written = 0;
-    let mut open_group = groups.iter().position(|g| g.members.len() < g.data_shards as usize);
+    // A group is extended from its old parity, so that parity must be intact:
+    // otherwise new packs start a new group and repair deals with the old one.
+    let mut open_group = groups
+        .iter()
+        .position(|g| g.members.len() < g.data_shards as usize && parity_intact(repo, g));
     while pending.peek().is_some() {
         let group = match open_group.take() {
             Some(i) => groups[i].clone(),
@@ -325,6 +329,15 @@ pub fn extend_group(repo: &Repository, group: &GroupManifest, additions: &[PackI
         }
     }
     Ok(updated)
+}
+
+/// Whether every parity file of the group has its recorded size and hash.
+pub fn parity_intact(repo: &Repository, group: &GroupManifest) -> bool {
+    let dir = parity_dir(repo);
+    group
+        .parity
+        .iter()
+        .all(|p| file_problem(&dir.join(&p.file), p.size, &p.sha256).is_none())
 }
 
 /// Health of a group's files, as hashed from disk.

@@ -229,15 +229,18 @@ struct GcPlan {
 }
 
 fn plan_gc(repo: &Repository, live: &HashSet<ChunkId>, max_unused: f64) -> Result<GcPlan> {
-    let index = read_disk_index(repo, None)?;
-    for id in live {
-        if !index.chunks.contains_key(id) {
-            return Err(Error::corrupt(
-                format!("chunk {}", hex::encode(id)),
-                "a kept snapshot needs it but no index file lists it; run repair() before prune()",
-            ));
-        }
+    // An unreadable index file hides which packs hold what: repair first.
+    let ignore = |_: &crate::check::Issue| {};
+    let findings = crate::check::Findings::new(&ignore);
+    let index = read_disk_index(repo, Some(&findings))?;
+    if let Some(problem) = findings.into_issues().into_iter().next() {
+        return Err(Error::corrupt(
+            "index/",
+            format!("{}; run repair() before prune()", problem.error),
+        ));
     }
+    // Live chunks the index lacks are already lost (repair names them); prune
+    // only ever deletes indexed packs, so it can go on without them.
     let sealed = repo.keys().is_some();
     let target = repo.config.pack_target_size;
     let mut plan = GcPlan {
@@ -324,6 +327,7 @@ pub fn prune(
         .copied()
         .chain(plan.repack.iter().map(|(id, _)| *id))
         .collect();
+    check_survivors(repo, &dead)?;
     let dead_bytes: u64 = dead.iter().map(|id| plan.records[id].size).sum();
     let kept_ids: Vec<String> = snapshots
         .iter()
@@ -465,6 +469,30 @@ fn finish(repo: &Repository, writer: PackWriter) -> Result<PackRecord> {
         size: record.size,
     });
     Ok(record)
+}
+
+/// Refuses to start when a pack that stays is damaged and its parity group is
+/// about to be dissolved: its new parity would protect the damage, and the old
+/// parity that could rebuild it would be gone. `repair()` first.
+fn check_survivors(repo: &Repository, dead: &[PackId]) -> Result<()> {
+    let dead_hex: HashSet<String> = dead.iter().map(hex::encode).collect();
+    let _lock = parity::lock(repo, false)?;
+    let (groups, _) = parity::load_groups(repo)?;
+    for group in groups
+        .iter()
+        .filter(|g| g.members.iter().any(|m| dead_hex.contains(&m.pack)))
+    {
+        let health = parity::group_health(repo, group);
+        for (member, problem) in group.members.iter().zip(&health.members) {
+            if let (false, Some(problem)) = (dead_hex.contains(&member.pack), problem) {
+                return Err(Error::corrupt(
+                    format!("packs/data/{}.pack", member.pack),
+                    format!("{problem}; run repair() before prune(), which would otherwise regroup its parity"),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Gives the surviving members of every group that loses a member a new

@@ -54,6 +54,7 @@ pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport>
     let _lock = crate::lock::acquire(repo.root(), true, lock_timeout)?;
     remove_tmp_files(repo)?;
     repair_config(repo)?;
+    repair_keys(repo, &mut report)?;
 
     // 1. Rebuild damaged packs from parity; note which packs are healthy.
     let _parity = parity::lock(repo, true)?;
@@ -243,11 +244,9 @@ fn parse_hex_id(hex_id: &str) -> Result<PackId> {
 }
 
 fn remove_tmp_files(repo: &Repository) -> Result<()> {
-    for dir in LAYOUT
-        .iter()
-        .map(|d| repo.root().join(d))
-        .chain([repo.root().to_path_buf()])
-    {
+    // locks/ is skipped: a process waiting for a lock may be writing its record there.
+    let dirs = LAYOUT.iter().filter(|d| **d != "locks").map(|d| repo.root().join(d));
+    for dir in dirs.chain([repo.root().to_path_buf()]) {
         let Ok(entries) = fs::read_dir(&dir) else { continue };
         for entry in entries.flatten() {
             if entry.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
@@ -272,6 +271,44 @@ fn repair_config(repo: &Repository) -> Result<()> {
         atomic_write(&repo.root().join(CONFIG_COPY), &json)?;
     }
     *repo.config_problem.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    Ok(())
+}
+
+/// Rewrites a damaged or missing key file, or key copy, from its intact twin.
+fn repair_keys(repo: &Repository, report: &mut RepairReport) -> Result<()> {
+    if !repo.config.is_encrypted() {
+        return Ok(());
+    }
+    let files = crate::repo::read_key_files(repo.root())?;
+    let intact: BTreeMap<String, crate::crypto::KeyFile> = files
+        .iter()
+        .filter_map(|(_, parsed)| parsed.as_ref().ok())
+        .map(|k| (k.id.clone(), k.clone()))
+        .collect();
+    for (id, key) in &intact {
+        let json = serde_json::to_vec_pretty(key).expect("key file serialises");
+        for rel in [format!("keys/{id}.json"), crate::repo::key_copy_path(id)] {
+            let ok = files.iter().any(|(r, parsed)| *r == rel && parsed.is_ok());
+            if !ok {
+                atomic_write(&repo.root().join(&rel), &json)?;
+            }
+        }
+    }
+    for (rel, parsed) in &files {
+        if let Err(e) = parsed {
+            let id = rel
+                .rsplit('/')
+                .next()
+                .unwrap_or("")
+                .trim_start_matches("key-")
+                .trim_end_matches(".json");
+            if !intact.contains_key(id) {
+                report
+                    .errors
+                    .push(Issue::new("key", format!("{e}; no intact copy of it exists")));
+            }
+        }
+    }
     Ok(())
 }
 

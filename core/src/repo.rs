@@ -49,6 +49,7 @@ impl Repository {
                 let master: [u8; 32] = random_bytes();
                 let key_file = crypto::wrap_master_key(passphrase, &master)?;
                 let json = serde_json::to_vec_pretty(&key_file).expect("key file serialises");
+                atomic_write(&path.join(key_copy_path(&key_file.id)), &json)?;
                 atomic_write(&path.join("keys").join(format!("{}.json", key_file.id)), &json)?;
                 Some(Keys::from_master(&master))
             }
@@ -314,7 +315,14 @@ fn read_config(path: &Path) -> Result<(RepoConfig, Option<String>)> {
     };
     let copy = read_optional(&path.join(CONFIG_COPY)).ok().flatten();
     let Some(bytes) = primary else {
-        return Err(Error::RepoNotFound(path.display().to_string()));
+        // config.json is gone but its copy is not: a damaged repository, not a missing one.
+        return match copy.as_deref().map(RepoConfig::parse) {
+            Some(Ok(config)) => Ok((
+                config,
+                Some(format!("config.json is missing; the copy in {CONFIG_COPY} was used")),
+            )),
+            _ => Err(Error::RepoNotFound(path.display().to_string())),
+        };
     };
     match RepoConfig::parse(&bytes) {
         Ok(config) => Ok((config, None)),
@@ -328,8 +336,17 @@ fn read_config(path: &Path) -> Result<(RepoConfig, Option<String>)> {
 }
 
 fn check_init_target(path: &Path) -> Result<()> {
-    if path.join(CONFIG_FILE).exists() {
+    if path.join(CONFIG_FILE).exists() || path.join(CONFIG_COPY).exists() {
         return Err(Error::RepoExists(path.display().to_string()));
+    }
+    // A repository whose config.json was lost still has its data: never init over it.
+    for dir in ["keys", "snapshots", "packs/data", "index"] {
+        if fs::read_dir(path.join(dir)).is_ok_and(|mut entries| entries.next().is_some()) {
+            return Err(Error::RepoExists(format!(
+                "{} (it holds repository data but no config.json; open() or repair() it instead)",
+                path.display()
+            )));
+        }
     }
     match fs::read_dir(path) {
         Ok(entries) => {
@@ -354,22 +371,42 @@ fn check_init_target(path: &Path) -> Result<()> {
     }
 }
 
-fn unlock(path: &Path, passphrase: &str) -> Result<Keys> {
-    let dir = path.join("keys");
-    let mut first_error = None;
-    for name in list_files(&dir)? {
-        if !name.ends_with(".json") {
-            continue;
+/// Where the copy of key file `keys/<id>.json` lives.
+pub fn key_copy_path(id: &str) -> String {
+    format!("packs/parity/key-{id}.json")
+}
+
+/// Every key file and key copy: `(relative path, parsed or why not)`.
+pub fn read_key_files(path: &Path) -> Result<Vec<(String, Result<KeyFile>)>> {
+    let mut out = Vec::new();
+    for (dir, prefix) in [("keys", ""), ("packs/parity", "key-")] {
+        for name in list_files(&path.join(dir))? {
+            if name.starts_with(prefix) && name.ends_with(".json") && name != CONFIG_FILE {
+                let rel = format!("{dir}/{name}");
+                let parsed = fs::read(path.join(&rel))
+                    .at(&path.join(&rel))
+                    .and_then(|b| KeyFile::parse(&b, &rel));
+                out.push((rel, parsed));
+            }
         }
-        let file = dir.join(&name);
-        let parsed: Result<KeyFile> = fs::read(&file)
-            .at(&file)
-            .and_then(|b| serde_json::from_slice(&b).map_err(|e| Error::corrupt(format!("key file keys/{name}"), e)));
+    }
+    Ok(out)
+}
+
+/// Unlocks with any intact key file or copy. A passphrase is wrong only when
+/// an intact key file rejects it; damaged ones alone give ERR_CORRUPT.
+fn unlock(path: &Path, passphrase: &str) -> Result<Keys> {
+    let mut first_error = None;
+    let mut rejected = false;
+    for (_, parsed) in read_key_files(path)? {
         match parsed.and_then(|k| crypto::unwrap_master_key(passphrase, &k)) {
             Ok(master) => return Ok(Keys::from_master(&master)),
-            Err(Error::WrongPassphrase) => first_error = first_error.or(Some(Error::WrongPassphrase)),
+            Err(Error::WrongPassphrase) => rejected = true,
             Err(e) => first_error = first_error.or(Some(e)),
         }
+    }
+    if rejected {
+        return Err(Error::WrongPassphrase);
     }
     Err(first_error.unwrap_or_else(|| Error::corrupt("keys/", "the repository is encrypted but has no key file")))
 }

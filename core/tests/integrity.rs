@@ -252,3 +252,165 @@ fn a_damaged_config_opens_from_its_copy_and_is_repaired() {
     assert_eq!(Repository::open(&f.dir, None).err().unwrap().code(), "ERR_CORRUPT");
     fs::remove_dir_all(&f.dir).unwrap();
 }
+
+fn ingest_bytes(repo: &Repository, bytes: &[u8]) -> String {
+    let item = IngestItem {
+        name: "data".into(),
+        item_type: "file".into(),
+        size_hint: None,
+        reader: bytes,
+    };
+    ingest(
+        repo,
+        vec![item],
+        &IngestOptions::default(),
+        &|_| {},
+        &AtomicBool::new(false),
+    )
+    .unwrap()
+    .id
+}
+
+#[test]
+fn damaged_parity_is_never_extended_so_the_group_stays_repairable() {
+    let f = fixture(None);
+    // Pack boundaries depend on worker timing: add one-pack snapshots until a group is open.
+    let open = (0..5)
+        .find_map(|i| {
+            let (groups, _) = containerarchive_core::parity::load_groups(&f.repo).unwrap();
+            let open = groups
+                .into_iter()
+                .find(|g| g.members.len() < g.data_shards as usize && !g.members.is_empty());
+            if open.is_none() {
+                ingest_bytes(&f.repo, &data(300 + i, 40_000));
+            }
+            open
+        })
+        .expect("an open group");
+    let par = f.dir.join("packs/parity").join(&open.parity[0].file);
+    let mut bytes = fs::read(&par).unwrap();
+    bytes[7] ^= 0x10;
+    fs::write(&par, bytes).unwrap();
+    ingest_bytes(&f.repo, &data(77, 200_000));
+    let standard = check(&f.repo, Level::Standard);
+    assert!(
+        standard.errors.iter().any(|e| e.kind == "parity"),
+        "the damage stays visible: {:#?}",
+        standard.errors
+    );
+    repair(&f.repo, Duration::ZERO).unwrap();
+    fs::remove_file(f.dir.join(format!("packs/data/{}.pack", open.members[0].pack))).unwrap();
+    let report = repair(&f.repo, Duration::ZERO).unwrap();
+    assert_eq!(report.packs_repaired, 1, "{report:#?}");
+    assert_healthy(&f);
+    fs::remove_dir_all(&f.dir).unwrap();
+}
+
+#[test]
+fn prune_refuses_to_regroup_a_damaged_kept_pack_and_changes_nothing() {
+    use containerarchive_core::prune::{prune, Retention};
+    let f = fixture(None);
+    // Add one-pack snapshots until the newest one's pack shares a group with
+    // packs that keepLast 1 drops (pack boundaries depend on worker timing).
+    let mut found = None;
+    for i in 0..5 {
+        let last = data(400 + i, 40_000);
+        let last_id = ingest_bytes(&f.repo, &last);
+        let kept = f.repo.load_snapshot(&last_id).unwrap();
+        let index = containerarchive_core::check::read_disk_index(&f.repo, None).unwrap();
+        let kept_packs: std::collections::HashSet<String> = kept.items[0]
+            .chunk_ids()
+            .unwrap()
+            .iter()
+            .map(|c| hex::encode(index.chunks[c].0))
+            .collect();
+        let (groups, _) = containerarchive_core::parity::load_groups(&f.repo).unwrap();
+        let mixed = groups.into_iter().find(|g| {
+            g.members.iter().any(|m| kept_packs.contains(&m.pack))
+                && g.members.iter().any(|m| !kept_packs.contains(&m.pack))
+        });
+        if let Some(group) = mixed {
+            found = Some((last_id, last, kept_packs, group));
+            break;
+        }
+    }
+    let (last_id, last, kept_packs, group) = found.expect("a group mixing kept and dropped packs");
+    let victim = group.members.iter().find(|m| kept_packs.contains(&m.pack)).unwrap();
+    let path = f.dir.join(format!("packs/data/{}.pack", victim.pack));
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[50] ^= 1;
+    fs::write(&path, bytes).unwrap();
+    let policy = Retention {
+        keep_last: Some(1),
+        ..Default::default()
+    };
+    let before = f.repo.list_snapshots().unwrap().len();
+    let err = prune(&f.repo, &policy, false, &|_| {}, Duration::ZERO).unwrap_err();
+    assert_eq!(err.code(), "ERR_CORRUPT");
+    assert_eq!(f.repo.list_snapshots().unwrap().len(), before, "nothing was removed");
+    let fixed = repair(&f.repo, Duration::ZERO).unwrap();
+    assert_eq!(
+        fixed.packs_repaired, 1,
+        "the old parity still rebuilds the damaged pack: {fixed:#?}"
+    );
+    prune(&f.repo, &policy, false, &|_| {}, Duration::ZERO).unwrap();
+    assert!(check(&f.repo, Level::Full).ok);
+    assert_eq!(restored(&f.repo, &last_id).unwrap(), last);
+    fs::remove_dir_all(&f.dir).unwrap();
+}
+
+#[test]
+fn a_damaged_key_file_is_corrupt_not_a_wrong_passphrase_and_is_restored_from_its_copy() {
+    let f = fixture(Some("pw"));
+    let key = fs::read_dir(f.dir.join("keys"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let original = fs::read_to_string(&key).unwrap();
+    let damaged = original
+        .replacen("\"salt\": \"", "\"salt\": \"f", 1)
+        .replacen("\"salt\": \"ff", "\"salt\": \"0f", 1);
+    assert_ne!(damaged, original);
+    fs::write(&key, &damaged).unwrap();
+    let repo = Repository::open(&f.dir, Some("pw")).expect("the copy unlocks it");
+    assert!(check(&repo, Level::Quick).errors.iter().any(|e| e.kind == "key"));
+    repair(&repo, Duration::ZERO).unwrap();
+    assert_eq!(fs::read_to_string(&key).unwrap(), original);
+    assert!(check(&repo, Level::Quick).ok);
+    assert_eq!(
+        Repository::open(&f.dir, Some("wrong")).err().unwrap().code(),
+        "ERR_WRONG_PASSPHRASE"
+    );
+    let copy = f
+        .dir
+        .join("packs/parity")
+        .join(format!("key-{}", key.file_name().unwrap().to_string_lossy()));
+    fs::write(&key, &damaged).unwrap();
+    fs::write(&copy, &damaged).unwrap();
+    assert_eq!(
+        Repository::open(&f.dir, Some("pw")).err().unwrap().code(),
+        "ERR_CORRUPT"
+    );
+    fs::remove_dir_all(&f.dir).unwrap();
+}
+
+#[test]
+fn init_never_overwrites_a_repository_that_lost_its_config() {
+    let f = fixture(Some("pw"));
+    fs::remove_file(f.dir.join("config.json")).unwrap();
+    let options = InitOptions {
+        passphrase: Some("other".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        Repository::init(&f.dir, &options).err().unwrap().code(),
+        "ERR_REPO_EXISTS"
+    );
+    let repo = Repository::open(&f.dir, Some("pw")).expect("opens from the config copy");
+    assert!(check(&repo, Level::Quick).errors.iter().any(|e| e.kind == "config"));
+    repair(&repo, Duration::ZERO).unwrap();
+    assert!(check(&repo, Level::Full).ok);
+    fs::remove_dir_all(&f.dir).unwrap();
+}

@@ -44,3 +44,31 @@ where
         Err(join_error) => Err(internal(join_error)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_in_engine_work_becomes_err_internal() {
+        let runtime = tokio::runtime::Builder::new_multi_thread().build().unwrap();
+        let err = runtime
+            .block_on(run_blocking(|| -> containerarchive_core::Result<()> {
+                panic!("deliberate test panic")
+            }))
+            .unwrap_err();
+        assert!(err.reason.starts_with("ERR_INTERNAL: "), "{}", err.reason);
+        assert!(err.reason.contains("deliberate test panic"), "{}", err.reason);
+    }
+
+    #[test]
+    fn engine_errors_keep_their_code() {
+        let runtime = tokio::runtime::Builder::new_multi_thread().build().unwrap();
+        let err = runtime
+            .block_on(run_blocking(|| -> containerarchive_core::Result<()> {
+                Err(containerarchive_core::Error::WrongPassphrase)
+            }))
+            .unwrap_err();
+        assert!(err.reason.starts_with("ERR_WRONG_PASSPHRASE: "), "{}", err.reason);
+    }
+}

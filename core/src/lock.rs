@@ -93,6 +93,17 @@ impl Drop for LockGuard {
 
 /// Takes a lock, waiting up to `timeout` for conflicting live locks to go.
 pub fn acquire(root: &Path, exclusive: bool, timeout: Duration) -> Result<LockGuard> {
+    acquire_with_refresh(root, exclusive, timeout, REFRESH_INTERVAL, None)
+}
+
+/// `acquire` with a chosen refresh interval; `refreshed` hears of each refresh (for tests).
+fn acquire_with_refresh(
+    root: &Path,
+    exclusive: bool,
+    timeout: Duration,
+    interval: Duration,
+    refreshed_tx: Option<Sender<()>>,
+) -> Result<LockGuard> {
     let host = hostname();
     let id = random_hex(16);
     let path = locks_dir(root).join(format!("{id}.json"));
@@ -122,10 +133,13 @@ pub fn acquire(root: &Path, exclusive: bool, timeout: Duration) -> Result<LockGu
             let refresher = std::thread::Builder::new()
                 .name("containerarchive-lock-refresh".into())
                 .spawn(move || loop {
-                    match stopped.recv_timeout(REFRESH_INTERVAL) {
+                    match stopped.recv_timeout(interval) {
                         Err(RecvTimeoutError::Timeout) => {
                             refreshed.refreshed_at = now_iso8601();
                             let _ = write_record(&refresh_path, &refreshed);
+                            if let Some(tx) = &refreshed_tx {
+                                let _ = tx.send(());
+                            }
                         }
                         _ => return,
                     }
@@ -218,6 +232,29 @@ mod tests {
             "ERR_LOCKED"
         );
         drop(x);
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_held_lock_is_refreshed_and_never_goes_stale() {
+        let root = scratch();
+        let (tx, refreshes) = channel();
+        let guard = acquire_with_refresh(&root, true, Duration::ZERO, Duration::from_millis(20), Some(tx)).unwrap();
+        // Wait for two refreshes (an event from the refresher thread, not a timer).
+        for _ in 0..2 {
+            refreshes
+                .recv_timeout(Duration::from_secs(30))
+                .expect("the holder refreshes its record");
+        }
+        let (_, record) = read_locks(&root).unwrap().pop().unwrap();
+        let record = record.unwrap();
+        let created = parse_iso8601_millis(&record.created_at).unwrap();
+        let refreshed = parse_iso8601_millis(&record.refreshed_at).unwrap();
+        assert!(refreshed > created, "{record:?}");
+        // Judged an hour later, the refreshed record is stale only by its last refresh.
+        assert!(!record.is_stale(refreshed + STALE_AFTER_MILLIS - 1, "elsewhere"));
+        assert!(record.is_stale(refreshed + STALE_AFTER_MILLIS + 1, "elsewhere"));
+        drop(guard);
         fs::remove_dir_all(&root).unwrap();
     }
 

@@ -12,7 +12,7 @@ const path = require('node:path');
 const readline = require('node:readline');
 const { spawn } = require('node:child_process');
 const { Readable } = require('node:stream');
-const { walkFiles } = require('./tree');
+const { walkFiles, xorshift32, sha256 } = require('./common');
 
 const KiB = 1024;
 const MiB = 1024 * 1024;
@@ -36,16 +36,6 @@ const HEX64 = /^[0-9a-f]{64}$/;
 // ---------------------------------------------------------------------------
 // Deterministic data (xorshift32), usable in children and the parent alike
 // ---------------------------------------------------------------------------
-
-function xorshift32(seed) {
-  let x = (seed >>> 0) || 0x9e3779b9;
-  return function next() {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return x >>> 0;
-  };
-}
 
 /**
  * Yields `total` bytes of incompressible pseudo-random data in pieces of `piece` bytes (a
@@ -87,10 +77,6 @@ function streamOf(bufs, piece = 64 * KiB) {
     for (const b of list) for (let o = 0; o < b.length; o += piece) yield b.subarray(o, Math.min(b.length, o + piece));
   }
   return Readable.from(gen());
-}
-
-function sha256(buf) {
-  return crypto.createHash('sha256').update(buf).digest('hex');
 }
 
 function randomHex(bytes) {

@@ -9,6 +9,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { Readable } = require('node:stream');
 const { after } = require('node:test');
+const { walkFiles, xorshift32, sha256 } = require('./common');
 
 const KiB = 1024;
 const MiB = 1024 * 1024;
@@ -49,16 +50,6 @@ function tmpFor(t) {
 // ---------------------------------------------------------------------------
 // Deterministic pseudo-random data (xorshift32)
 // ---------------------------------------------------------------------------
-
-function xorshift32(seed) {
-  let x = (seed >>> 0) || 0x9e3779b9;
-  return function next() {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return x >>> 0;
-  };
-}
 
 /** `size` bytes of full-entropy pseudo-random data (incompressible). */
 function randomBytes(size, seed = 1) {
@@ -116,10 +107,6 @@ function chunkedStream(bufs, seed = 7, { maxPiece = 256 * KiB, objectMode } = {}
 // ---------------------------------------------------------------------------
 // Streams and hashes
 // ---------------------------------------------------------------------------
-
-function sha256(buf) {
-  return crypto.createHash('sha256').update(buf).digest('hex');
-}
 
 function sha256Many(bufs) {
   const h = crypto.createHash('sha256');
@@ -226,7 +213,6 @@ function assertArchiveError(err, code) {
 // File tree helpers
 // ---------------------------------------------------------------------------
 
-const { walkFiles } = require('./tree');
 
 /** { relativePath: 'dir' | 'file:<sha256>' | 'other' } for everything under `dir`. */
 function treeState(dir) {

@@ -5,7 +5,7 @@
 
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
-const { walkFiles } = require('./tree');
+const { walkFiles } = require('./common');
 const fs = require('node:fs');
 const path = require('node:path');
 const { spawn } = require('node:child_process');

@@ -29,6 +29,9 @@ use crate::repo::Repository;
 
 const STRIPE: u64 = 1 << 20;
 
+/// The group manifest version this engine writes and reads; any other is unreadable.
+pub const GROUP_VERSION: u32 = 1;
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GroupManifest {
@@ -115,7 +118,8 @@ pub fn load_groups(repo: &Repository) -> Result<(Vec<GroupManifest>, Vec<(String
             .and_then(|b| repo.unseal(AAD_PARITY, b, &what))
             .and_then(|plain| serde_json::from_slice::<GroupManifest>(&plain).map_err(|e| Error::corrupt(&what, e)))
             .and_then(|g| {
-                let consistent = g.file_name() == name
+                let consistent = g.version == GROUP_VERSION
+                    && g.file_name() == name
                     && g.members.len() <= g.data_shards as usize
                     && g.parity.len() == g.parity_shards as usize;
                 consistent
@@ -202,7 +206,7 @@ pub fn cover_packs(repo: &Repository, groups: &mut Vec<GroupManifest>, packs: Ve
         let group = match open_group.take() {
             Some(i) => groups[i].clone(),
             None => GroupManifest {
-                version: 1,
+                version: GROUP_VERSION,
                 id: random_hex(16),
                 data_shards,
                 parity_shards,

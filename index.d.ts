@@ -182,6 +182,12 @@ export interface VerifyResult {
   level: VerifyLevel;
   errors: RepositoryIssue[];
   checked: { snapshots: number; packs: number; chunks: number; bytes: number };
+  /**
+   * Checks verify left out, and why: while another process holds a live lock
+   * (e.g. a running ingest), 'unindexed-pack' and 'parity-coverage' are skipped,
+   * because that process's packs may not be indexed or covered yet. Empty otherwise.
+   */
+  skipped: { check: 'unindexed-pack' | 'parity-coverage'; reason: string }[];
 }
 
 export interface RepairResult {

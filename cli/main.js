@@ -516,6 +516,7 @@ async function cmdVerify({ values, positionals: [repoPath], io }) {
     } else {
       const c = result.checked;
       const what = `${plural(c.snapshots, 'snapshot')}, ${plural(c.packs, 'pack')}, ${plural(c.chunks, 'chunk')}, ${formatBytes(c.bytes)} checked in ${formatElapsed(progress.elapsedMs())}`;
+      for (const skip of result.skipped ?? []) io.stdout.write(`  skipped ${skip.check}: ${oneLine(skip.reason)}\n`);
       if (result.ok) {
         io.stdout.write(`verify (${level}): ok, ${what}\n`);
       } else {
@@ -760,6 +761,8 @@ function explain(err, ctx) {
       case 'ERR_LOCKED':
         return { exitCode: 2, message: `${message}; wait for it to finish, or if that process is gone run: ${BIN} unlock ${repo}` };
       case 'ERR_CORRUPT':
+        // Without any config.json the repository cannot be opened, so verify/repair cannot help.
+        if (/config\.json is missing and its copy/.test(message)) return { exitCode: 1, message };
         return { exitCode: 1, message: `${message}; run: ${BIN} verify ${repo} --level full, then: ${BIN} repair ${repo}` };
       case 'ERR_INTERNAL':
         return { exitCode: 1, message: `${message}; this is a bug, please report it` };

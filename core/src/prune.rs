@@ -298,6 +298,7 @@ pub fn prune(
     lock_timeout: Duration,
 ) -> Result<PruneReport> {
     retention.validate()?;
+    repo.ensure_layout()?;
     let _lock = crate::lock::acquire(repo.root(), true, lock_timeout)?;
     let mut snapshots = Vec::new();
     for name in list_files(&repo.snapshots_dir())? {

@@ -204,6 +204,18 @@ impl Repository {
         self.own_packs.lock().unwrap_or_else(|p| p.into_inner()).push(info);
     }
 
+    /// Forgets packs prune deleted: they need no parity, and nothing may dedup against them.
+    pub fn forget_packs(&self, gone: &std::collections::HashSet<crate::pack::PackId>) {
+        self.own_packs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|p| !gone.contains(&p.id));
+        let mut index = self.index_mut();
+        for id in gone {
+            index.set_usable(id, false);
+        }
+    }
+
     /// Gives every indexed pack without parity its parity (packs written here first).
     pub fn cover_parity(&self) -> Result<()> {
         let own = std::mem::take(&mut *self.own_packs.lock().unwrap_or_else(|p| p.into_inner()));

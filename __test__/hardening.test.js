@@ -110,8 +110,12 @@ describe('ingest never dedups against a lost pack', () => {
       await assertRestores(fresh, healed.id, data);
       // The old snapshot's chunks all exist again, so it restores too.
       await assertRestores(fresh, old.id, data);
-      const report = await fresh.verify({ level: 'quick' });
-      assert.ok(report.errors.some((e) => e.kind === 'missing-pack' && `${e.pack}.pack` === victim), JSON.stringify(report.errors));
+      // Packs are deterministic, so the healing ingest may write the lost pack again under its own name.
+      const report = await fresh.verify();
+      if (!fs.existsSync(path.join(dir, 'packs/data', victim))) {
+        assert.ok(report.errors.some((e) => e.kind === 'missing-pack' && `${e.pack}.pack` === victim), JSON.stringify(report.errors));
+      }
+      if (alsoParity) assert.ok(report.errors.some((e) => e.kind === 'parity'), 'the lost parity is still reported');
       for (const e of report.errors) {
         assert.ok(['missing-pack', 'parity'].includes(e.kind), JSON.stringify(e));
         assert.equal(e.snapshot, undefined, 'no snapshot is reported damaged');

@@ -276,7 +276,8 @@ impl NativeArchive {
         let removed = run_blocking(move || {
             repo.ensure_layout()?;
             containerarchive_core::lock::remove_locks(repo.root(), spec.force)
-        }).await?;
+        })
+        .await?;
         Ok(removed as u32)
     }
 

@@ -225,7 +225,8 @@ fn present_packs<'r>(repo: &Repository, records: impl Iterator<Item = &'r PackRe
     let data_dir = repo.data_dir();
     records
         .filter(|r| {
-            fs::metadata(data_dir.join(crate::pack::pack_file_name(&r.id))).is_ok_and(|m| m.is_file() && m.len() == r.size)
+            fs::metadata(data_dir.join(crate::pack::pack_file_name(&r.id)))
+                .is_ok_and(|m| m.is_file() && m.len() == r.size)
         })
         .map(|r| r.id)
         .collect()

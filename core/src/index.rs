@@ -138,6 +138,10 @@ impl ChunkIndex {
 
     /// Adds a freshly written pack that still has to be listed in an index file.
     pub fn add_unpersisted(&mut self, record: PackRecord) {
+        // Just written: usable, even if it replaced a lost pack of the same name.
+        if let Some(slot) = self.pack_slots.get(&record.id) {
+            self.unusable.remove(slot);
+        }
         self.add_pack(&record);
         self.unpersisted.push(record);
     }

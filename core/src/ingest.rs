@@ -143,7 +143,8 @@ fn run_pipeline<R: Read + Send>(
             s.spawn(move || process_chunks(repo, packs, jobs, done));
         }
         drop((job_rx, done_tx));
-        let writer = s.spawn(move || write_chunks(repo, done_rx));
+        let packs = &packs;
+        let writer = s.spawn(move || write_chunks(repo, packs, done_rx));
         let shapes = chunk_items(repo, items, total, job_tx, progress, cancel);
         let stats = writer
             .join()
@@ -236,7 +237,11 @@ impl PackCheck {
     fn has_usable_copy(&self, repo: &Repository, id: &ChunkId) -> bool {
         let candidates: Vec<(ChunkLocation, PackInfo)> = {
             let index = repo.index();
-            index.locations(id).into_iter().map(|l| (l, index.pack(l.pack))).collect()
+            index
+                .locations(id)
+                .into_iter()
+                .map(|l| (l, index.pack(l.pack)))
+                .collect()
         };
         for (i, (location, pack)) in candidates.into_iter().enumerate() {
             if self.pack_ok(repo, pack) {
@@ -255,11 +260,14 @@ impl PackCheck {
         }
         // No lock is held across the stat; two workers may both stat a pack once.
         let path = repo.data_dir().join(pack_file_name(&pack.id));
-        let ok = std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == pack.size);
-        self.verdicts
+        let found = std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == pack.size);
+        // A verdict recorded meanwhile (the writer just wrote this pack) wins.
+        let ok = *self
+            .verdicts
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(pack.id, ok);
+            .entry(pack.id)
+            .or_insert(found);
         repo.index_mut().set_usable(&pack.id, ok);
         ok
     }
@@ -288,8 +296,14 @@ fn process_chunks(repo: &Repository, packs: &PackCheck, jobs: Receiver<Job>, don
     }
 }
 
-fn finish_pack(repo: &Repository, writer: PackWriter) -> Result<()> {
+fn finish_pack(repo: &Repository, packs: &PackCheck, writer: PackWriter) -> Result<()> {
     let record = writer.finish(repo.keys())?;
+    // It may have the name (and bytes) of a lost pack it replaces.
+    packs
+        .verdicts
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(record.id, true);
     repo.note_written_pack(crate::index::PackInfo {
         id: record.id,
         size: record.size,
@@ -298,7 +312,7 @@ fn finish_pack(repo: &Repository, writer: PackWriter) -> Result<()> {
     Ok(())
 }
 
-fn write_chunks(repo: &Repository, done: Receiver<Processed>) -> Result<WriteStats> {
+fn write_chunks(repo: &Repository, packs: &PackCheck, done: Receiver<Processed>) -> Result<WriteStats> {
     let target = repo.config.pack_target_size;
     let data_dir = repo.data_dir();
     let mut stats = WriteStats::default();
@@ -327,12 +341,12 @@ fn write_chunks(repo: &Repository, done: Receiver<Processed>) -> Result<WriteSta
         stats.new_chunks += 1;
         stats.stored_size += blob.len() as u64;
         if writer.data_len() >= target {
-            finish_pack(repo, pack.take().expect("pack is open"))?;
+            finish_pack(repo, packs, pack.take().expect("pack is open"))?;
             in_open_pack.clear();
         }
     }
     if let Some(writer) = pack.take().filter(|w| !w.is_empty()) {
-        finish_pack(repo, writer)?;
+        finish_pack(repo, packs, writer)?;
     }
     Ok(stats)
 }

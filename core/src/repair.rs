@@ -120,11 +120,12 @@ pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport>
                 Ok((size, hash)) if hash == id => {
                     healthy.insert(id, size);
                 }
-                _ => {
+                hashed => {
                     if lost.contains(&id) {
                         continue;
                     }
-                    if !referenced.contains(&id) {
+                    // Only a file whose bytes were read and are wrong is set aside.
+                    if hashed.is_ok() && !referenced.contains(&id) {
                         quarantine(repo, &name, "its content does not match its name", &mut report)?;
                         continue;
                     }
@@ -141,12 +142,15 @@ pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport>
             Ok(record) => record,
             // Its bytes match its name, yet it is no pack: a stray file (an empty
             // `e3b0…pack`), or one written with another key.
+            Err(e @ Error::Io { .. }) => return Err(e),
             Err(e) if !referenced.contains(&id) => {
                 quarantine(repo, &name, &e.to_string(), &mut report)?;
                 continue;
             }
             Err(e) => {
-                report.errors.push(Issue::new("pack", e.to_string()).pack(hex::encode(id)));
+                report
+                    .errors
+                    .push(Issue::new("pack", e.to_string()).pack(hex::encode(id)));
                 lost.insert(id);
                 continue;
             }

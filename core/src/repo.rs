@@ -355,7 +355,9 @@ fn read_config(path: &Path) -> Result<(RepoConfig, Option<String>)> {
             )),
             Some(Err(e @ Error::UnsupportedFormat(_))) => Err(e),
             Some(Err(e)) => Err(config_lost(path, &format!("its copy {CONFIG_COPY} is damaged ({e})"))),
-            None if holds_repository_data(path) => Err(config_lost(path, &format!("its copy {CONFIG_COPY} is missing too"))),
+            None if holds_repository_data(path) => {
+                Err(config_lost(path, &format!("its copy {CONFIG_COPY} is missing too")))
+            }
             None => Err(Error::RepoNotFound(path.display().to_string())),
         };
     };

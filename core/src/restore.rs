@@ -109,7 +109,10 @@ impl<'r> ChunkReader<'r> {
     pub fn read_chunk(&mut self, id: &ChunkId) -> Result<Vec<u8>> {
         let locations = self.repo.index().locations(id);
         if locations.is_empty() {
-            return Err(Error::corrupt(format!("chunk {}", hex::encode(id)), "it is not in the index"));
+            return Err(Error::corrupt(
+                format!("chunk {}", hex::encode(id)),
+                "it is not in the index",
+            ));
         }
         let mut first_error = None;
         for loc in locations {

@@ -19,7 +19,10 @@ mod common;
 use common::data;
 
 fn scratch(tag: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("ca-hardening-{tag}-{}", containerarchive_core::fsutil::random_hex(6)))
+    std::env::temp_dir().join(format!(
+        "ca-hardening-{tag}-{}",
+        containerarchive_core::fsutil::random_hex(6)
+    ))
 }
 
 fn init(dir: &Path) -> Repository {
@@ -46,7 +49,14 @@ fn ingest_bytes(repo: &Repository, bytes: &[u8]) -> Manifest {
         size_hint: None,
         reader: bytes,
     };
-    ingest(repo, vec![item], &IngestOptions::default(), &|_| {}, &AtomicBool::new(false)).unwrap()
+    ingest(
+        repo,
+        vec![item],
+        &IngestOptions::default(),
+        &|_| {},
+        &AtomicBool::new(false),
+    )
+    .unwrap()
 }
 
 fn check(repo: &Repository, level: Level) -> VerifyReport {
@@ -57,7 +67,12 @@ fn restored(repo: &Repository, id: &str) -> containerarchive_core::Result<Vec<u8
     let manifest = repo.load_snapshot(id)?;
     let ids = select_item(&manifest, None)?.chunk_ids()?;
     let mut out = Vec::new();
-    restore_chunks(repo, &ids, &mut |d| Ok(out.extend_from_slice(&d)), &AtomicBool::new(false))?;
+    restore_chunks(
+        repo,
+        &ids,
+        &mut |d| Ok(out.extend_from_slice(&d)),
+        &AtomicBool::new(false),
+    )?;
     Ok(out)
 }
 
@@ -77,7 +92,10 @@ fn heal_by_reingest(also_parity: bool) {
     fs::remove_file(dir.join(format!("packs/data/{victim}.pack"))).unwrap();
     if also_parity {
         let (groups, _) = containerarchive_core::parity::load_groups(&repo).unwrap();
-        let group = groups.iter().find(|g| g.members.iter().any(|m| m.pack == victim)).unwrap();
+        let group = groups
+            .iter()
+            .find(|g| g.members.iter().any(|m| m.pack == victim))
+            .unwrap();
         for p in &group.parity {
             fs::remove_file(dir.join("packs/parity").join(&p.file)).unwrap();
         }
@@ -91,12 +109,25 @@ fn heal_by_reingest(also_parity: bool) {
     let again = ingest_bytes(&reopened, &bytes);
     assert_eq!(again.new_chunks, 0, "the healed copies are deduplicated against");
     for id in [&old.id, &healed.id, &again.id] {
-        assert_eq!(restored(&reopened, id).unwrap(), bytes, "snapshot {id} restores after healing");
+        assert_eq!(
+            restored(&reopened, id).unwrap(),
+            bytes,
+            "snapshot {id} restores after healing"
+        );
     }
 
-    // verify still names the lost pack (and its lost parity), but no snapshot.
-    let report = check(&reopened, Level::Quick);
-    assert!(report.errors.iter().any(|e| e.kind == "missing-pack" && e.pack.as_deref() == Some(victim.as_str())));
+    // verify still names the lost pack (and its lost parity), but no snapshot. Packs
+    // are deterministic: the healing ingest may have written the lost pack again.
+    let report = check(&reopened, Level::Standard);
+    if !dir.join(format!("packs/data/{victim}.pack")).exists() {
+        assert!(report
+            .errors
+            .iter()
+            .any(|e| e.kind == "missing-pack" && e.pack.as_deref() == Some(victim.as_str())));
+    }
+    if also_parity {
+        assert!(report.errors.iter().any(|e| e.kind == "parity"), "{:#?}", report.errors);
+    }
     for e in &report.errors {
         assert!(matches!(e.kind, "missing-pack" | "parity"), "{e:?}");
         assert!(e.snapshot.is_none(), "{e:?}");
@@ -113,7 +144,11 @@ fn heal_by_reingest(also_parity: bool) {
     if also_parity {
         // The lost pack's group keeps naming what it lost (verify never pretends health),
         // but nothing a snapshot needs is missing.
-        assert!(full.errors.iter().all(|e| e.kind == "parity" && e.snapshot.is_none()), "{:#?}", full.errors);
+        assert!(
+            full.errors.iter().all(|e| e.kind == "parity" && e.snapshot.is_none()),
+            "{:#?}",
+            full.errors
+        );
     } else {
         assert!(full.ok, "{:#?}", full.errors);
     }
@@ -155,9 +190,15 @@ fn a_symlinked_pack_is_followed_everywhere() {
     let report = check(&repo, Level::Full);
     assert!(report.ok, "{:#?}", report.errors);
     let r = repair(&repo, Duration::ZERO).unwrap();
-    assert!(!r.index_rebuilt && r.packs_repaired == 0 && r.errors.is_empty(), "{r:#?}");
+    assert!(
+        !r.index_rebuilt && r.packs_repaired == 0 && r.errors.is_empty(),
+        "{r:#?}"
+    );
     assert!(r.unrecoverable.is_empty() && r.quarantined.is_empty(), "{r:#?}");
-    assert!(fs::symlink_metadata(&path).unwrap().file_type().is_symlink(), "the link is left as it is");
+    assert!(
+        fs::symlink_metadata(&path).unwrap().file_type().is_symlink(),
+        "the link is left as it is"
+    );
     assert_eq!(restored(&repo, &ma.id).unwrap(), a);
     assert_eq!(restored(&repo, &mb.id).unwrap(), b);
     assert!(check(&repo, Level::Full).ok);
@@ -165,7 +206,11 @@ fn a_symlinked_pack_is_followed_everywhere() {
     // A dangling link is a missing pack, which repair rebuilds from parity.
     fs::remove_file(&target).unwrap();
     let quick = check(&repo, Level::Quick);
-    assert!(quick.errors.iter().any(|e| e.kind == "missing-pack"), "{:#?}", quick.errors);
+    assert!(
+        quick.errors.iter().any(|e| e.kind == "missing-pack"),
+        "{:#?}",
+        quick.errors
+    );
     let r = repair(&repo, Duration::ZERO).unwrap();
     assert!(r.packs_repaired >= 1, "{r:#?}");
     assert_eq!(restored(&repo, &ma.id).unwrap(), a);
@@ -185,7 +230,10 @@ fn repair_quarantines_stray_pack_named_files_and_goes_on() {
     let garbage = b"not a pack at all".to_vec();
     let strays = [
         (format!("{}.pack", hex::encode(Sha256::digest(b""))), Vec::new()),
-        (format!("{}.pack", hex::encode(Sha256::digest(&garbage))), garbage.clone()),
+        (
+            format!("{}.pack", hex::encode(Sha256::digest(&garbage))),
+            garbage.clone(),
+        ),
         (format!("{}.pack", "ab".repeat(32)), garbage),
     ];
     for (name, content) in &strays {
@@ -199,8 +247,16 @@ fn repair_quarantines_stray_pack_named_files_and_goes_on() {
     assert_eq!(r.quarantined.len(), 3, "{r:#?}");
     for (name, content) in &strays {
         assert!(!data_dir.join(name).exists());
-        let q = r.quarantined.iter().find(|q| q.file == format!("packs/data/{name}")).unwrap();
-        assert_eq!(&fs::read(dir.join(&q.moved_to)).unwrap(), content, "kept for inspection");
+        let q = r
+            .quarantined
+            .iter()
+            .find(|q| q.file == format!("packs/data/{name}"))
+            .unwrap();
+        assert_eq!(
+            &fs::read(dir.join(&q.moved_to)).unwrap(),
+            content,
+            "kept for inspection"
+        );
     }
     assert!(data_dir.join(format!("{pack}.idx")).exists(), "repair went on");
     let report = check(&repo, Level::Full);
@@ -208,7 +264,10 @@ fn repair_quarantines_stray_pack_named_files_and_goes_on() {
     // A second stray of the same name does not overwrite the first one's quarantine.
     fs::write(data_dir.join(&strays[0].0), b"").unwrap();
     let r = repair(&repo, Duration::ZERO).unwrap();
-    assert_eq!(r.quarantined[0].moved_to, format!("packs/data/{}.1.quarantined", strays[0].0));
+    assert_eq!(
+        r.quarantined[0].moved_to,
+        format!("packs/data/{}.1.quarantined", strays[0].0)
+    );
     assert_eq!(restored(&repo, &m.id).unwrap(), bytes);
     fs::remove_dir_all(&dir).unwrap();
 }
@@ -219,7 +278,11 @@ fn missing_layout_directories_are_recreated() {
         let dir = scratch("layout");
         let repo = init(&dir);
         let bytes = data(41, 200_000);
-        let before = if lost == "snapshots" { None } else { Some(ingest_bytes(&repo, &bytes)) };
+        let before = if lost == "snapshots" {
+            None
+        } else {
+            Some(ingest_bytes(&repo, &bytes))
+        };
         drop(repo);
         fs::remove_dir_all(dir.join(lost)).unwrap();
         let repo = Repository::open(&dir, None).unwrap_or_else(|e| panic!("open without {lost}/: {e}"));
@@ -257,7 +320,10 @@ fn a_repository_without_any_config_gets_one_true_message() {
     assert!(message.contains("backup"), "{message}");
     assert!(!message.contains("create one with"), "{message}");
     assert!(!message.contains("repair()"), "{message}");
-    assert!(dir.join("snapshots").read_dir().unwrap().next().is_some(), "init touched nothing");
+    assert!(
+        dir.join("snapshots").read_dir().unwrap().next().is_some(),
+        "init touched nothing"
+    );
     fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -202,6 +202,11 @@ export interface RepairResult {
   errors: RepositoryIssue[];
   /** Packs that could not be rebuilt, and the snapshots that are no longer fully restorable. */
   unrecoverable: { pack: string | null; snapshots: string[] }[];
+  /**
+   * Files named like packs that are none (e.g. an empty file) and that nothing
+   * references, moved aside to `<name>.quarantined` (kept, never read).
+   */
+  quarantined: { file: string; movedTo: string; reason: string }[];
 }
 
 export interface ReindexResult {

@@ -616,6 +616,7 @@ async function cmdRepair({ values, positionals: [repoPath], io }) {
       return lost ? 1 : 0;
     }
     for (const issue of result.errors) io.stdout.write(`${issueLine(issue)}\n`);
+    for (const q of result.quarantined ?? []) io.stdout.write(`  quarantined: ${q.file} -> ${q.movedTo} (${oneLine(q.reason)})\n`);
     for (const u of result.unrecoverable) {
       const what = u.pack === null ? 'an unreadable snapshot manifest' : `pack ${u.pack}`;
       io.stdout.write(`  unrecoverable: ${what}; snapshots affected: ${u.snapshots.length ? u.snapshots.map(short).join(', ') : 'none'}\n`);

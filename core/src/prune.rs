@@ -298,6 +298,7 @@ pub fn prune(
     lock_timeout: Duration,
 ) -> Result<PruneReport> {
     retention.validate()?;
+    repo.ensure_layout()?;
     let _lock = crate::lock::acquire(repo.root(), true, lock_timeout)?;
     let mut snapshots = Vec::new();
     for name in list_files(&repo.snapshots_dir())? {
@@ -313,6 +314,21 @@ pub fn prune(
     }
     snapshots.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
     let (kept, removed) = apply_policy(&snapshots, retention)?;
+    // 0. Space first: garbage no snapshot references and no parity protects.
+    let any_referenced: HashSet<ChunkId> = snapshots
+        .iter()
+        .flat_map(|s| &s.items)
+        .map(|i| i.chunk_ids())
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .flatten()
+        .collect();
+    let reclaimed = crate::reclaim::reclaim_unprotected_garbage(repo, &any_referenced, dry_run)?;
+    // Indexed ones are in the plan below (as dead packs); these are not.
+    let (unindexed_packs, unindexed_bytes) = reclaimed
+        .iter()
+        .filter(|r| !r.indexed)
+        .fold((0u64, 0u64), |(n, b), r| (n + 1, b + r.size));
     let removed_set: HashSet<&String> = removed.iter().collect();
     let mut live: HashSet<ChunkId> = HashSet::new();
     for s in snapshots.iter().filter(|s| !removed_set.contains(&s.id)) {
@@ -338,9 +354,9 @@ pub fn prune(
         dry_run,
         kept_snapshots: kept_ids,
         removed_snapshots: removed.clone(),
-        removed_packs: dead.len() as u64,
+        removed_packs: dead.len() as u64 + unindexed_packs,
         repacked_packs: plan.repack.len() as u64,
-        freed_bytes: dead_bytes as i64 - plan.estimated_new_bytes as i64,
+        freed_bytes: (dead_bytes + unindexed_bytes) as i64 - plan.estimated_new_bytes as i64,
         reasons: kept,
     };
     if dry_run {
@@ -392,8 +408,8 @@ pub fn prune(
     }
     repo.reload_index()?;
     report_stage(progress, "prune complete");
-    report.removed_packs = dead.len() as u64;
-    report.freed_bytes = dead_bytes as i64 - new_bytes as i64;
+    report.removed_packs = dead.len() as u64 + unindexed_packs;
+    report.freed_bytes = (dead_bytes + unindexed_bytes) as i64 - new_bytes as i64;
     Ok(report)
 }
 

@@ -32,6 +32,18 @@ pub struct RepairReport {
     pub locks_removed: u64,
     pub errors: Vec<Issue>,
     pub unrecoverable: Vec<Unrecoverable>,
+    /// Files named like packs that are none and that nothing references, moved aside.
+    pub quarantined: Vec<Quarantined>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Quarantined {
+    /// Where the file was, relative to the repository.
+    pub file: String,
+    /// Where it is now, relative to the repository.
+    pub moved_to: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -47,6 +59,7 @@ pub struct ReindexReport {
 }
 
 pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport> {
+    repo.ensure_layout()?;
     let mut report = RepairReport {
         locks_removed: crate::lock::remove_locks(repo.root(), false)? as u64,
         ..Default::default()
@@ -92,8 +105,10 @@ pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport>
         }
     }
 
-    // 2. Every pack file: healthy ones get a correct .idx; damaged, unprotected ones are reported.
+    // 2. Every pack file: healthy ones get a correct .idx; damaged, unprotected ones are reported,
+    //    and files that are no pack and that nothing references are quarantined.
     let data_dir = repo.data_dir();
+    let referenced = referenced_packs(repo, &groups)?;
     let mut records: IdMap<PackRecord> = IdMap::default();
     for name in list_files(&data_dir)? {
         let Some(id) = parse_file_name(&name, "pack") else {
@@ -105,19 +120,41 @@ pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport>
                 Ok((size, hash)) if hash == id => {
                     healthy.insert(id, size);
                 }
-                _ => {
-                    if !lost.contains(&id) {
-                        report.errors.push(
-                            Issue::new("pack", format!("packs/data/{name} is damaged and no parity covers it"))
-                                .pack(hex::encode(id)),
-                        );
-                        lost.insert(id);
+                hashed => {
+                    if lost.contains(&id) {
+                        continue;
                     }
+                    // Only a file whose bytes were read and are wrong is set aside.
+                    if hashed.is_ok() && !referenced.contains(&id) {
+                        quarantine(repo, &name, "its content does not match its name", &mut report)?;
+                        continue;
+                    }
+                    report.errors.push(
+                        Issue::new("pack", format!("packs/data/{name} is damaged and no parity covers it"))
+                            .pack(hex::encode(id)),
+                    );
+                    lost.insert(id);
                     continue;
                 }
             }
         }
-        let record = read_pack_header(&path, id, repo.keys())?;
+        let record = match read_pack_header(&path, id, repo.keys()) {
+            Ok(record) => record,
+            // Its bytes match its name, yet it is no pack: a stray file (an empty
+            // `e3b0…pack`), or one written with another key.
+            Err(e @ Error::Io { .. }) => return Err(e),
+            Err(e) if !referenced.contains(&id) => {
+                quarantine(repo, &name, &e.to_string(), &mut report)?;
+                continue;
+            }
+            Err(e) => {
+                report
+                    .errors
+                    .push(Issue::new("pack", e.to_string()).pack(hex::encode(id)));
+                lost.insert(id);
+                continue;
+            }
+        };
         let idx_path = data_dir.join(idx_file_name(&id));
         if read_idx(&idx_path, id, repo.keys()).ok().as_ref() != Some(&record) {
             rewrite_idx(repo, &record)?;
@@ -154,10 +191,12 @@ pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport>
         .filter(|r| !covered.contains(&hex::encode(r.id)))
         .map(|r| PackInfo { id: r.id, size: r.size })
         .collect();
-    report.parity_rewritten += parity::cover_packs(repo, &mut groups, uncovered)? as u64;
     let parity_dir = parity::parity_dir(repo);
-    for (name, _) in damaged_groups {
-        remove_durably(&parity_dir.join(name))?;
+    // Unreadable manifests go once their packs have new parity.
+    if cover_without_space(repo, &mut groups, uncovered, &mut report)? {
+        for (name, _) in damaged_groups {
+            remove_durably(&parity_dir.join(name))?;
+        }
     }
     let referenced: HashSet<String> = groups
         .iter()
@@ -234,6 +273,66 @@ pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport>
         })
         .collect();
     Ok(report)
+}
+
+/// Gives uncovered packs parity. A full disk does not stop repair: it is
+/// reported, and the fixes that need no space still run. Returns whether every pack is covered.
+fn cover_without_space(
+    repo: &Repository,
+    groups: &mut Vec<parity::GroupManifest>,
+    uncovered: Vec<PackInfo>,
+    report: &mut RepairReport,
+) -> Result<bool> {
+    let count = uncovered.len();
+    match parity::cover_packs(repo, groups, uncovered) {
+        Ok(written) => {
+            report.parity_rewritten += written as u64;
+            Ok(true)
+        }
+        Err(e) if e.is_out_of_space() => {
+            report.errors.push(Issue::new(
+                "parity",
+                format!(
+                    "{e}; {count} packs still have no parity: free space (prune() deletes what no snapshot \
+                     references) and run repair() again"
+                ),
+            ));
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Packs something references: the index files or a parity group. Only other
+/// files named like packs may be quarantined.
+fn referenced_packs(repo: &Repository, groups: &[parity::GroupManifest]) -> Result<HashSet<PackId>> {
+    let mut referenced: HashSet<PackId> = read_disk_index(repo, None)?.records.into_keys().collect();
+    for m in groups.iter().flat_map(|g| &g.members) {
+        referenced.insert(parse_hex_id(&m.pack)?);
+    }
+    Ok(referenced)
+}
+
+/// Moves a file of `packs/data` that is named like a pack but is none, and
+/// that nothing references, to `<name>.quarantined` beside it (kept for
+/// inspection; nothing reads it), so that it stops every later check.
+/// A name taken by an earlier quarantine gets a number: `<name>.<n>.quarantined`.
+fn quarantine(repo: &Repository, name: &str, reason: &str, report: &mut RepairReport) -> Result<()> {
+    let dir = repo.data_dir();
+    let mut aside = format!("{name}.quarantined");
+    let mut n = 1;
+    while dir.join(&aside).symlink_metadata().is_ok() {
+        aside = format!("{name}.{n}.quarantined");
+        n += 1;
+    }
+    fs::rename(dir.join(name), dir.join(&aside)).at(&dir.join(&aside))?;
+    fsync_dir(&dir)?;
+    report.quarantined.push(Quarantined {
+        file: format!("packs/data/{name}"),
+        moved_to: format!("packs/data/{aside}"),
+        reason: format!("it is named like a pack but is none ({reason}), and nothing references it"),
+    });
+    Ok(())
 }
 
 fn parse_hex_id(hex_id: &str) -> Result<PackId> {
@@ -335,6 +434,7 @@ fn write_index_file(repo: &Repository, records: &[PackRecord]) -> Result<String>
 /// Rebuilds the global index from the `.idx` files, or the pack headers
 /// where an `.idx` is missing or unreadable.
 pub fn reindex(repo: &Repository, lock_timeout: Duration) -> Result<ReindexReport> {
+    repo.ensure_layout()?;
     let _lock = crate::lock::acquire(repo.root(), true, lock_timeout)?;
     let data_dir = repo.data_dir();
     let mut records = Vec::new();

@@ -76,6 +76,7 @@ impl Repository {
         };
         let mut repo = Repository::assemble(path, config, keys);
         repo.config_problem = Mutex::new(config_problem);
+        repo.ensure_layout()?;
         repo.refresh_index()?;
         Ok(repo)
     }
@@ -91,6 +92,25 @@ impl Repository {
             config_problem: Mutex::new(None),
             own_packs: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Recreates layout directories that are missing: sync tools drop empty
+    /// ones. Only called once config.json has proved this is a repository.
+    pub fn ensure_layout(&self) -> Result<()> {
+        let mut created = false;
+        for dir in LAYOUT {
+            let path = self.root.join(dir);
+            if !path.is_dir() {
+                fs::create_dir_all(&path).at(&path)?;
+                created = true;
+            }
+        }
+        if created {
+            for dir in ["packs", "."] {
+                fsync_dir(&self.root.join(dir))?;
+            }
+        }
+        Ok(())
     }
 
     pub fn root(&self) -> &Path {
@@ -182,6 +202,18 @@ impl Repository {
     /// Remembers a pack this process wrote, for `cover_parity`.
     pub fn note_written_pack(&self, info: PackInfo) {
         self.own_packs.lock().unwrap_or_else(|p| p.into_inner()).push(info);
+    }
+
+    /// Forgets packs prune deleted: they need no parity, and nothing may dedup against them.
+    pub fn forget_packs(&self, gone: &std::collections::HashSet<crate::pack::PackId>) {
+        self.own_packs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|p| !gone.contains(&p.id));
+        let mut index = self.index_mut();
+        for id in gone {
+            index.set_usable(id, false);
+        }
     }
 
     /// Gives every indexed pack without parity its parity (packs written here first).
@@ -321,7 +353,12 @@ fn read_config(path: &Path) -> Result<(RepoConfig, Option<String>)> {
                 config,
                 Some(format!("config.json is missing; the copy in {CONFIG_COPY} was used")),
             )),
-            _ => Err(Error::RepoNotFound(path.display().to_string())),
+            Some(Err(e @ Error::UnsupportedFormat(_))) => Err(e),
+            Some(Err(e)) => Err(config_lost(path, &format!("its copy {CONFIG_COPY} is damaged ({e})"))),
+            None if holds_repository_data(path) => {
+                Err(config_lost(path, &format!("its copy {CONFIG_COPY} is missing too")))
+            }
+            None => Err(Error::RepoNotFound(path.display().to_string())),
         };
     };
     match RepoConfig::parse(&bytes) {
@@ -340,13 +377,8 @@ fn check_init_target(path: &Path) -> Result<()> {
         return Err(Error::RepoExists(path.display().to_string()));
     }
     // A repository whose config.json was lost still has its data: never init over it.
-    for dir in ["keys", "snapshots", "packs/data", "index"] {
-        if fs::read_dir(path.join(dir)).is_ok_and(|mut entries| entries.next().is_some()) {
-            return Err(Error::RepoExists(format!(
-                "{} (it holds repository data but no config.json; open() or repair() it instead)",
-                path.display()
-            )));
-        }
+    if holds_repository_data(path) {
+        return Err(config_lost(path, &format!("its copy {CONFIG_COPY} is missing too")));
     }
     match fs::read_dir(path) {
         Ok(entries) => {
@@ -369,6 +401,25 @@ fn check_init_target(path: &Path) -> Result<()> {
         ))),
         Err(e) => Err(e).at(path),
     }
+}
+
+/// Whether `path` holds snapshots, packs, index files or keys.
+fn holds_repository_data(path: &Path) -> bool {
+    ["keys", "snapshots", "packs/data", "index"]
+        .iter()
+        .any(|dir| fs::read_dir(path.join(dir)).is_ok_and(|mut entries| entries.next().is_some()))
+}
+
+/// The one message for repository data whose config.json and copy are both
+/// unusable: open() and init() both give it, and it names the only fix.
+fn config_lost(path: &Path, copy_state: &str) -> Error {
+    Error::ConfigLost(format!(
+        "{} holds repository data, but its config.json is missing and {copy_state}; the data cannot be read \
+         without the parameters they record (chunking, compression, encryption), and init() will not \
+         overwrite it. Restore config.json (or {CONFIG_COPY}, the same bytes) from a backup of this \
+         repository, then open it again",
+        path.display()
+    ))
 }
 
 /// Where the copy of key file `keys/<id>.json` lives.

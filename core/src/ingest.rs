@@ -244,7 +244,7 @@ fn process_chunks(repo: &Repository, jobs: Receiver<Job>, done: Sender<Processed
 }
 
 fn finish_pack(repo: &Repository, writer: PackWriter) -> Result<()> {
-    let record = writer.finish(repo.keys())?;
+    let record = writer.finish(repo.sealer())?;
     repo.note_written_pack(crate::index::PackInfo {
         id: record.id,
         size: record.size,

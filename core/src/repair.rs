@@ -117,9 +117,18 @@ pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport>
                 }
             }
         }
-        let record = read_pack_header(&path, id, repo.keys())?;
+        let record = match read_pack_header(&path, id, repo.sealer()) {
+            Ok(r) => r,
+            // Named by its hash yet unreadable: not a pack this engine wrote.
+            Err(e) => {
+                report
+                    .errors
+                    .push(Issue::new("pack", e.to_string()).pack(hex::encode(id)));
+                continue;
+            }
+        };
         let idx_path = data_dir.join(idx_file_name(&id));
-        if read_idx(&idx_path, id, repo.keys()).ok().as_ref() != Some(&record) {
+        if read_idx(&idx_path, id, repo.sealer()).ok().as_ref() != Some(&record) {
             rewrite_idx(repo, &record)?;
             report.packs_repaired += 1;
         }
@@ -257,20 +266,23 @@ fn remove_tmp_files(repo: &Repository) -> Result<()> {
     Ok(())
 }
 
+/// Rewrites exactly the copies of config.json that are missing, damaged or
+/// outvoted, from the intact one.
 fn repair_config(repo: &Repository) -> Result<()> {
-    let json = serde_json::to_vec_pretty(&repo.config).expect("config serialises");
-    let parse = |p: &str| {
-        fs::read(repo.root().join(p))
-            .ok()
-            .and_then(|b| crate::config::RepoConfig::parse(&b).ok())
+    let (config, bad) = match crate::repo::choose_config(repo.root()) {
+        Ok(choice) => (choice.config, choice.bad.into_iter().map(|(f, _)| f).collect()),
+        // A newer engine's config is never overwritten.
+        Err(e @ Error::UnsupportedFormat(_)) => return Err(e),
+        // Both damaged since open: the config this handle holds is the intact one.
+        Err(_) => (repo.config.clone(), vec![CONFIG_FILE, CONFIG_COPY]),
     };
-    if parse(CONFIG_FILE).as_ref() != Some(&repo.config) {
-        atomic_write(&repo.root().join(CONFIG_FILE), &json)?;
+    let json = serde_json::to_vec_pretty(&config).expect("config serialises");
+    // The copy first, like init: config.json stays the last file written.
+    for file in [CONFIG_COPY, CONFIG_FILE] {
+        if bad.contains(&file) {
+            atomic_write(&repo.root().join(file), &json)?;
+        }
     }
-    if parse(CONFIG_COPY).as_ref() != Some(&repo.config) {
-        atomic_write(&repo.root().join(CONFIG_COPY), &json)?;
-    }
-    *repo.config_problem.lock().unwrap_or_else(|p| p.into_inner()) = None;
     Ok(())
 }
 
@@ -280,9 +292,12 @@ fn repair_keys(repo: &Repository, report: &mut RepairReport) -> Result<()> {
         return Ok(());
     }
     let files = crate::repo::read_key_files(repo.root())?;
+    let mut judge = crate::repo::KeyJudge::new(repo);
+    // Unknown (planted) key files are neither copied nor removed: verify names them.
     let intact: BTreeMap<String, crate::crypto::KeyFile> = files
         .iter()
         .filter_map(|(_, parsed)| parsed.as_ref().ok())
+        .filter(|k| judge.unknown(k).is_none())
         .map(|k| (k.id.clone(), k.clone()))
         .collect();
     for (id, key) in &intact {
@@ -344,12 +359,12 @@ pub fn reindex(repo: &Repository, lock_timeout: Duration) -> Result<ReindexRepor
         };
         let path = data_dir.join(&name);
         let size = fs::metadata(&path).at(&path)?.len();
-        let from_idx = read_idx(&data_dir.join(idx_file_name(&id)), id, repo.keys())
+        let from_idx = read_idx(&data_dir.join(idx_file_name(&id)), id, repo.sealer())
             .ok()
             .filter(|r| r.size == size);
         let record = match from_idx {
             Some(r) => r,
-            None => match read_pack_header(&path, id, repo.keys()) {
+            None => match read_pack_header(&path, id, repo.sealer()) {
                 Ok(r) => {
                     rewrite_idx(repo, &r)?;
                     r

@@ -321,7 +321,38 @@ pub fn verify(
         let _parity = parity::lock(repo, false)?;
         let (groups, damaged) = parity::load_groups(repo)?;
         for (name, e) in damaged {
-            findings.add(Issue::new("parity", e.to_string()).pack(name));
+            findings
+                .add(Issue::new("parity", format!("{e}; repair() rebuilds it from the packs and parity")).pack(name));
+        }
+        // Fields against the files they describe. Quick reads no pack: a pack
+        // whose size the index confirms is sound, so the manifest is wrong.
+        let sizes_agree = |path: &std::path::Path, sha: &str, size: u64| {
+            let is_pack = path.extension().is_some_and(|e| e == "pack");
+            !is_pack
+                || hex::decode(sha)
+                    .ok()
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .and_then(|id| index.records.get(&id))
+                    .is_none_or(|r| r.size == size)
+        };
+        let witness: &dyn Fn(&std::path::Path, &str, u64) -> bool = if level >= Level::Standard {
+            &parity::hash_matches
+        } else {
+            &sizes_agree
+        };
+        for group in &groups {
+            if let Some(why) = parity::disk_disagreement(repo, group, witness) {
+                findings.add(
+                    Issue::new(
+                        "parity",
+                        format!(
+                            "parity manifest packs/parity/{}: {why}; repair() rebuilds it from the packs and parity",
+                            group.file_name()
+                        ),
+                    )
+                    .pack(group.file_name()),
+                );
+            }
         }
         if level >= Level::Standard {
             for group in &groups {

@@ -58,7 +58,30 @@ pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport>
 
     // 1. Rebuild damaged packs from parity; note which packs are healthy.
     let _parity = parity::lock(repo, true)?;
-    let (mut groups, damaged_groups) = parity::load_groups(repo)?;
+    let (loaded, mut damaged_groups) = parity::load_groups(repo)?;
+    // A manifest whose fields disagree with intact files is as untrusted as an unreadable one.
+    let mut groups = Vec::new();
+    for group in loaded {
+        match parity::disk_disagreement(repo, &group, &parity::hash_matches) {
+            Some(why) => {
+                let name = group.file_name();
+                let e = Error::corrupt(format!("parity manifest packs/parity/{name}"), why);
+                damaged_groups.push((name, e));
+            }
+            None => groups.push(group),
+        }
+    }
+    // Untrusted manifests: rebuild what they protected where parity confirms a candidate.
+    let untrusted: Vec<String> = damaged_groups.iter().map(|(n, _)| n.clone()).collect();
+    let pack_sizes: IdMap<u64> = read_disk_index(repo, None)?
+        .records
+        .values()
+        .map(|r| (r.id, r.size))
+        .collect();
+    let recovery = crate::regroup::recover(repo, &groups, &untrusted, &pack_sizes)?;
+    report.packs_repaired += recovery.packs_rebuilt;
+    report.parity_rewritten += recovery.groups.len() as u64;
+    groups.extend(recovery.groups);
     let mut healthy: IdMap<u64> = IdMap::default();
     let mut lost: HashSet<PackId> = HashSet::new();
     for group in groups.iter_mut() {
@@ -165,12 +188,16 @@ pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport>
         .collect();
     report.parity_rewritten += parity::cover_packs(repo, &mut groups, uncovered)? as u64;
     let parity_dir = parity::parity_dir(repo);
+    // Untrusted manifests go, except those still naming lost packs (and their parity).
     for (name, _) in damaged_groups {
-        remove_durably(&parity_dir.join(name))?;
+        if !recovery.keep_manifests.contains(&name) {
+            remove_durably(&parity_dir.join(name))?;
+        }
     }
     let referenced: HashSet<String> = groups
         .iter()
         .flat_map(|g| g.parity.iter().map(|p| p.file.clone()))
+        .chain(recovery.keep_parity.iter().cloned())
         .collect();
     for name in list_files(&parity_dir)? {
         if name.ends_with(".par") && !referenced.contains(&name) {

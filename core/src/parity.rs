@@ -292,9 +292,13 @@ pub fn cover_packs(repo: &Repository, groups: &mut Vec<GroupManifest>, packs: Ve
     let mut written = 0;
     // A group is extended from its old parity, so that parity must be intact:
     // otherwise new packs start a new group and repair deals with the old one.
-    let mut open_group = groups
-        .iter()
-        .position(|g| g.members.len() < g.data_shards as usize && parity_intact(repo, g));
+    // Nor is a group extended whose fields disagree with config.json or the file
+    // sizes (a legacy manifest edited by damage): its parity would be computed wrong.
+    let mut open_group = groups.iter().position(|g| {
+        g.members.len() < g.data_shards as usize
+            && disk_disagreement(repo, g, &|_, _, _| true).is_none()
+            && parity_intact(repo, g)
+    });
     while pending.peek().is_some() {
         let group = match open_group.take() {
             Some(i) => groups[i].clone(),

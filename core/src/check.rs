@@ -22,7 +22,7 @@ use crate::crypto::ChunkId;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::list_files;
 use crate::index::IdMap;
-use crate::pack::{decode_entries, parse_file_name, read_idx, PackId, PackRecord, PACK_MAGIC};
+use crate::pack::{parse_file_name, read_idx, PackId, PackRecord, PACK_MAGIC};
 use crate::parity::{self, GroupManifest};
 use crate::progress::{ProgressFn, ProgressUpdate, Throttle};
 use crate::repo::{Repository, CONFIG_COPY};
@@ -337,7 +337,7 @@ pub fn verify(
         } else {
             let path = data_dir.join(format!("{hex_id}.idx"));
             checked.bytes += fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-            match read_idx(&path, *id, repo.keys()) {
+            match read_idx(&path, *id, repo.sealer()) {
                 Ok(idx) if idx == *record => {}
                 Ok(_) => findings
                     .add(Issue::new("idx", format!("packs/data/{hex_id}.idx disagrees with the index")).pack(&hex_id)),
@@ -366,7 +366,38 @@ pub fn verify(
         let _parity = parity::lock(repo, false)?;
         let (groups, damaged) = parity::load_groups(repo)?;
         for (name, e) in damaged {
-            findings.add(Issue::new("parity", e.to_string()).pack(name));
+            findings
+                .add(Issue::new("parity", format!("{e}; repair() rebuilds it from the packs and parity")).pack(name));
+        }
+        // Fields against the files they describe. Quick reads no pack: a pack
+        // whose size the index confirms is sound, so the manifest is wrong.
+        let sizes_agree = |path: &std::path::Path, sha: &str, size: u64| {
+            let is_pack = path.extension().is_some_and(|e| e == "pack");
+            !is_pack
+                || hex::decode(sha)
+                    .ok()
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .and_then(|id| index.records.get(&id))
+                    .is_none_or(|r| r.size == size)
+        };
+        let witness: &dyn Fn(&std::path::Path, &str, u64) -> bool = if level >= Level::Standard {
+            &parity::hash_matches
+        } else {
+            &sizes_agree
+        };
+        for group in &groups {
+            if let Some(why) = parity::disk_disagreement(repo, group, witness) {
+                findings.add(
+                    Issue::new(
+                        "parity",
+                        format!(
+                            "parity manifest packs/parity/{}: {why}; repair() rebuilds it from the packs and parity",
+                            group.file_name()
+                        ),
+                    )
+                    .pack(group.file_name()),
+                );
+            }
         }
         if level >= Level::Standard {
             for group in &groups {
@@ -418,33 +449,33 @@ pub fn verify(
 }
 
 fn check_config_and_keys(repo: &Repository, findings: &Findings) {
-    let on_disk = |name: &str| {
-        fs::read(repo.root().join(name))
-            .ok()
-            .and_then(|b| crate::config::RepoConfig::parse(&b).ok())
-    };
-    if let Some(problem) = repo.config_problem.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-        findings.add(Issue::new(
-            "config",
-            format!("config.json: {problem}; repair() rewrites it"),
-        ));
-    } else if on_disk(crate::repo::CONFIG_FILE).as_ref() != Some(&repo.config) {
-        findings.add(Issue::new(
-            "config",
-            "config.json is missing, damaged or changed since open; repair() rewrites it",
-        ));
-    } else if on_disk(CONFIG_COPY).as_ref() != Some(&repo.config) {
-        findings.add(Issue::new(
-            "config",
-            format!("{CONFIG_COPY} is missing or damaged; repair() rewrites it"),
-        ));
+    match crate::repo::choose_config(repo.root()) {
+        Err(e) => findings.add(Issue::new("config", format!("config.json and {CONFIG_COPY}: {e}"))),
+        Ok(choice) => {
+            for (file, why) in &choice.bad {
+                findings.add(Issue::new("config", format!("{file}: {why}; repair() rewrites it")));
+            }
+            if choice.config != repo.config {
+                findings.add(Issue::new(
+                    "config",
+                    "config.json changed since the repository was opened; close and reopen it",
+                ));
+            }
+        }
     }
     if repo.config.is_encrypted() {
         let files = crate::repo::read_key_files(repo.root()).unwrap_or_default();
+        let mut judge = crate::repo::KeyJudge::new(repo);
         let mut intact: HashMap<String, usize> = HashMap::new();
-        for (_, parsed) in &files {
+        for (rel, parsed) in &files {
             match parsed {
-                Ok(k) => *intact.entry(k.id.clone()).or_default() += 1,
+                Ok(k) => match judge.unknown(k) {
+                    Some(why) => findings.add(Issue::new(
+                        "key",
+                        format!("{rel} is an unknown key file: {why}; remove it if nobody you trust added it"),
+                    )),
+                    None => *intact.entry(k.id.clone()).or_default() += 1,
+                },
                 Err(e) => findings.add(Issue::new("key", format!("{e}; repair() restores it from its copy"))),
             }
         }
@@ -582,11 +613,7 @@ fn check_pack(
     // The hash matched, so the header is as written; check that it agrees with the index.
     let header_ok = tail.len() >= 12 && &tail[tail.len() - 8..] == PACK_MAGIC && {
         let header = &tail[..tail.len() - 12];
-        let plain = match repo.keys() {
-            Some(k) => k.open(crate::crypto::AAD_PACK_HEADER, header),
-            None => Some(header.to_vec()),
-        };
-        plain.and_then(|p| decode_entries(&p).ok().map(|(e, _)| e)).as_ref() == Some(&record.entries)
+        crate::pack::open_header(repo.sealer(), header).ok().as_ref() == Some(&record.entries)
     };
     if !header_ok {
         findings.add(

@@ -297,7 +297,7 @@ fn process_chunks(repo: &Repository, packs: &PackCheck, jobs: Receiver<Job>, don
 }
 
 fn finish_pack(repo: &Repository, packs: &PackCheck, writer: PackWriter) -> Result<()> {
-    let record = writer.finish(repo.keys())?;
+    let record = writer.finish(repo.sealer())?;
     // It may have the name (and bytes) of a lost pack it replaces.
     packs
         .verdicts

@@ -22,6 +22,7 @@ pub mod parity;
 pub mod progress;
 pub mod prune;
 pub mod reclaim;
+pub mod regroup;
 pub mod repair;
 pub mod repo;
 pub mod restore;

@@ -241,7 +241,7 @@ fn plan_gc(repo: &Repository, live: &HashSet<ChunkId>, max_unused: f64) -> Resul
     }
     // Live chunks the index lacks are already lost (repair names them); prune
     // only ever deletes indexed packs, so it can go on without them.
-    let sealed = repo.keys().is_some();
+    let seal_overhead = repo.sealer().overhead() as u64;
     let target = repo.config.pack_target_size;
     let mut plan = GcPlan {
         records: HashMap::new(),
@@ -281,7 +281,7 @@ fn plan_gc(repo: &Repository, live: &HashSet<ChunkId>, max_unused: f64) -> Resul
     }
     if live_repack_entries > 0 {
         let packs = live_repack_bytes.div_ceil(target).max(1);
-        let per_pack_overhead = 4 + 12 + if sealed { 28 } else { 0 };
+        let per_pack_overhead = 4 + 12 + seal_overhead;
         plan.estimated_new_bytes =
             live_repack_bytes + live_repack_entries * ENTRY_LEN as u64 + packs * per_pack_overhead;
     }
@@ -479,7 +479,7 @@ fn repack(repo: &Repository, plan: &GcPlan, progress: ProgressFn<'_>) -> Result<
 }
 
 fn finish(repo: &Repository, writer: PackWriter) -> Result<PackRecord> {
-    let record = writer.finish(repo.keys())?;
+    let record = writer.finish(repo.sealer())?;
     repo.note_written_pack(PackInfo {
         id: record.id,
         size: record.size,

@@ -63,10 +63,10 @@ pub fn reclaim_unprotected_garbage(
         let indexed = index.records.contains_key(&id);
         let entries = match index.records.get(&id) {
             Some(record) => Some(record.entries.clone()),
-            None => read_idx(&data_dir.join(idx_file_name(&id)), id, repo.keys())
+            None => read_idx(&data_dir.join(idx_file_name(&id)), id, repo.sealer())
                 .ok()
                 .filter(|r| r.size == size)
-                .or_else(|| read_pack_header(&path, id, repo.keys()).ok())
+                .or_else(|| read_pack_header(&path, id, repo.sealer()).ok())
                 .map(|r| r.entries),
         };
         let Some(entries) = entries else { continue };

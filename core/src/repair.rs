@@ -71,7 +71,30 @@ pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport>
 
     // 1. Rebuild damaged packs from parity; note which packs are healthy.
     let _parity = parity::lock(repo, true)?;
-    let (mut groups, damaged_groups) = parity::load_groups(repo)?;
+    let (loaded, mut damaged_groups) = parity::load_groups(repo)?;
+    // A manifest whose fields disagree with intact files is as untrusted as an unreadable one.
+    let mut groups = Vec::new();
+    for group in loaded {
+        match parity::disk_disagreement(repo, &group, &parity::hash_matches) {
+            Some(why) => {
+                let name = group.file_name();
+                let e = Error::corrupt(format!("parity manifest packs/parity/{name}"), why);
+                damaged_groups.push((name, e));
+            }
+            None => groups.push(group),
+        }
+    }
+    // Untrusted manifests: rebuild what they protected where parity confirms a candidate.
+    let untrusted: Vec<String> = damaged_groups.iter().map(|(n, _)| n.clone()).collect();
+    let pack_sizes: IdMap<u64> = read_disk_index(repo, None)?
+        .records
+        .values()
+        .map(|r| (r.id, r.size))
+        .collect();
+    let recovery = crate::regroup::recover(repo, &groups, &untrusted, &pack_sizes)?;
+    report.packs_repaired += recovery.packs_rebuilt;
+    report.parity_rewritten += recovery.groups.len() as u64;
+    groups.extend(recovery.groups);
     let mut healthy: IdMap<u64> = IdMap::default();
     let mut lost: HashSet<PackId> = HashSet::new();
     for group in groups.iter_mut() {
@@ -138,7 +161,7 @@ pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport>
                 }
             }
         }
-        let record = match read_pack_header(&path, id, repo.keys()) {
+        let record = match read_pack_header(&path, id, repo.sealer()) {
             Ok(record) => record,
             // Its bytes match its name, yet it is no pack: a stray file (an empty
             // `e3b0…pack`), or one written with another key.
@@ -151,12 +174,11 @@ pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport>
                 report
                     .errors
                     .push(Issue::new("pack", e.to_string()).pack(hex::encode(id)));
-                lost.insert(id);
                 continue;
             }
         };
         let idx_path = data_dir.join(idx_file_name(&id));
-        if read_idx(&idx_path, id, repo.keys()).ok().as_ref() != Some(&record) {
+        if read_idx(&idx_path, id, repo.sealer()).ok().as_ref() != Some(&record) {
             rewrite_idx(repo, &record)?;
             report.packs_repaired += 1;
         }
@@ -192,15 +214,18 @@ pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport>
         .map(|r| PackInfo { id: r.id, size: r.size })
         .collect();
     let parity_dir = parity::parity_dir(repo);
-    // Unreadable manifests go once their packs have new parity.
-    if cover_without_space(repo, &mut groups, uncovered, &mut report)? {
-        for (name, _) in damaged_groups {
+    // Untrusted manifests go once their packs have new parity, except those
+    // still naming lost packs (and their parity).
+    let covered_all = cover_without_space(repo, &mut groups, uncovered, &mut report)?;
+    for (name, _) in damaged_groups {
+        if covered_all && !recovery.keep_manifests.contains(&name) {
             remove_durably(&parity_dir.join(name))?;
         }
     }
     let referenced: HashSet<String> = groups
         .iter()
         .flat_map(|g| g.parity.iter().map(|p| p.file.clone()))
+        .chain(recovery.keep_parity.iter().cloned())
         .collect();
     for name in list_files(&parity_dir)? {
         if name.ends_with(".par") && !referenced.contains(&name) {
@@ -356,20 +381,23 @@ fn remove_tmp_files(repo: &Repository) -> Result<()> {
     Ok(())
 }
 
+/// Rewrites exactly the copies of config.json that are missing, damaged or
+/// outvoted, from the intact one.
 fn repair_config(repo: &Repository) -> Result<()> {
-    let json = serde_json::to_vec_pretty(&repo.config).expect("config serialises");
-    let parse = |p: &str| {
-        fs::read(repo.root().join(p))
-            .ok()
-            .and_then(|b| crate::config::RepoConfig::parse(&b).ok())
+    let (config, bad) = match crate::repo::choose_config(repo.root()) {
+        Ok(choice) => (choice.config, choice.bad.into_iter().map(|(f, _)| f).collect()),
+        // A newer engine's config is never overwritten.
+        Err(e @ Error::UnsupportedFormat(_)) => return Err(e),
+        // Both damaged since open: the config this handle holds is the intact one.
+        Err(_) => (repo.config.clone(), vec![CONFIG_FILE, CONFIG_COPY]),
     };
-    if parse(CONFIG_FILE).as_ref() != Some(&repo.config) {
-        atomic_write(&repo.root().join(CONFIG_FILE), &json)?;
+    let json = serde_json::to_vec_pretty(&config).expect("config serialises");
+    // The copy first, like init: config.json stays the last file written.
+    for file in [CONFIG_COPY, CONFIG_FILE] {
+        if bad.contains(&file) {
+            atomic_write(&repo.root().join(file), &json)?;
+        }
     }
-    if parse(CONFIG_COPY).as_ref() != Some(&repo.config) {
-        atomic_write(&repo.root().join(CONFIG_COPY), &json)?;
-    }
-    *repo.config_problem.lock().unwrap_or_else(|p| p.into_inner()) = None;
     Ok(())
 }
 
@@ -379,9 +407,12 @@ fn repair_keys(repo: &Repository, report: &mut RepairReport) -> Result<()> {
         return Ok(());
     }
     let files = crate::repo::read_key_files(repo.root())?;
+    let mut judge = crate::repo::KeyJudge::new(repo);
+    // Unknown (planted) key files are neither copied nor removed: verify names them.
     let intact: BTreeMap<String, crate::crypto::KeyFile> = files
         .iter()
         .filter_map(|(_, parsed)| parsed.as_ref().ok())
+        .filter(|k| judge.unknown(k).is_none())
         .map(|k| (k.id.clone(), k.clone()))
         .collect();
     for (id, key) in &intact {
@@ -444,12 +475,12 @@ pub fn reindex(repo: &Repository, lock_timeout: Duration) -> Result<ReindexRepor
         };
         let path = data_dir.join(&name);
         let size = fs::metadata(&path).at(&path)?.len();
-        let from_idx = read_idx(&data_dir.join(idx_file_name(&id)), id, repo.keys())
+        let from_idx = read_idx(&data_dir.join(idx_file_name(&id)), id, repo.sealer())
             .ok()
             .filter(|r| r.size == size);
         let record = match from_idx {
             Some(r) => r,
-            None => match read_pack_header(&path, id, repo.keys()) {
+            None => match read_pack_header(&path, id, repo.sealer()) {
                 Ok(r) => {
                     rewrite_idx(repo, &r)?;
                     r

@@ -7,6 +7,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use containerarchive_core::check::{verify, Level};
+use containerarchive_core::crypto::AAD_PARITY;
 use containerarchive_core::ingest::{ingest, IngestItem, IngestOptions};
 use containerarchive_core::parity::{load_groups, GROUP_VERSION};
 use containerarchive_core::repair::repair;
@@ -39,11 +40,13 @@ fn a_group_of_an_unknown_version_is_reported_and_replaced_by_repair() {
     let (groups, damaged) = load_groups(&repo).unwrap();
     assert_eq!((groups.len(), damaged.len()), (1, 0));
 
-    // Same manifest, another version (an unencrypted v1 manifest is plain JSON).
+    // Same manifest, another version, sealed validly (an unencrypted manifest is
+    // JSON plus its checksum trailer), so only the version is wrong.
     let path = dir.join("packs/parity").join(groups[0].file_name());
-    let mut json: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    let plain = repo.unseal(AAD_PARITY, fs::read(&path).unwrap(), "group").unwrap();
+    let mut json: serde_json::Value = serde_json::from_slice(&plain).unwrap();
     json["version"] = (GROUP_VERSION + 1).into();
-    fs::write(&path, serde_json::to_vec(&json).unwrap()).unwrap();
+    fs::write(&path, repo.seal(AAD_PARITY, serde_json::to_vec(&json).unwrap())).unwrap();
 
     let (groups, damaged) = load_groups(&repo).unwrap();
     assert_eq!((groups.len(), damaged.len()), (0, 1));

@@ -144,7 +144,7 @@ fn acquire_with_refresh(
     let started = Instant::now();
     let mut backoff = Duration::from_millis(20);
     loop {
-        write_record(&path, &record)?;
+        write_new_record(&path, &record)?;
         let conflict = read_locks(root)?.into_iter().find_map(|(name, other)| {
             let other = other?;
             let conflicts =
@@ -188,6 +188,21 @@ fn acquire_with_refresh(
         let jitter = Duration::from_millis(u64::from(crate::fsutil::random_bytes::<1>()[0]) % 20);
         std::thread::sleep((backoff + jitter).min(timeout.saturating_sub(started.elapsed())));
         backoff = (backoff * 2).min(Duration::from_millis(500));
+    }
+}
+
+/// Writes our record; repair removes every `.tmp-*` file in `locks/` (a killed
+/// process leaves its half-written record there), so a tmp file that vanished
+/// before its rename is written again.
+fn write_new_record(path: &Path, record: &LockRecord) -> Result<()> {
+    let mut attempts = 0;
+    loop {
+        match write_record(path, record) {
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound && attempts < 3 => {
+                attempts += 1;
+            }
+            other => return other,
+        }
     }
 }
 

@@ -368,8 +368,9 @@ fn parse_hex_id(hex_id: &str) -> Result<PackId> {
 }
 
 fn remove_tmp_files(repo: &Repository) -> Result<()> {
-    // locks/ is skipped: a process waiting for a lock may be writing its record there.
-    let dirs = LAYOUT.iter().filter(|d| **d != "locks").map(|d| repo.root().join(d));
+    // locks/ too: a process that is writing its record there when its tmp file
+    // goes writes it again (lock::write_new_record).
+    let dirs = LAYOUT.iter().map(|d| repo.root().join(d));
     for dir in dirs.chain([repo.root().to_path_buf()]) {
         let Ok(entries) = fs::read_dir(&dir) else { continue };
         for entry in entries.flatten() {

@@ -342,3 +342,21 @@ fn verify_says_which_checks_a_live_lock_made_it_skip() {
     assert!(check(&repo, Level::Quick).skipped.is_empty());
     fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn repair_removes_a_killed_writers_lock_tmp_file_and_locks_still_work() {
+    // A process killed while writing its lock record leaves `locks/.tmp-*`.
+    let dir = scratch("lock-tmp");
+    let repo = init(&dir);
+    let leftover = dir.join("locks/.tmp-0123456789abcdef-0123456789abcdef0123456789abcdef.json");
+    fs::write(&leftover, b"{\"id\":").unwrap();
+    repair(&repo, Duration::ZERO).unwrap();
+    assert!(!leftover.exists(), "repair removes the half-written lock record");
+    assert_eq!(
+        fs::read_dir(dir.join("locks")).unwrap().count(),
+        0,
+        "and leaves no lock behind"
+    );
+    ingest_bytes(&repo, &data(7, 100_000));
+    let _ = fs::remove_dir_all(&dir);
+}

@@ -24,7 +24,9 @@ pub mod prune;
 pub mod repair;
 pub mod repo;
 pub mod restore;
+pub mod select;
 pub mod snapshot;
+pub mod stats;
 
 pub use config::{InitOptions, RepoConfig, FORMAT_VERSION};
 pub use error::{Error, Result};

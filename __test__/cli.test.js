@@ -84,7 +84,7 @@ describe('CLI: usage errors exit 2 with one line naming the fix', () => {
     }
     assert.match(help.out, /CONTAINERARCHIVE_PASSPHRASE/);
     assert.match(help.out, /Exit codes: 0 .*1 .*2 /);
-    assert.match(ok(cli(['backup', '--help']), 'backup --help').out, /^Usage: containerarchive backup <repo> <file\|->\.\.\./);
+    assert.match(ok(cli(['backup', '--help']), 'backup --help').out, /^Usage: containerarchive backup <repo> \(<file\|->\.\.\. \| --command 'CMD'\)/);
     assert.equal(ok(cli(['--version']), '--version').out.trim(), require('../package.json').version);
   });
 
@@ -398,7 +398,7 @@ describe('CLI: prune', () => {
     assert.equal(out.filter((l) => l.startsWith('  keep    ')).length, 1);
     assert.equal(out.filter((l) => l.startsWith('  remove  ')).length, 2);
     assert.ok(out.some((l) => l.startsWith(`  keep    ${before[2].id.slice(0, 12)}`) && /\(last\)$/.test(l)), dry.out);
-    assert.match(out.at(-1), /^prune \(dry run\): would keep 1 and remove 2 snapshots, .*nothing was changed$/);
+    assert.match(out.at(-1), /^prune \(dry run\): would keep 1 and remove 2 snapshots in 1 group, .*nothing was changed$/);
     assert.deepEqual(fs.readdirSync(path.join(repo, 'snapshots')).sort(), treeBefore, 'a dry run changes nothing');
 
     const json = JSON.parse(ok(cli(['prune', repo, '--keep-last', '1', '--keep-tag', 'n=0', '--group-by', 'none', '--dry-run', '--json']), 'prune --dry-run --json').out);

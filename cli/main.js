@@ -284,7 +284,8 @@ function describeSelection(filter) {
 /** 'latest', a full id or a unique prefix (8+ digits), narrowed by the filter -> the snapshot. */
 async function resolveSnapshot(repo, ref, repoPath, filter) {
   try {
-    return await repo.getSnapshot(ref, filter);
+    // Typed ids may be upper case; the API takes them as listed (lower case).
+    return await repo.getSnapshot(/^[0-9a-fA-F]+$/.test(ref) ? ref.toLowerCase() : ref, filter);
   } catch (err) {
     if (err.code !== 'ERR_SNAPSHOT_NOT_FOUND') throw err;
     const narrowed = describeSelection(filter);

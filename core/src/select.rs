@@ -71,14 +71,15 @@ pub fn resolve_snapshot(repo: &Repository, spec: &str, filter: &SnapshotFilter) 
             .find(|m| filter.matches(m))
             .ok_or_else(|| Error::SnapshotNotFound(format!("'latest'{} (no snapshot matches)", filter.describe())));
     }
-    let id = spec.to_ascii_lowercase();
-    if id.len() < MIN_PREFIX || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+    // Ids are lowercase hex, as listed; anything else never reaches the filesystem.
+    let id = spec;
+    if id.len() < MIN_PREFIX || id.len() > 64 || !id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         return Err(Error::invalid(format!(
-            "{spec:?} is not a snapshot id; give 'latest', a full id, or a unique prefix of at least {MIN_PREFIX} hex digits of one (see listSnapshots())"
+            "{spec:?} is not a snapshot id; give 'latest', a full id, or a unique prefix of at least {MIN_PREFIX} lowercase hex digits of one (see listSnapshots())"
         )));
     }
     if id.len() == 64 {
-        let m = repo.load_snapshot(&id)?;
+        let m = repo.load_snapshot(id)?;
         if !filter.matches(&m) {
             return Err(Error::SnapshotNotFound(format!("{id}{}", filter.describe())));
         }
@@ -86,7 +87,7 @@ pub fn resolve_snapshot(repo: &Repository, spec: &str, filter: &SnapshotFilter) 
     }
     let mut matches = Vec::new();
     for name in list_files(&repo.snapshots_dir())? {
-        if is_valid_snapshot_id(&name) && name.starts_with(&id) {
+        if is_valid_snapshot_id(&name) && name.starts_with(id) {
             match repo.load_snapshot(&name) {
                 Ok(m) if filter.matches(&m) => matches.push(m),
                 Ok(_) | Err(Error::SnapshotNotFound(_)) => {}

@@ -97,13 +97,20 @@ fn latest_and_prefixes_resolve_with_filters() {
     // Full ids, prefixes of 8+ digits (any case), and the filter applies to them too.
     assert_eq!(resolve_snapshot(&repo, &pg.id, &none).unwrap().id, pg.id);
     assert_eq!(resolve_snapshot(&repo, &pg.id[..8], &none).unwrap().id, pg.id);
-    assert_eq!(
-        resolve_snapshot(&repo, &pg.id[..12].to_uppercase(), &none).unwrap().id,
-        pg.id
-    );
+    assert_eq!(resolve_snapshot(&repo, &pg.id[..12], &none).unwrap().id, pg.id);
     let wrong = resolve_snapshot(&repo, &pg.id, &tags(&[("service", "nextcloud")])).unwrap_err();
     assert_eq!(wrong.code(), "ERR_SNAPSHOT_NOT_FOUND");
-    for bad in ["", "abc", &pg.id[..7], "latest2", "zzzzzzzzzz", "../../../etc"] {
+    // Ids are lowercase as listed (an all-digit prefix has no upper case).
+    let upper = format!("{}A", &pg.id[..11]);
+    for bad in [
+        "",
+        "abc",
+        &pg.id[..7],
+        "latest2",
+        "zzzzzzzzzz",
+        "../../../etc",
+        upper.as_str(),
+    ] {
         let err = resolve_snapshot(&repo, bad, &none).unwrap_err();
         assert_eq!(err.code(), "ERR_INVALID_ARGUMENT", "{bad}");
     }

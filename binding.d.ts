@@ -17,10 +17,17 @@ export declare class NativeArchive {
   setEventSink(sink: EventSink): void
   /** Stores the items `pull` yields as one snapshot; resolves its summary as JSON. */
   ingest(itemsJson: string, optionsJson: string, pull: PullFn): Promise<string>
-  getSnapshot(id: string): Promise<string>
-  listSnapshots(): Promise<string>
-  /** Checks that the snapshot and item exist before a stream is handed out. */
-  prepareRestore(id: string, item?: string | undefined | null): Promise<string>
+  /** `spec` is 'latest', an id or a unique id prefix, narrowed by the filter. */
+  getSnapshot(spec: string, filterJson: string): Promise<string>
+  /** Every snapshot matching the filter's tags and host, oldest first. */
+  listSnapshots(filterJson: string): Promise<string>
+  /**
+   * Resolves the snapshot and checks the item exists before a stream is
+   * handed out; the restore then uses the resolved full id.
+   */
+  prepareRestore(spec: string, filterJson: string, item?: string | undefined | null): Promise<string>
+  /** Repository statistics from the index and the files on disk, as JSON. */
+  stats(optionsJson: string): Promise<string>
   /** Pushes the item's bytes into `push`; resolves when all were accepted. */
   restore(id: string, item: string | undefined | null, lockTimeoutMs: number, push: PushFn): Promise<void>
   /** Checks the repository at `level`; resolves the report as JSON. */

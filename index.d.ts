@@ -40,7 +40,12 @@ export interface ParityOptions {
 }
 
 export interface InitOptions {
-  /** Encrypts the repository (AES-256-GCM, key wrapped with Argon2id). Omit for an unencrypted repository. */
+  /**
+   * Encrypts the repository (AES-256-GCM, key wrapped with Argon2id). Leave the
+   * key out for an unencrypted repository. Present with the value undefined,
+   * null or '' (e.g. an unset environment variable) it rejects with
+   * ERR_INVALID_ARGUMENT instead of silently creating an unencrypted repository.
+   */
   passphrase?: string;
   /** Default 'gzip'. */
   compression?: Compression;
@@ -55,6 +60,7 @@ export interface InitOptions {
 }
 
 export interface OpenOptions {
+  /** Required for encrypted repositories; undefined, null or '' as a value reject (see InitOptions.passphrase). */
   passphrase?: string;
   /**
    * How long an operation waits for a conflicting lock held by another live
@@ -80,6 +86,14 @@ export interface ItemSpec {
 export interface IngestOptions extends LockOptions {
   tags?: Tags;
   /**
+   * Makes the snapshot depend on a producer's success (e.g. the exit of a
+   * pg_dump child process). The end of the (last) stream is held back until
+   * `until` settles: resolved, the snapshot is written; rejected at any time
+   * before that, the ingest rejects with the same reason and no snapshot is
+   * written (packs already written stay indexed; prune reclaims them).
+   */
+  until?: PromiseLike<unknown>;
+  /**
    * TEST ONLY: sets the snapshot's createdAt, so retention rules can be tested
    * with controlled timestamps. Rejected unless the environment variable
    * CONTAINERARCHIVE_TEST_CREATED_AT=1 is set.
@@ -95,6 +109,8 @@ export interface IngestMultiItem extends ItemSpec {
 
 export interface IngestMultiOptions extends LockOptions {
   tags?: Tags;
+  /** See IngestOptions.until; the last item's end is held back. */
+  until?: PromiseLike<unknown>;
   /** TEST ONLY, see IngestOptions.createdAt. */
   createdAt?: string | Date;
 }
@@ -119,13 +135,30 @@ export interface Snapshot {
   storedSize: number;
 }
 
-export interface SnapshotFilter {
+/** Narrows which snapshots 'latest', an id prefix or a listing consider. */
+export interface SnapshotSelector {
+  /** Every listed tag must be present with this value. */
   tags?: Tags;
+  /** The host that made the snapshot; snapshots from before hosts were recorded have host ''. */
+  host?: string;
+}
+
+export interface SnapshotFilter extends SnapshotSelector {
+  /** Exclusive. */
   after?: string | Date;
+  /** Exclusive. */
   before?: string | Date;
 }
 
-export interface RestoreOptions extends LockOptions {
+/**
+ * Names a snapshot: 'latest' (the newest matching the selector), a full
+ * 64-digit id, or a unique prefix of at least 8 hex digits. An ambiguous
+ * prefix rejects with ERR_INVALID_ARGUMENT listing the matches; no match
+ * rejects with ERR_SNAPSHOT_NOT_FOUND. The selector applies to ids too.
+ */
+export type SnapshotSpec = 'latest' | (string & {});
+
+export interface RestoreOptions extends LockOptions, SnapshotSelector {
   item?: string;
 }
 
@@ -235,8 +268,15 @@ export interface RetentionPolicy extends LockOptions {
   keepWithin?: string;
   /** Snapshots with any of these tags (key and value) are always kept. */
   keepTags?: Tags;
-  /** Apply the policy only to snapshots that carry all of these tags; others are untouched. */
+  /** Apply the policy only to snapshots that carry all of these tags; others are untouched. Applied before grouping. */
   filter?: { tags?: Tags };
+  /**
+   * How snapshots are grouped; each group gets the policy on its own.
+   * Default: by host and the full tag set. An array groups by exactly those
+   * keys: 'host' is the snapshot's host, any other name a tag key (snapshots
+   * lacking the tag group together). false: one policy for the whole repository.
+   */
+  groupBy?: string[] | false;
   /** Repack packs whose unused share exceeds this fraction (0..1, default 0.1) or percentage string ('10%'). */
   maxUnused?: number | string;
 }
@@ -253,6 +293,61 @@ export interface PruneResult {
   freedBytes: number;
   /** For each kept snapshot, the rules that kept it, e.g. ['last', 'daily']. */
   reasons: Record<string, string[]>;
+  /** The same, per group (in group-key order). */
+  groups: PruneGroup[];
+}
+
+export interface PruneGroup {
+  /** The group's host; present when grouping by host (the default). */
+  host?: string;
+  /** The group's values of the grouping tags (all tags by default). */
+  tags: Tags;
+  keptSnapshots: string[];
+  removedSnapshots: string[];
+  reasons: Record<string, string[]>;
+}
+
+export interface ChunkTotals {
+  count: number;
+  /** Bytes before compression and encryption. */
+  rawBytes: number;
+  /** Bytes of the blobs in their packs. */
+  storedBytes: number;
+}
+
+export interface FileTotals {
+  files: number;
+  bytes: number;
+}
+
+/**
+ * Repository statistics, computed from the manifests, the index files and the
+ * files on disk (not summed from per-snapshot counters), so they stay true
+ * after prune, repair or a failed ingest. Ratios are null when their
+ * denominator is 0.
+ */
+export interface RepositoryStats {
+  snapshots: number;
+  /** The sum of every snapshot's item sizes. */
+  logicalBytes: number;
+  /** Distinct chunks the snapshots reference, each counted once. */
+  uniqueChunks: ChunkTotals;
+  /** Indexed chunks no snapshot references (prune reclaims them). */
+  unreferencedChunks: ChunkTotals;
+  /** Referenced chunks the index does not list (verify and repair name them). */
+  missingChunks: number;
+  /** `.pack` files in packs/data. */
+  packs: FileTotals;
+  /** Parity shards and group manifests in packs/parity. */
+  parity: FileTotals;
+  /** Every file under the repository directory. */
+  repositoryBytes: number;
+  /** logicalBytes / uniqueChunks.rawBytes. */
+  dedupRatio: number | null;
+  /** uniqueChunks.rawBytes / uniqueChunks.storedBytes. */
+  compressionRatio: number | null;
+  /** parity.bytes / packs.bytes. */
+  parityOverhead: number | null;
 }
 
 export interface VerifyErrorEvent {
@@ -280,9 +375,10 @@ export declare class ContainerArchive {
   static open(path: string, options?: OpenOptions): Promise<ContainerArchive>;
   ingest(stream: NodeJS.ReadableStream | Readable, options?: IngestOptions): Promise<Snapshot>;
   ingestMulti(items: IngestMultiItem[], options?: IngestMultiOptions): Promise<Snapshot>;
-  restore(snapshotId: string, options?: RestoreOptions): Promise<Readable>;
+  restore(snapshotId: SnapshotSpec, options?: RestoreOptions): Promise<Readable>;
   listSnapshots(filter?: SnapshotFilter): Promise<Snapshot[]>;
-  getSnapshot(id: string): Promise<Snapshot>;
+  getSnapshot(id: SnapshotSpec, selector?: SnapshotSelector): Promise<Snapshot>;
+  stats(options?: LockOptions): Promise<RepositoryStats>;
   verify(options?: VerifyOptions): Promise<VerifyResult>;
   repair(options?: LockOptions): Promise<RepairResult>;
   reindex(options?: LockOptions): Promise<ReindexResult>;

@@ -59,13 +59,28 @@ function checkSafeInteger(value, name) {
   if (!Number.isSafeInteger(value) || value < 0) throw invalid(`${name} must be a non-negative integer`);
 }
 
+/**
+ * `passphrase` present but undefined, null or '' is refused: it is almost
+ * always an unset environment variable, and must not silently mean "no
+ * encryption". Returns the passphrase, or undefined when the key is absent.
+ */
+function checkPassphrase(o, call) {
+  if (!Object.hasOwn(o, 'passphrase')) return undefined;
+  const p = o.passphrase;
+  if (p === undefined || p === null || p === '') {
+    const what = p === '' ? 'an empty string' : String(p);
+    const unencrypted = call === 'init' ? 'create an unencrypted repository' : 'open an unencrypted repository';
+    throw invalid(`passphrase is ${what} (an unset environment variable?); pass the passphrase, or leave the passphrase option out to ${unencrypted}`);
+  }
+  if (typeof p !== 'string') throw invalid('passphrase must be a string');
+  return p;
+}
+
 function checkInitOptions(options) {
   const o = checkOptions(options, 'options', ['passphrase', 'compression', 'compressionLevel', 'chunking', 'packTargetSize', 'parity']);
   const out = {};
-  if (o.passphrase !== undefined) {
-    if (typeof o.passphrase !== 'string') throw invalid('passphrase must be a string');
-    out.passphrase = o.passphrase;
-  }
+  const passphrase = checkPassphrase(o, 'init');
+  if (passphrase !== undefined) out.passphrase = passphrase;
   if (o.compression !== undefined) {
     if (!['gzip', 'zstd', 'none'].includes(o.compression)) throw invalid(`compression must be 'gzip', 'zstd' or 'none', not ${JSON.stringify(o.compression)}`);
     out.compression = o.compression;
@@ -139,7 +154,7 @@ const READ_AHEAD_BYTES = 1024 * 1024;
  * is full the stream's own backpressure pauses it.
  */
 function makePuller(stream) {
-  const state = { ended: false, error: null, wake: null, queue: [], queued: 0 };
+  const state = { ended: false, error: null, wake: null, queue: [], queued: 0, gate: null, holdEnd: false };
   const fill = () => {
     while (!state.error && state.queued < READ_AHEAD_BYTES) {
       const chunk = stream.read();
@@ -186,7 +201,7 @@ function makePuller(stream) {
         fill(); // restart the stream while the native side works
         return resolve(out);
       }
-      if (state.ended) return resolve(null);
+      if (state.ended && !(state.holdEnd && !state.gate.open)) return resolve(null);
       state.wake = attempt;
     };
     attempt();
@@ -197,7 +212,53 @@ function makePuller(stream) {
     stream.removeListener('error', onError);
     stream.removeListener('close', onClose);
   };
-  return { pull, detach, state };
+  return { pull, detach, state, wake };
+}
+
+/** { tags, host } that narrow which snapshots 'latest', a prefix or a listing consider. */
+function checkFilter(o) {
+  const out = { tags: checkTags(o.tags) };
+  if (o.host !== undefined) {
+    if (typeof o.host !== 'string') throw invalid('host must be a string');
+    out.host = o.host;
+  }
+  return out;
+}
+
+function checkSnapshotSpec(spec, name) {
+  if (typeof spec !== 'string') throw invalid(`${name} must be a string: 'latest', a snapshot id or a unique prefix of at least 8 hex digits`);
+  return spec;
+}
+
+/** `until`: a promise the snapshot depends on (e.g. the producer's exit). */
+function checkUntil(until) {
+  if (until === undefined) return undefined;
+  if (until === null || typeof until.then !== 'function') throw invalid('until must be a promise (or thenable)');
+  return until;
+}
+
+/**
+ * Holds an ingest's final end-of-stream back until `until` settles: resolved,
+ * the ingest completes; rejected (at any time before that), every puller
+ * fails with its reason, so the native side writes no snapshot.
+ */
+function makeGate(until, pullers) {
+  if (until === undefined) return;
+  const gate = { open: false };
+  for (const p of pullers) p.state.gate = gate;
+  const settle = (error) => {
+    gate.open = true;
+    for (const p of pullers) {
+      if (error !== undefined && !p.state.error) p.state.error = error;
+      p.wake();
+    }
+  };
+  Promise.resolve(until).then(
+    () => settle(undefined),
+    (reason) => settle(reason instanceof Error ? reason : new ArchiveError('ERR_CANCELLED', `the until promise rejected: ${String(reason)}`)),
+  );
+  // Only the last item's end is held back: earlier items must end so the engine reads on.
+  pullers[pullers.length - 1].state.holdEnd = true;
 }
 
 /** createdAt is a test-only hook (retention tests need controlled timestamps). */
@@ -210,7 +271,7 @@ function checkTestCreatedAt(value) {
   return new Date(ms).toISOString();
 }
 
-const RETENTION_KEYS = ['keepLast', 'keepHourly', 'keepDays', 'keepWeeks', 'keepMonths', 'keepYears', 'keepWithin', 'keepTags', 'filter', 'maxUnused', 'lockTimeoutMs'];
+const RETENTION_KEYS = ['keepLast', 'keepHourly', 'keepDays', 'keepWeeks', 'keepMonths', 'keepYears', 'keepWithin', 'keepTags', 'filter', 'groupBy', 'maxUnused', 'lockTimeoutMs'];
 
 function checkRetention(retention) {
   if (!isPlainObject(retention)) throw invalid('prune() needs a retention policy object, e.g. { keepLast: 7 }');
@@ -230,6 +291,12 @@ function checkRetention(retention) {
   if (r.filter !== undefined) {
     const f = checkOptions(r.filter, 'filter', ['tags']);
     out.filter = { tags: checkTags(f.tags) };
+  }
+  if (r.groupBy !== undefined) {
+    // false: one policy for the whole repository, i.e. a single group.
+    if (r.groupBy === false) out.groupBy = [];
+    else if (Array.isArray(r.groupBy) && r.groupBy.every((k) => typeof k === 'string' && k.length > 0)) out.groupBy = r.groupBy;
+    else throw invalid("groupBy must be false or an array of keys: 'host' or tag keys, e.g. ['host', 'service']");
   }
   if (r.maxUnused !== undefined) {
     let m = r.maxUnused;
@@ -293,10 +360,10 @@ class ContainerArchive {
   static async open(path, options) {
     checkPath(path);
     const o = checkOptions(options, 'options', ['passphrase', 'lockTimeoutMs']);
-    if (o.passphrase !== undefined && typeof o.passphrase !== 'string') throw invalid('passphrase must be a string');
+    const passphrase = checkPassphrase(o, 'open');
     const lockTimeoutMs = checkLockTimeout(o.lockTimeoutMs, 0);
     const native = new NativeArchive();
-    await native.open(path, JSON.stringify({ passphrase: o.passphrase })).catch((e) => { throw toArchiveError(e); });
+    await native.open(path, JSON.stringify({ passphrase })).catch((e) => { throw toArchiveError(e); });
     return new ContainerArchive(native, path, lockTimeoutMs, CONSTRUCT);
   }
 
@@ -360,7 +427,7 @@ class ContainerArchive {
 
   ingest(stream, options) {
     return this.#track(() => {
-      const o = checkOptions(options, 'options', ['tags', 'items', 'lockTimeoutMs', 'createdAt']);
+      const o = checkOptions(options, 'options', ['tags', 'items', 'until', 'lockTimeoutMs', 'createdAt']);
       if (o.items !== undefined && (!Array.isArray(o.items) || o.items.length > 1)) {
         throw invalid('ingest() takes at most one entry in items; use ingestMulti() for several streams');
       }
@@ -371,7 +438,7 @@ class ContainerArchive {
 
   ingestMulti(items, options) {
     return this.#track(() => {
-      const o = checkOptions(options, 'options', ['tags', 'lockTimeoutMs', 'createdAt']);
+      const o = checkOptions(options, 'options', ['tags', 'until', 'lockTimeoutMs', 'createdAt']);
       if (!Array.isArray(items) || items.length === 0) throw invalid('ingestMulti() needs a non-empty array of { name, type, stream }');
       return this.#ingest(items, o, (i) => `items[${i}].stream`);
     });
@@ -394,7 +461,9 @@ class ContainerArchive {
     const tagMap = checkTags(options.tags);
     const lockTimeoutMs = checkLockTimeout(options.lockTimeoutMs, this.#lockTimeoutMs);
     const createdAt = checkTestCreatedAt(options.createdAt);
+    const until = checkUntil(options.until);
     const pullers = items.map((item) => makePuller(item.stream));
+    makeGate(until, pullers);
     try {
       const spec = JSON.stringify({ tags: tagMap, lockTimeoutMs, createdAt });
       const json = await this.#native.ingest(JSON.stringify(specs), spec, (index) => pullers[index].pull());
@@ -417,14 +486,16 @@ class ContainerArchive {
 
   restore(snapshotId, options) {
     return this.#track(async () => {
-      if (typeof snapshotId !== 'string') throw invalid('snapshotId must be a string');
-      const o = checkOptions(options, 'options', ['item', 'lockTimeoutMs']);
+      checkSnapshotSpec(snapshotId, 'snapshotId');
+      const o = checkOptions(options, 'options', ['item', 'tags', 'host', 'lockTimeoutMs']);
       if (o.item !== undefined && typeof o.item !== 'string') throw invalid('item must be a string');
+      const filter = checkFilter(o);
       const item = o.item ?? null;
       const lockTimeoutMs = checkLockTimeout(o.lockTimeoutMs, this.#lockTimeoutMs);
       if (lockTimeoutMs > 0xffffffff) throw invalid('lockTimeoutMs is too large');
-      await this.#native.prepareRestore(snapshotId, item);
-      return this.#restoreStream(snapshotId, item, lockTimeoutMs);
+      // 'latest' or a prefix is resolved once; the stream reads that snapshot even if a newer one appears.
+      const { id } = JSON.parse(await this.#native.prepareRestore(snapshotId, JSON.stringify(filter), item));
+      return this.#restoreStream(id, item, lockTimeoutMs);
     });
   }
 
@@ -461,24 +532,33 @@ class ContainerArchive {
 
   listSnapshots(filter) {
     return this.#track(async () => {
-      const f = checkOptions(filter, 'filter', ['tags', 'after', 'before']);
-      const tags = checkTags(f.tags);
+      const f = checkOptions(filter, 'filter', ['tags', 'host', 'after', 'before']);
+      const tagsAndHost = checkFilter(f);
       const after = parseDate(f.after, 'after');
       const before = parseDate(f.before, 'before');
-      const all = JSON.parse(await this.#native.listSnapshots());
+      const all = JSON.parse(await this.#native.listSnapshots(JSON.stringify(tagsAndHost)));
       return all.filter((s) => {
         const at = Date.parse(s.createdAt);
         if (after !== undefined && !(at > after)) return false;
         if (before !== undefined && !(at < before)) return false;
-        return Object.entries(tags).every(([k, v]) => s.tags[k] === v);
+        return true;
       });
     });
   }
 
-  getSnapshot(id) {
+  getSnapshot(id, filter) {
     return this.#track(async () => {
-      if (typeof id !== 'string') throw invalid('id must be a string');
-      return JSON.parse(await this.#native.getSnapshot(id));
+      checkSnapshotSpec(id, 'id');
+      const f = checkFilter(checkOptions(filter, 'filter', ['tags', 'host']));
+      return JSON.parse(await this.#native.getSnapshot(id, JSON.stringify(f)));
+    });
+  }
+
+  stats(options) {
+    return this.#track(async () => {
+      const o = checkOptions(options, 'options', ['lockTimeoutMs']);
+      const lockTimeoutMs = checkLockTimeout(o.lockTimeoutMs, this.#lockTimeoutMs);
+      return JSON.parse(await this.#native.stats(JSON.stringify({ lockTimeoutMs })));
     });
   }
 

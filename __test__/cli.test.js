@@ -84,7 +84,7 @@ describe('CLI: usage errors exit 2 with one line naming the fix', () => {
     }
     assert.match(help.out, /CONTAINERARCHIVE_PASSPHRASE/);
     assert.match(help.out, /Exit codes: 0 .*1 .*2 /);
-    assert.match(ok(cli(['backup', '--help']), 'backup --help').out, /^Usage: containerarchive backup <repo> <file\|->\.\.\./);
+    assert.match(ok(cli(['backup', '--help']), 'backup --help').out, /^Usage: containerarchive backup <repo> \(<file\|->\.\.\. \| --command 'CMD'\)/);
     assert.equal(ok(cli(['--version']), '--version').out.trim(), require('../package.json').version);
   });
 
@@ -123,7 +123,8 @@ describe('CLI: usage errors exit 2 with one line naming the fix', () => {
     expectUsage(cli(['restore', repo, 'f'.repeat(64)]), [/snapshots /], 'ERR_SNAPSHOT_NOT_FOUND (full id)');
     const id = snapshotsJson(repo)[0].id;
     const other = id[0] === 'a' ? 'b' : 'a';
-    expectUsage(cli(['restore', repo, other]), [/no snapshot matches/, /containerarchive snapshots /], 'no snapshot matches the prefix');
+    expectUsage(cli(['restore', repo, other.repeat(8)]), [/no snapshot matches/, /containerarchive snapshots /], 'no snapshot matches the prefix');
+    expectUsage(cli(['restore', repo, id.slice(0, 7)]), [/is not a snapshot id/, /at least 8/], 'a prefix shorter than 8 digits');
     expectUsage(cli(['restore', repo, 'not-hex']), [/is not a snapshot id/], 'malformed snapshot reference');
     expectUsage(cli(['restore', repo, id.slice(0, 8), '--item', 'nope']), [/has no item nope/, /stdin/], 'unknown item');
   });
@@ -189,7 +190,7 @@ describe('CLI: backup, snapshots, restore', () => {
     assert.match(row2, /2\.00 MiB$/);
 
     // Restore to stdout: by unique prefix, by 'latest', with and without -o -.
-    const out1 = ok(cli(['restore', repo, stdinId.slice(0, 7)]), 'restore prefix');
+    const out1 = ok(cli(['restore', repo, stdinId.slice(0, 8)]), 'restore prefix');
     assert.ok(out1.stdout.equals(piped), 'restored stdin snapshot is byte-identical');
     assert.equal(lines(out1.stderr).length, 1, 'one summary line on stderr');
     assert.match(out1.stderr, /^restored stdin from snapshot [0-9a-f]{12}: /);
@@ -211,34 +212,47 @@ describe('CLI: backup, snapshots, restore', () => {
     assert.deepEqual(fs.readdirSync(dir).filter((f) => f.includes('containerarchive-tmp')), [], 'no temp files left behind');
   });
 
-  it('stats: snapshot count, original vs stored bytes, dedup ratio, parity overhead', (t) => {
+  it('stats: figures from the index and the disk, true after prune (two identical backups, keep last 1)', (t) => {
     const dir = tmpFor(t);
     const repo = path.join(dir, 'repo');
     const data = randomBytes(3 * MiB, 21);
     ok(cli(['init', repo]), 'init');
     ok(cli(['backup', repo, '-'], { input: data }), 'backup 1');
     ok(cli(['backup', repo, '-'], { input: data }), 'backup 2 (all chunks reused)');
-    const stats = JSON.parse(ok(cli(['stats', repo, '--json']), 'stats --json').out);
-    const list = snapshotsJson(repo);
-    assert.equal(stats.snapshots, 2);
-    assert.equal(stats.originalBytes, 2 * data.length);
-    assert.equal(stats.storedBytes, list.reduce((n, s) => n + s.storedSize, 0));
-    assert.equal(stats.chunkReferences, list.reduce((n, s) => n + s.newChunks + s.reusedChunks, 0));
-    assert.equal(stats.dedupRatio, stats.chunkReferences / stats.chunksStored);
-    assert.ok(stats.dedupRatio >= 1.99, `two identical backups dedup about 2x, got ${stats.dedupRatio}`);
-    const dataDir = path.join(repo, 'packs', 'data');
-    const packBytes = fs.readdirSync(dataDir).filter((f) => f.endsWith('.pack')).reduce((n, f) => n + fs.statSync(path.join(dataDir, f)).size, 0);
-    assert.equal(stats.packBytes, packBytes);
-    const parityDir = path.join(repo, 'packs', 'parity');
-    const parityBytes = fs.readdirSync(parityDir).filter((f) => /\.(par|group)$/.test(f)).reduce((n, f) => n + fs.statSync(path.join(parityDir, f)).size, 0);
-    assert.ok(parityBytes > 0, 'the repository has parity');
-    assert.equal(stats.parityBytes, parityBytes);
-    assert.equal(stats.parityOverhead, parityBytes / packBytes);
+    const packBytes = () => {
+      const dataDir = path.join(repo, 'packs', 'data');
+      return fs.readdirSync(dataDir).filter((f) => f.endsWith('.pack')).reduce((n, f) => n + fs.statSync(path.join(dataDir, f)).size, 0);
+    };
+    const parityBytes = () => {
+      const parityDir = path.join(repo, 'packs', 'parity');
+      return fs.readdirSync(parityDir).filter((f) => /\.(par|group)$/.test(f)).reduce((n, f) => n + fs.statSync(path.join(parityDir, f)).size, 0);
+    };
+    const two = JSON.parse(ok(cli(['stats', repo, '--json']), 'stats --json').out);
+    assert.equal(two.snapshots, 2);
+    assert.equal(two.logicalBytes, 2 * data.length);
+    assert.equal(two.uniqueChunks.rawBytes, data.length, 'random data: every chunk is unique once');
+    assert.equal(two.dedupRatio, 2);
+    assert.equal(two.packs.bytes, packBytes());
+    assert.ok(parityBytes() > 0, 'the repository has parity');
+    assert.equal(two.parity.bytes, parityBytes());
+    assert.equal(two.parityOverhead, parityBytes() / packBytes());
+
+    // The issue's reproduction: the sums of per-snapshot counters said 0 B stored here.
+    ok(cli(['prune', repo, '--keep-last', '1']), 'prune --keep-last 1');
+    const one = JSON.parse(ok(cli(['stats', repo, '--json']), 'stats --json after prune').out);
+    assert.equal(one.snapshots, 1);
+    assert.equal(one.logicalBytes, data.length);
+    assert.deepEqual(one.uniqueChunks, two.uniqueChunks, 'the kept snapshot still has all its chunks');
+    assert.ok(one.uniqueChunks.storedBytes > 0 && one.uniqueChunks.storedBytes <= packBytes());
+    assert.equal(one.packs.bytes, packBytes());
+    assert.equal(one.dedupRatio, 1);
 
     const text = ok(cli(['stats', repo]), 'stats').out;
-    assert.match(text, /^snapshots:\s+2$/m);
-    assert.match(text, /^original bytes:\s+6\.00 MiB \(6291456\)$/m);
-    assert.match(text, /^dedup ratio:\s+\d+\.\d\dx /m);
+    assert.match(text, /^snapshots:\s+1$/m);
+    assert.match(text, /^logical bytes:\s+3\.00 MiB \(3145728\)/m);
+    assert.match(text, /^unique chunks:\s+\d+: 3\.00 MiB raw, [\d.]+ [KM]iB stored$/m);
+    assert.match(text, /^dedup ratio:\s+1\.00x /m);
+    assert.match(text, /^compression ratio:\s+\d+\.\d\dx /m);
     assert.match(text, /^parity overhead:\s+\d+\.\d% /m);
   });
 });
@@ -377,24 +391,25 @@ describe('CLI: prune', () => {
     assert.equal(before.length, 3);
     const treeBefore = fs.readdirSync(path.join(repo, 'snapshots')).sort();
 
-    const dry = ok(cli(['prune', repo, '--keep-last', '1', '--dry-run']), 'prune --dry-run');
+    // Each snapshot has its own tag set, so only one policy for all of them removes any.
+    const dry = ok(cli(['prune', repo, '--keep-last', '1', '--group-by', 'none', '--dry-run']), 'prune --dry-run');
     assert.equal(dry.stderr, '', 'quiet on a non-TTY');
     const out = lines(dry.out);
-    assert.equal(out.filter((l) => l.startsWith('keep    ')).length, 1);
-    assert.equal(out.filter((l) => l.startsWith('remove  ')).length, 2);
-    assert.ok(out.some((l) => l.startsWith(`keep    ${before[2].id.slice(0, 12)}`) && /\(last\)$/.test(l)), dry.out);
-    assert.match(out.at(-1), /^prune \(dry run\): would keep 1 and remove 2 snapshots, .*nothing was changed$/);
+    assert.equal(out.filter((l) => l.startsWith('  keep    ')).length, 1);
+    assert.equal(out.filter((l) => l.startsWith('  remove  ')).length, 2);
+    assert.ok(out.some((l) => l.startsWith(`  keep    ${before[2].id.slice(0, 12)}`) && /\(last\)$/.test(l)), dry.out);
+    assert.match(out.at(-1), /^prune \(dry run\): would keep 1 and remove 2 snapshots in 1 group, .*nothing was changed$/);
     assert.deepEqual(fs.readdirSync(path.join(repo, 'snapshots')).sort(), treeBefore, 'a dry run changes nothing');
 
-    const json = JSON.parse(ok(cli(['prune', repo, '--keep-last', '1', '--keep-tag', 'n=0', '--dry-run', '--json']), 'prune --dry-run --json').out);
+    const json = JSON.parse(ok(cli(['prune', repo, '--keep-last', '1', '--keep-tag', 'n=0', '--group-by', 'none', '--dry-run', '--json']), 'prune --dry-run --json').out);
     assert.equal(json.dryRun, true);
     assert.deepEqual(json.keptSnapshots, [before[0].id, before[2].id]);
     assert.deepEqual(json.removedSnapshots, [before[1].id]);
     for (const key of ['removedPacks', 'repackedPacks', 'freedBytes']) assert.equal(typeof json[key], 'number', key);
     assert.equal(snapshotsJson(repo).length, 3);
 
-    const real = ok(cli(['prune', repo, '--keep-last', '1']), 'prune');
-    assert.match(lines(real.out).at(-1), /^prune: kept 1 and removed 2 snapshots, /);
+    const real = ok(cli(['prune', repo, '--keep-last', '1', '--group-by', 'none']), 'prune');
+    assert.match(lines(real.out).at(-1), /^prune: kept 1 and removed 2 snapshots in 1 group, /);
     assert.deepEqual(snapshotsJson(repo).map((s) => s.id), [before[2].id]);
     ok(cli(['verify', repo, '--level', 'full']), 'verify after prune');
   });

@@ -58,7 +58,7 @@ describe('golden repositories', () => {
       fs.cpSync(path.join(dir, 'repo'), copy, { recursive: true });
       for (const d of LAYOUT) fs.mkdirSync(path.join(copy, d), { recursive: true });
 
-      const repo = await ContainerArchive.open(copy, { passphrase: expected.passphrase ?? undefined });
+      const repo = await ContainerArchive.open(copy, expected.passphrase ? { passphrase: expected.passphrase } : {});
       try {
         const listed = await repo.listSnapshots();
         assert.deepEqual(

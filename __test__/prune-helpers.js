@@ -68,9 +68,15 @@ function assertPruneShape(r, dryRun) {
   assert.ok(r && typeof r === 'object', 'prune must resolve to an object');
   assert.deepEqual(
     Object.keys(r).sort(),
-    ['dryRun', 'freedBytes', 'keptSnapshots', 'reasons', 'removedPacks', 'removedSnapshots', 'repackedPacks'],
+    ['dryRun', 'freedBytes', 'groups', 'keptSnapshots', 'reasons', 'removedPacks', 'removedSnapshots', 'repackedPacks'],
     'PruneResult keys',
   );
+  // The groups partition the top-level lists and reasons.
+  assert.ok(Array.isArray(r.groups), 'groups must be an array');
+  for (const k of ['keptSnapshots', 'removedSnapshots']) {
+    assert.deepEqual(r.groups.flatMap((g) => g[k]).sort(), [...r[k]].sort(), `groups partition ${k}`);
+  }
+  assert.deepEqual(Object.assign({}, ...r.groups.map((g) => g.reasons)), r.reasons, 'groups carry the reasons');
   assert.equal(r.dryRun, dryRun, 'result.dryRun');
   for (const k of ['keptSnapshots', 'removedSnapshots']) {
     assert.ok(Array.isArray(r[k]), `${k} must be an array`);

@@ -74,7 +74,10 @@ const names = (ctx, ids) => ids.map((i) => ctx.name[i] || `?${i}`);
  * out of the policy's scope: listed nowhere in the result; those in `gone` were removed
  * earlier. Everything else must be removed.
  */
-async function expectPolicy(ctx, policy, { kept, reasons, rule, untouched = [], gone = [], dryRun = true }) {
+async function expectPolicy(ctx, givenPolicy, { kept, reasons, rule, untouched = [], gone = [], dryRun = true }) {
+  // These rule tests check one policy across the seeded snapshots (whose tags differ), so
+  // they group nothing unless they say otherwise; grouping is tested in operator.test.js.
+  const policy = { groupBy: false, ...givenPolicy };
   const r = await ctx.repo.prune(policy, dryRun);
   P.assertPruneShape(r, dryRun);
   const label = JSON.stringify(policy);
@@ -485,7 +488,7 @@ describe('garbage collection', () => {
 
     const fpBefore = P.fingerprint(dir);
     const listBefore = await repo.listSnapshots();
-    const dry = await repo.prune({ keepLast: 1 }, true);
+    const dry = await repo.prune({ keepLast: 1, groupBy: false }, true);
     P.assertPruneShape(dry, true);
     P.assertSameFingerprint(P.fingerprint(dir), fpBefore, 'after a dry run');
     assert.deepEqual(await repo.listSnapshots(), listBefore, 'a dry run removes no snapshot');
@@ -499,7 +502,7 @@ describe('garbage collection', () => {
     // maxUnused: number and percentage string agree; 1 never repacks; 0 repacks at least as much
     const variants = {};
     for (const m of [undefined, 0.1, '10%', 0, 0.5, 1, '100%']) {
-      const r = await repo.prune(m === undefined ? { keepLast: 1 } : { keepLast: 1, maxUnused: m }, true);
+      const r = await repo.prune(m === undefined ? { keepLast: 1, groupBy: false } : { keepLast: 1, groupBy: false, maxUnused: m }, true);
       P.assertPruneShape(r, true);
       variants[String(m)] = r;
     }
@@ -514,7 +517,7 @@ describe('garbage collection', () => {
     assert.ok(variants['0.1'].freedBytes > variants['1'].freedBytes, 'repacking frees more than deleting alone');
     P.assertSameFingerprint(P.fingerprint(dir), fpBefore, 'after all the dry runs');
 
-    const real = await repo.prune({ keepLast: 1 });
+    const real = await repo.prune({ keepLast: 1, groupBy: false });
     P.assertPruneShape(real, false);
     t.diagnostic(`dry: ${JSON.stringify({ ...dry, reasons: undefined })}; real: ${JSON.stringify({ ...real, reasons: undefined })}`);
     assert.deepEqual(real.keptSnapshots, dry.keptSnapshots, 'dry run and real run keep the same snapshots');
@@ -576,9 +579,9 @@ describe('garbage collection', () => {
     const passphrase = 'prune test passphrase';
     const { ids, data } = await P.buildGcScenario(ContainerArchive, dir, 7, { passphrase });
     const repo = await openRepo(t, dir, { passphrase });
-    const dry = await repo.prune({ keepLast: 1 }, true);
+    const dry = await repo.prune({ keepLast: 1, groupBy: false }, true);
     const before = F.packIds(dir).length;
-    const r = await repo.prune({ keepLast: 1 });
+    const r = await repo.prune({ keepLast: 1, groupBy: false });
     P.assertPruneShape(r, false);
     assert.ok(r.repackedPacks >= 1, `mixed packs are repacked: ${JSON.stringify(r)}`);
     assert.equal(r.removedPacks, dry.removedPacks);
@@ -601,9 +604,9 @@ describe('garbage collection', () => {
     repo.on('prune:progress', (e) => events.push(e));
     const other = [];
     for (const ev of ['ingest:progress', 'verify:progress']) repo.on(ev, (e) => other.push([ev, e]));
-    await repo.prune({ keepLast: 1 }, true);
+    await repo.prune({ keepLast: 1, groupBy: false }, true);
     const dryEvents = events.length;
-    const r = await repo.prune({ keepLast: 1 });
+    const r = await repo.prune({ keepLast: 1, groupBy: false });
     assert.ok(r.repackedPacks >= 1);
     const got = events.slice(dryEvents);
     assert.ok(got.length >= 1, 'at least one prune:progress event arrives before prune() resolves');

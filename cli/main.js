@@ -11,6 +11,8 @@ const { pipeline } = require('node:stream/promises');
 
 const { Progress, formatBytes, formatElapsed } = require('./progress');
 const { ENV_VAR, PromptAborted, promptHidden, canPrompt } = require('./passphrase');
+const { startProducer, ProducerFailed } = require('./producer');
+const { printPruneGroups } = require('./prune-report');
 
 const BIN = 'containerarchive';
 const PACKAGE = '@serve.zone/containerarchive';
@@ -65,23 +67,36 @@ const COMMANDS = {
     run: cmdInit,
   },
   backup: {
-    usage: 'backup <repo> <file|->... [--tag k=v]... [--item name[:type]]... [--json]',
-    summary: 'store files (or stdin as -) as one snapshot',
-    options: { tag: { type: 'string', multiple: true }, item: { type: 'string', multiple: true }, ...JSON_OPTION },
-    positionals: [2, Infinity],
+    usage: "backup <repo> (<file|->... | --command 'CMD') [--tag k=v]... [--item name[:type]]... [--json]",
+    summary: "store files (or stdin as -, or a command's output) as one snapshot",
+    options: { tag: { type: 'string', multiple: true }, item: { type: 'string', multiple: true }, command: { type: 'string' }, ...JSON_OPTION },
+    positionals: [1, Infinity],
     run: cmdBackup,
   },
   snapshots: {
-    usage: 'snapshots <repo> [--tag k=v]... [--json]',
+    usage: 'snapshots <repo> [--tag k=v]... [--host H] [--after DATE] [--before DATE] [--latest N] [--json]',
     summary: 'list snapshots, oldest first',
-    options: { tag: { type: 'string', multiple: true }, ...JSON_OPTION },
+    options: {
+      tag: { type: 'string', multiple: true },
+      host: { type: 'string' },
+      after: { type: 'string' },
+      before: { type: 'string' },
+      latest: { type: 'string' },
+      ...JSON_OPTION,
+    },
     positionals: [1, 1],
     run: cmdSnapshots,
   },
   restore: {
-    usage: 'restore <repo> <snapshot|latest> [--item name] [-o file|-] [--force]',
+    usage: 'restore <repo> <snapshot|latest> [--tag k=v]... [--host H] [--item name] [-o file|-] [--force]',
     summary: 'write one item of a snapshot to a file or stdout',
-    options: { item: { type: 'string' }, output: { type: 'string', short: 'o' }, force: { type: 'boolean' } },
+    options: {
+      item: { type: 'string' },
+      output: { type: 'string', short: 'o' },
+      force: { type: 'boolean' },
+      tag: { type: 'string', multiple: true },
+      host: { type: 'string' },
+    },
     positionals: [2, 2],
     run: cmdRestore,
   },
@@ -94,7 +109,7 @@ const COMMANDS = {
   },
   prune: {
     usage:
-      'prune <repo> [--keep-last N] [--keep-hourly N] [--keep-daily N] [--keep-weekly N] [--keep-monthly N] [--keep-yearly N] [--keep-within 30d] [--keep-tag k=v]... [--tag k=v]... [--dry-run] [--json]',
+      'prune <repo> [--keep-last N] [--keep-hourly N] [--keep-daily N] [--keep-weekly N] [--keep-monthly N] [--keep-yearly N] [--keep-within 30d] [--keep-tag k=v]... [--tag k=v]... [--group-by host,KEY|none] [--dry-run] [--json]',
     summary: 'remove snapshots the retention policy does not keep, and their data',
     options: {
       'keep-last': { type: 'string' },
@@ -106,6 +121,7 @@ const COMMANDS = {
       'keep-within': { type: 'string' },
       'keep-tag': { type: 'string', multiple: true },
       tag: { type: 'string', multiple: true },
+      'group-by': { type: 'string' },
       'dry-run': { type: 'boolean' },
       ...JSON_OPTION,
     },
@@ -135,7 +151,7 @@ const COMMANDS = {
   },
   stats: {
     usage: 'stats <repo> [--json]',
-    summary: 'snapshot count, original vs stored bytes, dedup ratio, parity overhead',
+    summary: 'snapshots, logical vs unique vs stored bytes, dedup and compression ratios, parity overhead',
     options: { ...JSON_OPTION },
     positionals: [1, 1],
     run: cmdStats,
@@ -252,25 +268,33 @@ function subscribe(repo, event, handler) {
   }
 }
 
-/** 'latest', a full id or a unique id prefix -> the snapshot. */
-async function resolveSnapshot(repo, ref, repoPath) {
-  if (/^[0-9a-f]{64}$/i.test(ref)) return repo.getSnapshot(ref.toLowerCase());
-  const all = await repo.listSnapshots();
-  if (ref === 'latest') {
-    if (all.length === 0) throw usageError(`${q(repoPath)} has no snapshots yet; make one with: ${BIN} backup ${q(repoPath)} <file>`);
-    return all[all.length - 1];
+/** --tag and --host as the API's { tags, host } filter. */
+function selection(values) {
+  const filter = { tags: parseKeyValues(values.tag, '--tag') };
+  if (values.host !== undefined) filter.host = values.host;
+  return filter;
+}
+
+function describeSelection(filter) {
+  const parts = Object.entries(filter.tags).map(([k, v]) => `--tag ${q(`${k}=${v}`)}`);
+  if (filter.host !== undefined) parts.push(`--host ${q(filter.host)}`);
+  return parts.join(' ');
+}
+
+/** 'latest', a full id or a unique prefix (8+ digits), narrowed by the filter -> the snapshot. */
+async function resolveSnapshot(repo, ref, repoPath, filter) {
+  try {
+    // Typed ids may be upper case; the API takes them as listed (lower case).
+    return await repo.getSnapshot(/^[0-9a-fA-F]+$/.test(ref) ? ref.toLowerCase() : ref, filter);
+  } catch (err) {
+    if (err.code !== 'ERR_SNAPSHOT_NOT_FOUND') throw err;
+    const narrowed = describeSelection(filter);
+    if (ref === 'latest' && narrowed === '') {
+      throw usageError(`${q(repoPath)} has no snapshots yet; make one with: ${BIN} backup ${q(repoPath)} <file>`);
+    }
+    const what = ref === 'latest' ? `no snapshot matches ${narrowed}` : `no snapshot matches ${q(ref)}${narrowed ? ` ${narrowed}` : ''}`;
+    throw usageError(`${what} in ${q(repoPath)}; list them with: ${BIN} snapshots ${q(repoPath)}`);
   }
-  if (!/^[0-9a-f]+$/i.test(ref)) {
-    throw usageError(`${q(ref)} is not a snapshot id; give an id or a unique prefix of one (see: ${BIN} snapshots ${q(repoPath)}), or 'latest'`);
-  }
-  const matches = all.filter((s) => s.id.startsWith(ref.toLowerCase()));
-  if (matches.length === 0) {
-    throw usageError(`no snapshot matches ${q(ref)} in ${q(repoPath)}; list them with: ${BIN} snapshots ${q(repoPath)}`);
-  }
-  if (matches.length > 1) {
-    throw usageError(`${q(ref)} matches ${matches.length} snapshots (${matches.slice(0, 3).map((s) => short(s.id)).join(', ')}${matches.length > 3 ? ', ...' : ''}); give more characters of the id`);
-  }
-  return matches[0];
 }
 
 function formatDate(iso) {
@@ -299,6 +323,10 @@ async function cmdInit({ values, positionals: [repoPath], io }) {
     throw usageError(`--compression takes gzip, zstd or none, not ${q(compression)}`);
   }
   let passphrase;
+  if (values.encrypt && io.env[ENV_VAR] === '') {
+    // Likely a variable meant to be filled; never fall back to a prompt or to no encryption.
+    throw usageError(`init --encrypt: ${ENV_VAR} is set but empty; set it to the passphrase, or leave out --encrypt for an unencrypted repository`);
+  }
   if (values.encrypt) {
     passphrase = envPassphrase(io);
     if (passphrase === undefined) {
@@ -326,9 +354,19 @@ async function cmdInit({ values, positionals: [repoPath], io }) {
 // backup
 // ---------------------------------------------------------------------------
 
-async function cmdBackup({ values, positionals: [repoPath, ...inputs], io }) {
+/** Marks the --command input in the backup plan. */
+const COMMAND_INPUT = Symbol('command');
+
+async function cmdBackup({ values, positionals: [repoPath, ...files], io }) {
   const tags = parseKeyValues(values.tag, '--tag');
   const specs = (values.item || []).map(parseItem);
+  if (values.command !== undefined) {
+    if (files.length > 0) throw usageError(`--command replaces the inputs; give either files (or -) or --command, not both`);
+    if (values.command.trim() === '') throw usageError("--command needs a command, e.g. --command 'pg_dump mydb'");
+  } else if (files.length === 0) {
+    throw usageError(`backup: missing <file|->; usage: ${BIN} ${COMMANDS.backup.usage}`);
+  }
+  const inputs = values.command !== undefined ? [COMMAND_INPUT] : files;
   if (specs.length > inputs.length) {
     throw usageError(`${plural(specs.length, '--item')} for ${plural(inputs.length, 'input')}; give at most one --item per input, in input order`);
   }
@@ -340,9 +378,9 @@ async function cmdBackup({ values, positionals: [repoPath, ...inputs], io }) {
     let size = null;
     if (input === '-') {
       if (io.stdin.isTTY) {
-        throw usageError(`stdin is a terminal; pipe the data in, e.g. pg_dump mydb | ${BIN} backup ${q(repoPath)} -`);
+        throw usageError(`stdin is a terminal; pipe the data in, e.g. ${BIN} backup ${q(repoPath)} --command 'pg_dump mydb'`);
       }
-    } else {
+    } else if (input !== COMMAND_INPUT) {
       let stat;
       try {
         stat = fs.statSync(input);
@@ -358,28 +396,48 @@ async function cmdBackup({ values, positionals: [repoPath, ...inputs], io }) {
     if (size === null) total = null;
     else if (total !== null) total += size;
     const spec = specs[k] || {};
-    const name = spec.name || (input === '-' ? 'stdin' : path.basename(input));
+    const fallback = input === '-' ? 'stdin' : input === COMMAND_INPUT ? 'stdout' : path.basename(input);
+    const name = spec.name || fallback;
     if (names.has(name)) {
       throw usageError(`two inputs are named ${q(name)}; name them with --item NAME[:TYPE], one per input in order`);
     }
     names.add(name);
-    return { input, name, type: spec.type };
+    // Streams (stdin, a command's output) that give no data are suspicious; empty files are not.
+    return { input, name, type: spec.type, streamed: typeof input !== 'string' || input === '-' };
   });
 
   return withRepo(repoPath, io, async (repo) => {
     const progress = new Progress('backup', { stream: io.stderr, total });
     const sub = repo.on('ingest:progress', (e) => progress.update({ bytes: e.bytesProcessed, percentage: e.percentage }));
-    const streams = plan.map((p) => (p.input === '-' ? io.stdin : fs.createReadStream(p.input, { highWaterMark: 1 << 20 })));
+    // Started only now, so a usage error or a locked repository never runs the producer.
+    const producer = values.command !== undefined ? startProducer(values.command, io.stderr) : null;
+    const streams = plan.map((p) => {
+      if (p.input === COMMAND_INPUT) return producer.stream;
+      return p.input === '-' ? io.stdin : fs.createReadStream(p.input, { highWaterMark: 1 << 20 });
+    });
     let snapshot;
     try {
       snapshot = await repo.ingestMulti(
         plan.map((p, k) => ({ name: p.name, ...(p.type ? { type: p.type } : {}), stream: streams[k] })),
-        { tags },
+        producer ? { tags, until: producer.until } : { tags },
       );
+    } catch (err) {
+      if (err instanceof ProducerFailed) {
+        throw new CliError(1, `${err.message}; no snapshot was written`);
+      }
+      throw err;
     } finally {
       progress.finish();
       sub.unsubscribe();
+      if (producer) producer.stop();
       for (const s of streams) if (s !== io.stdin) s.destroy();
+    }
+    const empty = plan.filter((p, k) => p.streamed && snapshot.items[k].size === 0).map((p) => p.name);
+    for (const name of empty) {
+      io.stderr.write(
+        `${BIN}: warning: ${q(name)} read 0 bytes, so the snapshot holds an empty item; if a producer failed, ` +
+          `use --command so a failing producer writes no snapshot\n`,
+      );
     }
     if (values.json) {
       writeJson(io, snapshot);
@@ -387,7 +445,7 @@ async function cmdBackup({ values, positionals: [repoPath, ...inputs], io }) {
       io.stdout.write(
         `snapshot ${snapshot.id} saved: ${plural(snapshot.items.length, 'item')}, ${formatBytes(snapshot.originalSize)} read, ` +
           `${formatBytes(snapshot.storedSize)} added, ${snapshot.newChunks} new / ${snapshot.reusedChunks} reused chunks, ` +
-          `in ${formatElapsed(progress.elapsedMs())}\n`,
+          `in ${formatElapsed(progress.elapsedMs())}${empty.length > 0 ? `; WARNING: empty input (${empty.join(', ')})` : ''}\n`,
       );
     }
     return 0;
@@ -408,10 +466,21 @@ function table(rows, rightAligned = []) {
     .join('\n');
 }
 
+function parseDateFlag(value, flag) {
+  if (value === undefined) return undefined;
+  if (Number.isNaN(Date.parse(value))) throw usageError(`${flag} takes a date such as 2026-01-31 or 2026-01-31T12:00:00Z, not ${q(value)}`);
+  return value;
+}
+
 async function cmdSnapshots({ values, positionals: [repoPath], io }) {
-  const tags = parseKeyValues(values.tag, '--tag');
+  const filter = selection(values);
+  const after = parseDateFlag(values.after, '--after');
+  const before = parseDateFlag(values.before, '--before');
+  const latest = parseCount(values.latest, '--latest');
+  if (latest === 0) throw usageError('--latest takes a count of 1 or more; e.g. --latest 5');
   return withRepo(repoPath, io, async (repo) => {
-    const list = await repo.listSnapshots({ tags });
+    let list = await repo.listSnapshots({ ...filter, ...(after ? { after } : {}), ...(before ? { before } : {}) });
+    if (latest !== undefined) list = list.slice(-latest);
     if (values.json) {
       writeJson(io, list);
       return 0;
@@ -431,6 +500,7 @@ async function cmdSnapshots({ values, positionals: [repoPath], io }) {
 // ---------------------------------------------------------------------------
 
 async function cmdRestore({ values, positionals: [repoPath, ref], io }) {
+  const filter = selection(values);
   const output = values.output === undefined || values.output === '-' ? null : values.output;
   if (output === null && io.stdout.isTTY) {
     throw usageError(`stdout is a terminal; restore to a file with -o FILE, or redirect: ${BIN} restore ${q(repoPath)} ${q(ref)} > FILE`);
@@ -439,7 +509,7 @@ async function cmdRestore({ values, positionals: [repoPath, ref], io }) {
     throw usageError(`${q(output)} exists; pass --force to overwrite it, or choose another -o`);
   }
   return withRepo(repoPath, io, async (repo) => {
-    const snapshot = await resolveSnapshot(repo, ref, repoPath);
+    const snapshot = await resolveSnapshot(repo, ref, repoPath, filter);
     const itemNames = snapshot.items.map((i) => i.name).join(', ');
     let item;
     if (values.item !== undefined) {
@@ -532,6 +602,16 @@ async function cmdVerify({ values, positionals: [repoPath], io }) {
 // prune
 // ---------------------------------------------------------------------------
 
+/** --group-by host,service -> ['host', 'service']; none -> false. */
+function parseGroupBy(value) {
+  if (value === 'none') return false;
+  const keys = value.split(',').map((k) => k.trim());
+  if (keys.some((k) => k.length === 0) || new Set(keys).size !== keys.length) {
+    throw usageError(`--group-by takes distinct comma-separated keys (host or tag keys) or none, not ${q(value)}; e.g. --group-by host,service`);
+  }
+  return keys;
+}
+
 async function cmdPrune({ values, positionals: [repoPath], io }) {
   const retention = {};
   const counts = [
@@ -564,6 +644,7 @@ async function cmdPrune({ values, positionals: [repoPath], io }) {
     throw usageError(`this version of ${PACKAGE} has no prune(); upgrade it`);
   }
   if (Object.keys(scope).length > 0) retention.filter = { tags: scope };
+  if (values['group-by'] !== undefined) retention.groupBy = parseGroupBy(values['group-by']);
   const dryRun = Boolean(values['dry-run']);
   return withRepo(repoPath, io, async (repo) => {
     const before = new Map((await repo.listSnapshots()).map((s) => [s.id, s]));
@@ -584,18 +665,17 @@ async function cmdPrune({ values, positionals: [repoPath], io }) {
       const s = before.get(id);
       return s ? `${short(id)}  ${formatDate(s.createdAt)}  ${formatTags(s.tags)}` : short(id);
     };
-    const reasons = result.reasons || {};
+    printPruneGroups(io.stdout, result, describe);
     if (dryRun) {
-      for (const id of result.keptSnapshots) io.stdout.write(`keep    ${describe(id)}  (${(reasons[id] || []).join(', ')})\n`);
-      for (const id of result.removedSnapshots) io.stdout.write(`remove  ${describe(id)}\n`);
       io.stdout.write(
-        `prune (dry run): would keep ${result.keptSnapshots.length} and remove ${plural(result.removedSnapshots.length, 'snapshot')}, ` +
+        `prune (dry run): would keep ${result.keptSnapshots.length} and remove ${plural(result.removedSnapshots.length, 'snapshot')}` +
+          ` in ${plural(result.groups.length, 'group')}, ` +
           `delete ${plural(result.removedPacks, 'pack')}, repack ${result.repackedPacks}, free ${formatBytes(result.freedBytes)}; nothing was changed\n`,
       );
     } else {
-      for (const id of result.removedSnapshots) io.stdout.write(`removed ${describe(id)}\n`);
       io.stdout.write(
-        `prune: kept ${result.keptSnapshots.length} and removed ${plural(result.removedSnapshots.length, 'snapshot')}, ` +
+        `prune: kept ${result.keptSnapshots.length} and removed ${plural(result.removedSnapshots.length, 'snapshot')}` +
+          ` in ${plural(result.groups.length, 'group')}, ` +
           `deleted ${plural(result.removedPacks, 'pack')}, repacked ${result.repackedPacks}, freed ${formatBytes(result.freedBytes)} in ${formatElapsed(progress.elapsedMs())}\n`,
       );
     }
@@ -654,77 +734,29 @@ async function cmdUnlock({ values, positionals: [repoPath], io }) {
 // stats
 // ---------------------------------------------------------------------------
 
-/** { files, bytes } of the regular files in `dir` accepted by `accept(name)`; zeros when it is absent. */
-function dirUsage(dir, accept = () => true) {
-  let files = 0;
-  let bytes = 0;
-  let entries;
-  try {
-    entries = fs.readdirSync(dir, { withFileTypes: true });
-  } catch (err) {
-    if (err.code === 'ENOENT') return { files, bytes };
-    throw err;
-  }
-  for (const entry of entries) {
-    if (!entry.isFile() || !accept(entry.name)) continue;
-    files += 1;
-    bytes += fs.statSync(path.join(dir, entry.name)).size;
-  }
-  return { files, bytes };
-}
-
-function treeBytes(dir) {
-  let bytes = 0;
-  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, entry.name);
-    if (entry.isDirectory()) bytes += treeBytes(p);
-    else if (entry.isFile()) bytes += fs.statSync(p).size;
-  }
-  return bytes;
-}
-
 async function cmdStats({ values, positionals: [repoPath], io }) {
   return withRepo(repoPath, io, async (repo) => {
-    const list = await repo.listSnapshots();
-    const sum = (key) => list.reduce((n, s) => n + s[key], 0);
-    const originalBytes = sum('originalSize');
-    const storedBytes = sum('storedSize');
-    const chunkRefs = sum('newChunks') + sum('reusedChunks');
-    const chunksStored = sum('newChunks');
-    const packs = dirUsage(path.join(repoPath, 'packs', 'data'), (n) => n.endsWith('.pack'));
-    const idx = dirUsage(path.join(repoPath, 'packs', 'data'), (n) => n.endsWith('.idx'));
-    // Parity shards and group manifests; not the config copy, the .lock file or .tmp-* leftovers.
-    const parity = dirUsage(path.join(repoPath, 'packs', 'parity'), (n) => n.endsWith('.par') || n.endsWith('.group'));
-    const stats = {
-      snapshots: list.length,
-      originalBytes,
-      storedBytes,
-      packBytes: packs.bytes,
-      packs: packs.files,
-      idxBytes: idx.bytes,
-      parityBytes: parity.bytes,
-      repositoryBytes: treeBytes(repoPath),
-      chunkReferences: chunkRefs,
-      chunksStored,
-      dedupRatio: chunksStored > 0 ? chunkRefs / chunksStored : null,
-      reductionRatio: storedBytes > 0 ? originalBytes / storedBytes : null,
-      parityOverhead: packs.bytes > 0 ? parity.bytes / packs.bytes : null,
-    };
+    const stats = await repo.stats();
     if (values.json) {
       writeJson(io, stats);
       return 0;
     }
     const ratio = (r) => (r === null ? '-' : `${r.toFixed(2)}x`);
+    const bytes = (n) => `${formatBytes(n)} (${n})`;
+    const u = stats.uniqueChunks;
     const rows = [
       ['snapshots', String(stats.snapshots)],
-      ['original bytes', `${formatBytes(originalBytes)} (${originalBytes})`],
-      ['stored bytes', `${formatBytes(storedBytes)} (${storedBytes}; what the snapshots added after dedup and compression)`],
-      ['pack bytes on disk', `${formatBytes(packs.bytes)} in ${plural(packs.files, 'pack')}`],
+      ['logical bytes', `${bytes(stats.logicalBytes)}, the sum of every snapshot's items`],
+      ['unique chunks', `${u.count}: ${formatBytes(u.rawBytes)} raw, ${formatBytes(u.storedBytes)} stored`],
+      ['unreferenced chunks', `${stats.unreferencedChunks.count}: ${formatBytes(stats.unreferencedChunks.storedBytes)} stored (prune reclaims them)`],
+      ['pack bytes on disk', `${formatBytes(stats.packs.bytes)} in ${plural(stats.packs.files, 'pack')}`],
+      ['parity bytes on disk', `${formatBytes(stats.parity.bytes)} in ${plural(stats.parity.files, 'file')}`],
       ['repository on disk', formatBytes(stats.repositoryBytes)],
-      ['dedup ratio', `${ratio(stats.dedupRatio)} (${chunkRefs} chunk references, ${chunksStored} chunks stored)`],
-      ['original / stored', ratio(stats.reductionRatio)],
-      ['parity overhead', stats.parityOverhead === null ? '-' : `${(stats.parityOverhead * 100).toFixed(1)}% (${formatBytes(parity.bytes)} parity for ${formatBytes(packs.bytes)} packs)`],
+      ['dedup ratio', `${ratio(stats.dedupRatio)} (logical / unique raw)`],
+      ['compression ratio', `${ratio(stats.compressionRatio)} (unique raw / unique stored)`],
+      ['parity overhead', stats.parityOverhead === null ? '-' : `${(stats.parityOverhead * 100).toFixed(1)}% (parity / pack bytes)`],
     ];
+    if (stats.missingChunks > 0) rows.push(['missing chunks', `${stats.missingChunks}; run: ${BIN} verify ${q(repoPath)}`]);
     io.stdout.write(`${table(rows.map(([k, v]) => [`${k}:`, v]))}\n`);
     return 0;
   });

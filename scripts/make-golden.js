@@ -90,7 +90,8 @@ async function formatVersion() {
 async function makeOne(dir, { compression, parity }, encrypted) {
   const repoDir = path.join(dir, 'repo');
   const passphrase = encrypted ? PASSPHRASE : undefined;
-  const repo = await ContainerArchive.init(repoDir, { passphrase, compression, chunking: CHUNKING, packTargetSize: PACK_TARGET, parity });
+  // A passphrase key present with the value undefined is refused: leave it out for plain repositories.
+  const repo = await ContainerArchive.init(repoDir, { ...(passphrase ? { passphrase } : {}), compression, chunking: CHUNKING, packTargetSize: PACK_TARGET, parity });
   const contents = new Map();
   for (const spec of SNAPSHOTS) {
     const snap = await ingest(repo, spec);

@@ -18,6 +18,7 @@ use containerarchive_core::ingest::{ingest, IngestItem, IngestOptions};
 use containerarchive_core::prune::{prune, Retention};
 use containerarchive_core::repair::{reindex, repair};
 use containerarchive_core::restore::{restore_item, select_item};
+use containerarchive_core::select::{resolve_snapshot, SnapshotFilter};
 use containerarchive_core::{Error, InitOptions, ProgressUpdate, Repository};
 
 use crate::error::{closed, invalid, run_blocking};
@@ -150,30 +151,52 @@ impl NativeArchive {
         Ok(outcome?.summary().to_string())
     }
 
+    /// `spec` is 'latest', an id or a unique id prefix, narrowed by the filter.
     #[napi]
-    pub async fn get_snapshot(&self, id: String) -> Result<String> {
+    pub async fn get_snapshot(&self, spec: String, filter_json: String) -> Result<String> {
         let repo = self.repo()?;
-        let manifest = run_blocking(move || repo.load_snapshot(&id)).await?;
+        let filter: SnapshotFilter = parse(&filter_json, "snapshot filters")?;
+        let manifest = run_blocking(move || resolve_snapshot(&repo, &spec, &filter)).await?;
         Ok(manifest.summary().to_string())
     }
 
+    /// Every snapshot matching the filter's tags and host, oldest first.
     #[napi]
-    pub async fn list_snapshots(&self) -> Result<String> {
+    pub async fn list_snapshots(&self, filter_json: String) -> Result<String> {
         let repo = self.repo()?;
+        let filter: SnapshotFilter = parse(&filter_json, "snapshot filters")?;
         let manifests = run_blocking(move || repo.list_snapshots()).await?;
-        Ok(serde_json::Value::Array(manifests.iter().map(|m| m.summary()).collect()).to_string())
+        let listed = manifests.iter().filter(|m| filter.matches(m)).map(|m| m.summary());
+        Ok(serde_json::Value::Array(listed.collect()).to_string())
     }
 
-    /// Checks that the snapshot and item exist before a stream is handed out.
+    /// Resolves the snapshot and checks the item exists before a stream is
+    /// handed out; the restore then uses the resolved full id.
     #[napi]
-    pub async fn prepare_restore(&self, id: String, item: Option<String>) -> Result<String> {
+    pub async fn prepare_restore(&self, spec: String, filter_json: String, item: Option<String>) -> Result<String> {
         let repo = self.repo()?;
+        let filter: SnapshotFilter = parse(&filter_json, "snapshot filters")?;
         run_blocking(move || {
-            let manifest = repo.load_snapshot(&id)?;
+            let manifest = resolve_snapshot(&repo, &spec, &filter)?;
             let item = select_item(&manifest, item.as_deref())?;
-            Ok(json!({ "item": item.name, "size": item.size, "chunks": item.chunks.len() }).to_string())
+            Ok(
+                json!({ "id": manifest.id, "item": item.name, "size": item.size, "chunks": item.chunks.len() })
+                    .to_string(),
+            )
         })
         .await
+    }
+
+    /// Repository statistics from the index and the files on disk, as JSON.
+    #[napi]
+    pub async fn stats(&self, options_json: String) -> Result<String> {
+        let repo = self.repo()?;
+        let spec: MaintenanceSpec = parse(&options_json, "stats options")?;
+        let stats = run_blocking(move || {
+            containerarchive_core::stats::stats(&repo, Duration::from_millis(spec.lock_timeout_ms))
+        })
+        .await?;
+        Ok(serde_json::to_string(&stats).expect("stats serialise"))
     }
 
     /// Pushes the item's bytes into `push`; resolves when all were accepted.

@@ -26,7 +26,9 @@ pub mod regroup;
 pub mod repair;
 pub mod repo;
 pub mod restore;
+pub mod select;
 pub mod snapshot;
+pub mod stats;
 
 pub use config::{InitOptions, RepoConfig, FORMAT_VERSION};
 pub use error::{Error, Result};

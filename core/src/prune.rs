@@ -42,6 +42,10 @@ pub struct Retention {
     pub keep_tags: BTreeMap<String, String>,
     #[serde(default)]
     pub filter: Filter,
+    /// Keys that split the snapshots into groups, each getting the policy on
+    /// its own: "host" is the snapshot's host, any other name a tag key.
+    /// `None`: the host and the whole tag set. `Some([])`: one group.
+    pub group_by: Option<Vec<String>>,
     /// Fraction 0..1 of a pack's bytes that may be garbage before it is repacked.
     pub max_unused: Option<f64>,
 }
@@ -62,6 +66,47 @@ pub struct PruneReport {
     pub removed_packs: u64,
     pub repacked_packs: u64,
     pub freed_bytes: i64,
+    pub reasons: BTreeMap<String, Vec<String>>,
+    /// The policy's outcome per group, in group-key order.
+    pub groups: Vec<PruneGroup>,
+}
+
+/// What identifies a group: the values of the `groupBy` keys (a tag a
+/// snapshot lacks is absent from `tags`; `host` only when grouping by it).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct GroupKey {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+impl GroupKey {
+    fn of(m: &Manifest, group_by: Option<&[String]>) -> GroupKey {
+        match group_by {
+            None => GroupKey {
+                host: Some(m.host().to_string()),
+                tags: m.tags.clone(),
+            },
+            Some(keys) => GroupKey {
+                host: keys.iter().any(|k| k == "host").then(|| m.host().to_string()),
+                tags: keys
+                    .iter()
+                    .filter(|k| *k != "host")
+                    .filter_map(|k| m.tags.get(k).map(|v| (k.clone(), v.clone())))
+                    .collect(),
+            },
+        }
+    }
+}
+
+/// One group's snapshots the policy keeps (oldest first, with reasons) and removes.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PruneGroup {
+    #[serde(flatten)]
+    pub key: GroupKey,
+    pub kept_snapshots: Vec<String>,
+    pub removed_snapshots: Vec<String>,
     pub reasons: BTreeMap<String, Vec<String>>,
 }
 
@@ -124,6 +169,17 @@ impl Retention {
         if let Some(w) = &self.keep_within {
             parse_duration(w)?;
         }
+        if let Some(keys) = &self.group_by {
+            let mut seen = std::collections::BTreeSet::new();
+            for k in keys {
+                if k.is_empty() || !seen.insert(k) {
+                    return Err(Error::invalid(format!(
+                        "groupBy lists {k:?} {}; give distinct names: 'host' or tag keys",
+                        if k.is_empty() { "as a key" } else { "twice" }
+                    )));
+                }
+            }
+        }
         if let Some(m) = self.max_unused {
             if !(0.0..=1.0).contains(&m) {
                 return Err(Error::invalid(format!(
@@ -140,18 +196,40 @@ fn civil(ms: i64) -> (i64, u32) {
     (date[0..4].parse().unwrap_or(0), date[5..7].parse().unwrap_or(1))
 }
 
-/// Which in-scope snapshots the policy keeps (with reasons) and removes.
-pub fn apply_policy(snapshots: &[Manifest], r: &Retention) -> Result<(BTreeMap<String, Vec<String>>, Vec<String>)> {
+/// Applies the policy to each group of in-scope snapshots (`filter` first,
+/// then `groupBy`): which it keeps (with reasons) and removes.
+pub fn apply_policy(snapshots: &[Manifest], r: &Retention) -> Result<Vec<PruneGroup>> {
     r.validate()?;
-    let mut scope: Vec<(&Manifest, i64)> = snapshots
+    let mut groups: BTreeMap<GroupKey, Vec<(&Manifest, i64)>> = BTreeMap::new();
+    for s in snapshots
         .iter()
         .filter(|s| r.filter.tags.iter().all(|(k, v)| s.tags.get(k) == Some(v)))
-        .map(|s| {
-            parse_iso8601_millis(&s.created_at)
-                .map(|t| (s, t))
-                .ok_or_else(|| Error::corrupt(format!("snapshot {}", s.id), "createdAt is not a timestamp"))
+    {
+        let t = parse_iso8601_millis(&s.created_at)
+            .ok_or_else(|| Error::corrupt(format!("snapshot {}", s.id), "createdAt is not a timestamp"))?;
+        groups
+            .entry(GroupKey::of(s, r.group_by.as_deref()))
+            .or_default()
+            .push((s, t));
+    }
+    groups
+        .into_iter()
+        .map(|(key, scope)| {
+            let (reasons, kept, removed) = policy_for_group(scope, r)?;
+            Ok(PruneGroup {
+                key,
+                kept_snapshots: kept,
+                removed_snapshots: removed,
+                reasons,
+            })
         })
-        .collect::<Result<_>>()?;
+        .collect()
+}
+
+type GroupOutcome = (BTreeMap<String, Vec<String>>, Vec<String>, Vec<String>);
+
+/// The policy on one group: reasons per kept id, kept and removed ids (oldest first).
+fn policy_for_group(mut scope: Vec<(&Manifest, i64)>, r: &Retention) -> Result<GroupOutcome> {
     // Newest first: the first snapshot met in a period is that period's newest.
     scope.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| b.0.id.cmp(&a.0.id)));
     let mut reasons: HashMap<String, Vec<String>> = HashMap::new();
@@ -204,17 +282,18 @@ pub fn apply_policy(snapshots: &[Manifest], r: &Retention) -> Result<(BTreeMap<S
             keep(&s.id, "tags");
         }
     }
-    let mut kept = BTreeMap::new();
-    let mut removed = Vec::new();
+    let mut why_kept = BTreeMap::new();
+    let (mut kept, mut removed) = (Vec::new(), Vec::new());
     for (s, _) in scope.iter().rev() {
         match reasons.remove(&s.id) {
             Some(why) => {
-                kept.insert(s.id.clone(), why);
+                why_kept.insert(s.id.clone(), why);
+                kept.push(s.id.clone());
             }
             None => removed.push(s.id.clone()),
         }
     }
-    Ok((kept, removed))
+    Ok((why_kept, kept, removed))
 }
 
 /// What garbage collection will do, computed without writing anything.
@@ -313,7 +392,19 @@ pub fn prune(
         }
     }
     snapshots.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
-    let (kept, removed) = apply_policy(&snapshots, retention)?;
+    let groups = apply_policy(&snapshots, retention)?;
+    let mut kept: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut removed_set: HashSet<String> = HashSet::new();
+    for g in &groups {
+        kept.extend(g.reasons.iter().map(|(id, why)| (id.clone(), why.clone())));
+        removed_set.extend(g.removed_snapshots.iter().cloned());
+    }
+    // Oldest first across groups, like the snapshot list.
+    let removed: Vec<String> = snapshots
+        .iter()
+        .filter(|s| removed_set.contains(&s.id))
+        .map(|s| s.id.clone())
+        .collect();
     // 0. Space first: garbage no snapshot references and no parity protects.
     let any_referenced: HashSet<ChunkId> = snapshots
         .iter()
@@ -329,7 +420,6 @@ pub fn prune(
         .iter()
         .filter(|r| !r.indexed)
         .fold((0u64, 0u64), |(n, b), r| (n + 1, b + r.size));
-    let removed_set: HashSet<&String> = removed.iter().collect();
     let mut live: HashSet<ChunkId> = HashSet::new();
     for s in snapshots.iter().filter(|s| !removed_set.contains(&s.id)) {
         for item in &s.items {
@@ -358,6 +448,7 @@ pub fn prune(
         repacked_packs: plan.repack.len() as u64,
         freed_bytes: (dead_bytes + unindexed_bytes) as i64 - plan.estimated_new_bytes as i64,
         reasons: kept,
+        groups,
     };
     if dry_run {
         return Ok(report);
@@ -575,8 +666,19 @@ mod tests {
         }
     }
 
+    /// The groups' outcomes merged: reasons per kept id, removed ids.
+    fn merged(snaps: &[Manifest], r: &Retention) -> (BTreeMap<String, Vec<String>>, Vec<String>) {
+        let mut reasons = BTreeMap::new();
+        let mut removed = Vec::new();
+        for g in apply_policy(snaps, r).unwrap() {
+            reasons.extend(g.reasons);
+            removed.extend(g.removed_snapshots);
+        }
+        (reasons, removed)
+    }
+
     fn kept(snaps: &[Manifest], r: Retention) -> Vec<usize> {
-        let (kept, _) = apply_policy(snaps, &r).unwrap();
+        let (kept, _) = merged(snaps, &r);
         snaps
             .iter()
             .enumerate()
@@ -671,7 +773,7 @@ mod tests {
             keep_days: Some(2),
             ..Default::default()
         };
-        let (reasons, removed) = apply_policy(&snaps, &both).unwrap();
+        let (reasons, removed) = merged(&snaps, &both);
         assert_eq!(reasons[&snaps[19].id], vec!["last", "daily"]);
         assert_eq!(reasons[&snaps[17].id], vec!["daily"]);
         assert_eq!(removed.len(), 18);
@@ -685,14 +787,17 @@ mod tests {
             snap(3, T0 + 20 * DAY, &[("svc", "db")]),
             snap(4, T0 + 29 * DAY, &[("svc", "web")]),
         ];
+        // One policy across the repository (groupBy: false).
         let within = Retention {
             keep_within: Some("10d".into()),
+            group_by: Some(vec![]),
             ..Default::default()
         };
         assert_eq!(kept(&snaps, within), vec![2, 3]);
         let tags = Retention {
             keep_last: Some(1),
             keep_tags: [("kind".to_string(), "full".to_string())].into(),
+            group_by: Some(vec![]),
             ..Default::default()
         };
         assert_eq!(kept(&snaps, tags), vec![0, 3]);
@@ -703,13 +808,65 @@ mod tests {
             },
             ..Default::default()
         };
-        let (reasons, removed) = apply_policy(&snaps, &scoped).unwrap();
+        let (reasons, removed) = merged(&snaps, &scoped);
         assert_eq!(
             removed,
             vec![snaps[1].id.clone()],
             "only in-scope snapshots are removed"
         );
         assert_eq!(reasons.keys().cloned().collect::<Vec<_>>(), vec![snaps[2].id.clone()]);
+    }
+
+    #[test]
+    fn each_group_gets_the_policy_on_its_own() {
+        // The reproduction: postgres x2 and nextcloud x1, keepDays 1.
+        let snaps = vec![
+            snap(1, T0, &[("service", "postgres")]),
+            snap(2, T0 + DAY, &[("service", "postgres")]),
+            snap(3, T0 + HOUR, &[("service", "nextcloud")]),
+        ];
+        let daily = |group_by: Option<Vec<String>>| Retention {
+            keep_days: Some(1),
+            group_by,
+            ..Default::default()
+        };
+        assert_eq!(kept(&snaps, daily(None)), vec![1, 2], "nextcloud's only snapshot stays");
+        let groups = apply_policy(&snaps, &daily(None)).unwrap();
+        assert_eq!(groups.len(), 2);
+        assert_eq!(groups[0].key.host.as_deref(), Some(""), "old manifests read as host ''");
+        assert_eq!(groups[0].key.tags["service"], "nextcloud");
+        assert_eq!(groups[1].kept_snapshots, vec![snaps[1].id.clone()]);
+        assert_eq!(groups[1].removed_snapshots, vec![snaps[0].id.clone()]);
+        assert_eq!(groups[1].reasons[&snaps[1].id], vec!["daily"]);
+        // groupBy: false -> one policy for the whole repository.
+        assert_eq!(kept(&snaps, daily(Some(vec![]))), vec![1]);
+        // groupBy ['host'] -> all share host '' -> one group, keyed by host only.
+        let by_host = apply_policy(&snaps, &daily(Some(vec!["host".into()]))).unwrap();
+        assert_eq!(by_host.len(), 1);
+        assert_eq!(by_host[0].key.host.as_deref(), Some(""));
+        assert!(by_host[0].key.tags.is_empty());
+
+        // groupBy ['service'] ignores other tags; a snapshot without the tag forms its own group.
+        let more = vec![
+            snap(1, T0, &[("service", "db"), ("run", "a")]),
+            snap(2, T0 + DAY, &[("service", "db"), ("run", "b")]),
+            snap(3, T0 + 2 * DAY, &[("run", "c")]),
+        ];
+        assert_eq!(
+            kept(&more, daily(None)),
+            vec![0, 1, 2],
+            "default: every tag set is a group"
+        );
+        let by_service = apply_policy(&more, &daily(Some(vec!["service".into()]))).unwrap();
+        assert_eq!(by_service.len(), 2);
+        assert!(by_service[0].key.tags.is_empty() && by_service[0].key.host.is_none());
+        assert_eq!(by_service[1].key.tags["service"], "db");
+        assert_eq!(by_service[1].kept_snapshots, vec![more[1].id.clone()]);
+
+        for bad in [vec!["".to_string()], vec!["host".into(), "host".into()]] {
+            let err = apply_policy(&snaps, &daily(Some(bad))).unwrap_err();
+            assert_eq!(err.code(), "ERR_INVALID_ARGUMENT");
+        }
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //! copy that matches their hash. It removes only what nothing references:
 //! stale locks, `.tmp-*` leftovers, unreadable index files once their packs
 //! are indexed again, unreadable parity manifests once their packs have new
-//! parity, and parity files no manifest lists. An unreadable snapshot
-//! manifest is renamed to `<id>.damaged` (kept, but no longer a snapshot).
+//! parity, and parity files no manifest lists. A pack under another pack's
+//! name is renamed into place (`relocate`). Snapshot manifests and their
+//! copies are restored from each other (`manifests`); one with no intact
+//! twin is renamed to `<id>.damaged` (kept, but no longer a snapshot).
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
@@ -16,7 +18,7 @@ use serde::Serialize;
 use crate::check::{read_disk_index, Issue};
 use crate::crypto::{self, AAD_INDEX};
 use crate::error::{Error, IoContext, Result};
-use crate::fsutil::{atomic_write, fsync_dir, list_files, remove_durably, TMP_PREFIX};
+use crate::fsutil::{atomic_write, list_files, remove_durably, TMP_PREFIX};
 use crate::index::{encode_index_file, IdMap, PackInfo};
 use crate::pack::{idx_file_name, parse_file_name, read_idx, read_pack_header, PackId, PackRecord};
 use crate::parity::{self, hash_file};
@@ -30,6 +32,8 @@ pub struct RepairReport {
     pub packs_repaired: u64,
     pub parity_rewritten: u64,
     pub locks_removed: u64,
+    /// Snapshot manifests and manifest copies rewritten or renamed into place.
+    pub snapshots_repaired: u64,
     pub errors: Vec<Issue>,
     pub unrecoverable: Vec<Unrecoverable>,
 }
@@ -59,10 +63,29 @@ pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport>
     // 1. Rebuild damaged packs from parity; note which packs are healthy.
     let _parity = parity::lock(repo, true)?;
     let (mut groups, damaged_groups) = parity::load_groups(repo)?;
+    let mut healths: Vec<_> = groups.iter().map(|g| parity::group_health(repo, g)).collect();
+    // 0. A pack stored under another pack's name is renamed, not rebuilt.
+    let suspects: Vec<PackId> = groups
+        .iter()
+        .zip(&healths)
+        .flat_map(|(g, h)| h.damaged_members().into_iter().map(|i| g.members[i].pack.clone()))
+        .filter_map(|hex_id| parse_hex_id(&hex_id).ok())
+        .filter(|id| data_dir_has(repo, id))
+        .collect();
+    if !suspects.is_empty() {
+        let mut expected: HashSet<PackId> = read_disk_index(repo, None)?.records.keys().copied().collect();
+        for m in groups.iter().flat_map(|g| &g.members) {
+            expected.extend(parse_hex_id(&m.pack));
+        }
+        let placed = crate::relocate::relocate_packs(repo, &suspects, &expected)?;
+        if placed > 0 {
+            report.packs_repaired += placed;
+            healths = groups.iter().map(|g| parity::group_health(repo, g)).collect();
+        }
+    }
     let mut healthy: IdMap<u64> = IdMap::default();
     let mut lost: HashSet<PackId> = HashSet::new();
-    for group in groups.iter_mut() {
-        let mut health = parity::group_health(repo, group);
+    for (group, mut health) in groups.iter_mut().zip(healths) {
         let damaged = health.damaged_members();
         if !damaged.is_empty() {
             match parity::rebuild_members(repo, group, &health) {
@@ -191,23 +214,26 @@ pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport>
     }
     repo.reload_index()?;
 
-    // 6. Snapshots: set aside unreadable manifests; name what can no longer be restored.
+    // 6. Snapshots: every manifest and copy rewritten from an intact twin,
+    //    or set aside; then name what can no longer be restored.
+    let manifests = crate::manifests::repair(repo)?;
+    report.snapshots_repaired = manifests.rewritten;
+    report.errors.extend(manifests.errors);
     let mut by_pack: BTreeMap<Option<String>, Vec<String>> = BTreeMap::new();
-    let snapshots_dir = repo.snapshots_dir();
-    for name in list_files(&snapshots_dir)? {
+    if !manifests.lost.is_empty() {
+        by_pack.insert(None, manifests.lost);
+    }
+    for name in list_files(&repo.snapshots_dir())? {
         if !is_valid_snapshot_id(&name) {
             continue;
         }
         let manifest = match repo.load_snapshot(&name) {
             Ok(m) => m,
+            // A newer manifest version (or damage left in place): reported, never moved.
             Err(e) => {
-                let aside = snapshots_dir.join(format!("{name}.damaged"));
-                fs::rename(snapshots_dir.join(&name), &aside).at(&aside)?;
-                fsync_dir(&snapshots_dir)?;
-                report.errors.push(
-                    Issue::new("snapshot", format!("{e}; it was moved to snapshots/{name}.damaged")).snapshot(&name),
-                );
-                by_pack.entry(None).or_default().push(name);
+                report
+                    .errors
+                    .push(Issue::new("snapshot", e.to_string()).snapshot(&name));
                 continue;
             }
         };
@@ -234,6 +260,10 @@ pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport>
         })
         .collect();
     Ok(report)
+}
+
+fn data_dir_has(repo: &Repository, id: &PackId) -> bool {
+    repo.data_dir().join(crate::pack::pack_file_name(id)).exists()
 }
 
 fn parse_hex_id(hex_id: &str) -> Result<PackId> {

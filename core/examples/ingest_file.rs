@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use containerarchive_core::codec::Compression;
 use containerarchive_core::ingest::{ingest, IngestItem, IngestOptions};
-use containerarchive_core::restore::{restore_chunks, select_item};
+use containerarchive_core::restore::{restore_checked, select_item};
 use containerarchive_core::{InitOptions, Repository};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -59,11 +59,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let start = Instant::now();
     let manifest = repo.load_snapshot(&id)?;
-    let ids = select_item(&manifest, None)?.chunk_ids()?;
+    let item = select_item(&manifest, None)?;
     let mut bytes = 0usize;
-    restore_chunks(
+    // The API's path: checks the item's length and SHA-256 as it streams.
+    restore_checked(
         &repo,
-        &ids,
+        &id,
+        item,
         &mut |d| {
             bytes += d.len();
             Ok(())

@@ -74,6 +74,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     let secs = start.elapsed().as_secs_f64();
     println!("{:10} {secs:.2}s {:.0} MB/s ({bytes} bytes)", "restore", size / secs);
+    if std::env::var_os("VERIFY_FULL").is_some() {
+        let start = Instant::now();
+        let level = containerarchive_core::check::Level::Full;
+        let report = containerarchive_core::check::verify(&repo, level, &|_| {}, &|_| {}, Default::default())?;
+        let secs = start.elapsed().as_secs_f64();
+        println!("{:10} {secs:.2}s ok={}", "verify full", report.ok);
+    }
     std::fs::remove_dir_all(&dir)?;
     Ok(())
 }

@@ -84,9 +84,10 @@ describe('bad repository input', () => {
     }
   });
 
-  it('a manifest of the wrong shape makes getSnapshot/listSnapshots reject ERR_CORRUPT', T, async (t) => {
+  it('a manifest (and its copy) of the wrong shape makes getSnapshot/listSnapshots reject ERR_CORRUPT', T, async (t) => {
     const { dir, data, snap } = await smallRepo(t);
     const file = path.join(dir, F.rel.snapshot(snap.id));
+    const copyFile = path.join(dir, F.rel.snapshotCopy(snap.id));
     const originalText = fs.readFileSync(file, 'utf8');
     const good = JSON.parse(originalText);
     assert.equal(good.id, snap.id, 'fixture: unencrypted manifests are plain JSON');
@@ -102,7 +103,15 @@ describe('bad repository input', () => {
       'tags with a non-string value': { ...good, tags: { a: 1 } },
     };
     for (const [what, value] of Object.entries(shapes)) {
+      // With the copy intact, the copy is used.
       fs.writeFileSync(file, JSON.stringify(value));
+      const reader = await ContainerArchive.open(dir);
+      try {
+        assert.equal((await reader.getSnapshot(snap.id)).id, snap.id, `${what}: read from the copy`);
+      } finally {
+        await reader.close();
+      }
+      fs.writeFileSync(copyFile, JSON.stringify(value));
       const repo = await ContainerArchive.open(dir);
       try {
         const e1 = await rejectsWithCode(() => repo.getSnapshot(snap.id), 'ERR_CORRUPT');
@@ -113,9 +122,11 @@ describe('bad repository input', () => {
       } finally {
         await repo.close();
       }
+      fs.writeFileSync(copyFile, originalText);
     }
 
     fs.writeFileSync(file, originalText);
+    fs.writeFileSync(copyFile, originalText);
     const repo = await ContainerArchive.open(dir);
     try {
       assert.equal((await repo.getSnapshot(snap.id)).id, snap.id);
@@ -125,11 +136,13 @@ describe('bad repository input', () => {
     }
   });
 
-  it('a manifest whose chunk ids are not 64 hex is refused as corrupt by every reader', T, async (t) => {
+  it('a manifest (and its copy) whose chunk ids are not 64 hex is refused as corrupt by every reader', T, async (t) => {
     const { dir, snap } = await smallRepo(t);
     const file = path.join(dir, F.rel.snapshot(snap.id));
     const good = JSON.parse(fs.readFileSync(file, 'utf8'));
-    fs.writeFileSync(file, JSON.stringify({ ...good, items: [{ ...good.items[0], chunks: ['zz', ...good.items[0].chunks.slice(1)] }] }));
+    const bad = JSON.stringify({ ...good, items: [{ ...good.items[0], chunks: ['zz', ...good.items[0].chunks.slice(1)] }] });
+    fs.writeFileSync(file, bad);
+    fs.writeFileSync(path.join(dir, F.rel.snapshotCopy(snap.id)), bad);
     const repo = await ContainerArchive.open(dir);
     try {
       // verify calls it an unreadable manifest, so the readers must agree

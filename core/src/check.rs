@@ -361,7 +361,7 @@ pub fn verify(
         checked.bytes += read_packs(repo, level, &index, &referenced, packs_to_read, &findings, progress)?;
     }
     if level == Level::Full {
-        check_item_hashes(repo, items_to_hash, &findings, progress)?;
+        checked.bytes += check_item_hashes(repo, items_to_hash, &findings, progress, checked.bytes)?;
     }
 
     progress(ProgressUpdate {
@@ -600,21 +600,25 @@ fn check_item_hashes(
     items: Vec<(String, crate::snapshot::ManifestItem)>,
     findings: &Findings,
     progress: ProgressFn<'_>,
-) -> Result<()> {
+    base: u64,
+) -> Result<u64> {
     repo.sync_index()?;
-    let total: u64 = items.iter().map(|(_, i)| i.size).sum();
     let mut seen: HashSet<[u8; 32]> = HashSet::new();
+    let distinct: Vec<_> = items
+        .into_iter()
+        .filter(|(_, item)| {
+            let mut key = Sha256::new();
+            key.update(item.sha256.as_deref().unwrap_or_default());
+            key.update(item.size.to_le_bytes());
+            item.chunks.iter().for_each(|c| key.update(c));
+            seen.insert(key.finalize().into())
+        })
+        .collect();
+    let total: u64 = distinct.iter().map(|(_, i)| i.size).sum();
     let mut done = 0u64;
     let mut throttle = Throttle::new();
     let never = std::sync::atomic::AtomicBool::new(false);
-    for (snapshot, item) in items {
-        let mut key = Sha256::new();
-        key.update(item.sha256.as_deref().unwrap_or_default());
-        key.update(item.size.to_le_bytes());
-        item.chunks.iter().for_each(|c| key.update(c));
-        if !seen.insert(key.finalize().into()) {
-            continue;
-        }
+    for (snapshot, item) in distinct {
         let mut bytes = 0u64;
         let restored = crate::restore::restore_checked(
             repo,
@@ -624,8 +628,8 @@ fn check_item_hashes(
                 bytes += data.len() as u64;
                 if throttle.ready() {
                     progress(ProgressUpdate {
-                        bytes_processed: done + bytes,
-                        total_bytes: Some(total),
+                        bytes_processed: base + done + bytes,
+                        total_bytes: Some(base + total),
                         message: "verifying item hashes (full level)".into(),
                     });
                 }
@@ -633,7 +637,7 @@ fn check_item_hashes(
             },
             &never,
         );
-        done += item.size;
+        done += bytes;
         match restored {
             // restore_checked names the item when the item itself is wrong.
             Err(e @ Error::Corrupt { .. }) if matches!(&e, Error::Corrupt { what, .. } if what.starts_with("item ")) => {
@@ -644,5 +648,5 @@ fn check_item_hashes(
             Err(e) => return Err(e),
         }
     }
-    Ok(())
+    Ok(done)
 }

@@ -121,6 +121,12 @@ export interface SnapshotItem {
   size: number;
   /** Number of chunk references in the item. */
   chunks: number;
+  /**
+   * SHA-256 (64 lowercase hex) of the item's whole byte stream, as
+   * `sha256sum` prints it for the source; restore checks it. Null for
+   * snapshots written before manifest version 2.
+   */
+  sha256: string | null;
 }
 
 export interface Snapshot {
@@ -185,7 +191,8 @@ export interface VerifyOptions extends LockOptions {
  * What a problem concerns:
  * - config: config.json (or its copy in packs/parity) is damaged
  * - key: a key file is damaged
- * - snapshot: a manifest cannot be read
+ * - snapshot: a manifest (or its copy in packs/parity/snapshots) is missing, damaged or
+ *   misnamed, or an item's length or SHA-256 disagrees with its chunks
  * - index: an index file cannot be read
  * - missing-chunk: a snapshot references a chunk the index does not have
  * - missing-pack / pack-size: an indexed pack is absent or has the wrong size
@@ -231,6 +238,8 @@ export interface RepairResult {
   /** Parity groups whose parity was (re)written. */
   parityRewritten: number;
   locksRemoved: number;
+  /** Snapshot manifests and manifest copies rewritten or renamed into place. */
+  snapshotsRepaired: number;
   /** Problems repair found but could not fix. */
   errors: RepositoryIssue[];
   /** Packs that could not be rebuilt, and the snapshots that are no longer fully restorable. */

@@ -84,9 +84,10 @@ describe('bad repository input', () => {
     }
   });
 
-  it('a manifest of the wrong shape makes getSnapshot/listSnapshots reject ERR_CORRUPT', T, async (t) => {
+  it('a manifest (and its copy) of the wrong shape makes getSnapshot/listSnapshots reject ERR_CORRUPT', T, async (t) => {
     const { dir, data, snap } = await smallRepo(t);
     const file = path.join(dir, F.rel.snapshot(snap.id));
+    const copyFile = path.join(dir, F.rel.snapshotCopy(snap.id));
     const original = fs.readFileSync(file);
     const good = JSON.parse(F.unsealPlain(F.AAD.snapshot, original).toString('utf8'));
     assert.equal(good.id, snap.id, 'fixture: unencrypted manifests are plain JSON with a checksum trailer');
@@ -103,7 +104,16 @@ describe('bad repository input', () => {
     };
     for (const [what, value] of Object.entries(shapes)) {
       // Sealed with a valid checksum: the shape check itself must refuse it.
-      fs.writeFileSync(file, F.sealPlain(F.AAD.snapshot, Buffer.from(JSON.stringify(value))));
+      const sealed = F.sealPlain(F.AAD.snapshot, Buffer.from(JSON.stringify(value)));
+      // With the copy intact, the copy is used.
+      fs.writeFileSync(file, sealed);
+      const reader = await ContainerArchive.open(dir);
+      try {
+        assert.equal((await reader.getSnapshot(snap.id)).id, snap.id, `${what}: read from the copy`);
+      } finally {
+        await reader.close();
+      }
+      fs.writeFileSync(copyFile, sealed);
       const repo = await ContainerArchive.open(dir);
       try {
         const e1 = await rejectsWithCode(() => repo.getSnapshot(snap.id), 'ERR_CORRUPT');
@@ -114,9 +124,11 @@ describe('bad repository input', () => {
       } finally {
         await repo.close();
       }
+      fs.writeFileSync(copyFile, originalText);
     }
 
     fs.writeFileSync(file, original);
+    fs.writeFileSync(copyFile, original);
     const repo = await ContainerArchive.open(dir);
     try {
       assert.equal((await repo.getSnapshot(snap.id)).id, snap.id);
@@ -126,12 +138,16 @@ describe('bad repository input', () => {
     }
   });
 
-  it('a manifest whose chunk ids are not 64 hex is refused as corrupt by every reader', T, async (t) => {
+  it('a manifest (and its copy) whose chunk ids are not 64 hex is refused as corrupt by every reader', T, async (t) => {
     const { dir, snap } = await smallRepo(t);
     const file = path.join(dir, F.rel.snapshot(snap.id));
     const good = JSON.parse(F.unsealPlain(F.AAD.snapshot, fs.readFileSync(file)).toString('utf8'));
-    const bad = { ...good, items: [{ ...good.items[0], chunks: ['zz', ...good.items[0].chunks.slice(1)] }] };
-    fs.writeFileSync(file, F.sealPlain(F.AAD.snapshot, Buffer.from(JSON.stringify(bad))));
+    const bad = F.sealPlain(
+      F.AAD.snapshot,
+      Buffer.from(JSON.stringify({ ...good, items: [{ ...good.items[0], chunks: ['zz', ...good.items[0].chunks.slice(1)] }] })),
+    );
+    fs.writeFileSync(file, bad);
+    fs.writeFileSync(path.join(dir, F.rel.snapshotCopy(snap.id)), bad);
     const repo = await ContainerArchive.open(dir);
     try {
       // verify calls it an unreadable manifest, so the readers must agree

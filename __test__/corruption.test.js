@@ -301,12 +301,31 @@ describe('corruption matrix (unencrypted)', () => {
   idxCase(env, seed++);
   indexDirCase(env, seed++);
 
-  it('corrupt snapshot manifest -> quick/snapshot, repair names it unrecoverable and drops it', T, async (t) => {
+  it('corrupt snapshot manifest -> quick/snapshot, restores from its copy, repair rewrites it', T, async (t) => {
+    const dir = freshCopy(t, env);
+    const victim = env.snaps[2];
+    const file = path.join(dir, F.rel.snapshot(victim.id));
+    const size = fs.statSync(file).size;
+    F.overwrite(file, Math.floor(size / 2), Buffer.alloc(16, 0xff));
+    const repo = await openRepo(t, dir, env);
+
+    F.assertIssue(await F.verify(repo, 'quick'), { kind: 'snapshot', mentions: [victim.id] });
+    await restoresAll(repo, env.snaps, []);
+    const r = await repo.repair();
+    F.assertRepairShape(r);
+    assert.deepEqual(r.unrecoverable, [], `the copy restores it: ${F.fmt(r.unrecoverable)}`);
+    assert.equal(r.snapshotsRepaired, 1);
+    await F.assertHealthy(repo, 'full', 'after repair restored the manifest');
+    await restoresAll(repo, env.snaps, []);
+  });
+
+  it('corrupt snapshot manifest and copy -> quick/snapshot, repair names it unrecoverable and drops it', T, async (t) => {
     const dir = freshCopy(t, env);
     const victim = env.snaps[2]; // C: shares nothing with the others
     const file = path.join(dir, F.rel.snapshot(victim.id));
     const size = fs.statSync(file).size;
     F.overwrite(file, Math.floor(size / 2), Buffer.alloc(16, 0xff));
+    F.overwrite(path.join(dir, F.rel.snapshotCopy(victim.id)), Math.floor(size / 2), Buffer.alloc(16, 0xff));
     const repo = await openRepo(t, dir, env);
 
     const q = await F.verify(repo, 'quick');

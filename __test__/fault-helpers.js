@@ -101,6 +101,7 @@ const rel = {
   idx: (id) => path.join('packs', 'data', `${id}.idx`),
   index: (name) => path.join('index', name),
   snapshot: (id) => path.join('snapshots', id),
+  snapshotCopy: (id) => path.join('packs', 'parity', 'snapshots', id),
   parity: (name) => path.join('packs', 'parity', name),
   lock: (name) => path.join('locks', name),
 };

@@ -703,6 +703,7 @@ async function cmdRepair({ values, positionals: [repoPath], io }) {
     }
     const summary =
       `${plural(result.packsRepaired, 'pack')} repaired, ${plural(result.parityRewritten, 'parity group')} rewritten, ` +
+      `${plural(result.snapshotsRepaired, 'snapshot manifest')} restored, ` +
       `index ${result.indexRebuilt ? 'rebuilt' : 'unchanged'}, ${plural(result.locksRemoved, 'stale lock')} removed`;
     if (lost) {
       io.stdout.write(`repair: ${summary}; ${plural(result.unrecoverable.length, 'unrecoverable pack')}, ${plural(result.errors.length, 'unfixed problem')}\n`);

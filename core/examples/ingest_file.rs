@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use containerarchive_core::codec::Compression;
 use containerarchive_core::ingest::{ingest, IngestItem, IngestOptions};
-use containerarchive_core::restore::{restore_chunks, select_item};
+use containerarchive_core::restore::{restore_checked, select_item};
 use containerarchive_core::{InitOptions, Repository};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -59,11 +59,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let start = Instant::now();
     let manifest = repo.load_snapshot(&id)?;
-    let ids = select_item(&manifest, None)?.chunk_ids()?;
+    let item = select_item(&manifest, None)?;
     let mut bytes = 0usize;
-    restore_chunks(
+    // The API's path: checks the item's length and SHA-256 as it streams.
+    restore_checked(
         &repo,
-        &ids,
+        &id,
+        item,
         &mut |d| {
             bytes += d.len();
             Ok(())
@@ -72,6 +74,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     let secs = start.elapsed().as_secs_f64();
     println!("{:10} {secs:.2}s {:.0} MB/s ({bytes} bytes)", "restore", size / secs);
+    if std::env::var_os("VERIFY_FULL").is_some() {
+        let start = Instant::now();
+        let level = containerarchive_core::check::Level::Full;
+        let report = containerarchive_core::check::verify(&repo, level, &|_| {}, &|_| {}, Default::default())?;
+        let secs = start.elapsed().as_secs_f64();
+        println!("{:10} {secs:.2}s ok={}", "verify full", report.ok);
+    }
     std::fs::remove_dir_all(&dir)?;
     Ok(())
 }

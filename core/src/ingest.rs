@@ -1,16 +1,19 @@
 //! Ingest: source -> chunk -> (hash, compress, encrypt) x N threads -> pack -> index -> snapshot.
 //!
 //! The calling thread chunks; worker threads hash, look up, compress and
-//! seal chunks in parallel; one writer thread appends new chunks to packs.
+//! seal chunks in parallel; one writer thread appends new chunks to packs;
+//! one hasher thread computes each item's SHA-256 from the same (shared)
+//! chunk buffers, in stream order, so it costs no second read and no copy.
 //! Bounded channels between the stages keep memory flat for any stream length.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::thread;
 
 use crossbeam_channel::{bounded, Receiver, Sender};
+use sha2::{Digest, Sha256};
 
 use crate::chunker::{ChunkParams, Chunker};
 use crate::codec::{compress, BlobEncoding};
@@ -105,17 +108,23 @@ struct WriteStats {
     stored_size: u64,
 }
 
+/// A chunk's plaintext, shared by the worker and the item hasher.
+type ChunkData = Arc<Vec<u8>>;
+
 struct Job {
     seq: usize,
-    data: Vec<u8>,
+    data: ChunkData,
 }
+
+/// What the item hasher receives: a chunk, or `None` at the end of an item.
+type HashFeed = Option<ChunkData>;
 
 /// A chunk after the worker stage; `blob` is `None` when the index already has it.
 struct Processed {
     seq: usize,
     id: ChunkId,
     raw_len: u32,
-    blob: Option<(BlobEncoding, Vec<u8>)>,
+    blob: Option<(BlobEncoding, ChunkData)>,
 }
 
 struct ItemShape {
@@ -134,10 +143,11 @@ fn run_pipeline<R: Read + Send>(
     let workers = worker_count();
     let (job_tx, job_rx) = bounded::<Job>(workers * 2);
     let (done_tx, done_rx) = bounded::<Processed>(workers * 2);
+    let (hash_tx, hash_rx) = bounded::<HashFeed>(workers * 2 + 2);
     let total = items.iter().map(|i| i.size_hint).sum::<Option<u64>>();
 
     let packs = PackCheck::default();
-    let (shapes, stats) = thread::scope(|s| {
+    let (shapes, stats, hashes) = thread::scope(|s| {
         for _ in 0..workers {
             let (jobs, done, packs) = (job_rx.clone(), done_tx.clone(), &packs);
             s.spawn(move || process_chunks(repo, packs, jobs, done));
@@ -145,22 +155,32 @@ fn run_pipeline<R: Read + Send>(
         drop((job_rx, done_tx));
         let packs = &packs;
         let writer = s.spawn(move || write_chunks(repo, packs, done_rx));
-        let shapes = chunk_items(repo, items, total, job_tx, progress, cancel);
+        let hasher = s.spawn(move || hash_items(hash_rx));
+        let shapes = chunk_items(repo, items, total, job_tx, hash_tx, progress, cancel);
         let stats = writer
             .join()
             .unwrap_or_else(|p| Err(Error::Internal(format!("pack writer panicked: {}", panic_text(&p)))));
-        (shapes, stats)
+        let hashes = hasher
+            .join()
+            .map_err(|p| Error::Internal(format!("item hasher panicked: {}", panic_text(&p))));
+        (shapes, stats, hashes)
     });
     // A writer failure explains a chunker that found the pipeline closed.
     let stats = stats?;
     let shapes = shapes?;
+    let hashes = hashes?;
+    if hashes.len() != shapes.len() {
+        return Err(Error::Internal("the item hasher missed an item".into()));
+    }
     let manifest_items = shapes
         .into_iter()
-        .map(|s| ManifestItem {
+        .zip(hashes)
+        .map(|(s, hash)| ManifestItem {
             name: s.name,
             item_type: s.item_type,
             size: s.size,
             chunks: stats.ids[s.chunk_range].iter().map(hex::encode).collect(),
+            sha256: Some(hex::encode(hash)),
         })
         .collect();
     Ok((manifest_items, stats))
@@ -174,11 +194,25 @@ pub fn panic_text(payload: &Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "unknown panic".into())
 }
 
+/// Hashes each item's chunks in order; one digest per item end marker.
+fn hash_items(feed: Receiver<HashFeed>) -> Vec<[u8; 32]> {
+    let mut digests = Vec::new();
+    let mut hasher = Sha256::new();
+    for message in feed {
+        match message {
+            Some(data) => hasher.update(&*data),
+            None => digests.push(hasher.finalize_reset().into()),
+        }
+    }
+    digests
+}
+
 fn chunk_items<R: Read>(
     repo: &Repository,
     items: Vec<IngestItem<R>>,
     total: Option<u64>,
     jobs: Sender<Job>,
+    hashes: Sender<HashFeed>,
     progress: ProgressFn<'_>,
     cancel: &AtomicBool,
 ) -> Result<Vec<ItemShape>> {
@@ -202,13 +236,18 @@ fn chunk_items<R: Read>(
             }
             size += data.len() as u64;
             processed += data.len() as u64;
-            jobs.send(Job { seq, data })
-                .map_err(|_| Error::Internal("the ingest pipeline stopped early".into()))?;
+            let data = Arc::new(data);
+            let stopped = || Error::Internal("the ingest pipeline stopped early".into());
+            hashes.send(Some(data.clone())).map_err(|_| stopped())?;
+            jobs.send(Job { seq, data }).map_err(|_| stopped())?;
             seq += 1;
             if throttle.ready() {
                 progress(report(processed, &item.name));
             }
         }
+        hashes
+            .send(None)
+            .map_err(|_| Error::Internal("the item hasher stopped early".into()))?;
         shapes.push(ItemShape {
             name: item.name,
             item_type: item.item_type,
@@ -216,7 +255,7 @@ fn chunk_items<R: Read>(
             chunk_range: first..seq,
         });
     }
-    drop(jobs);
+    drop((jobs, hashes));
     progress(ProgressUpdate {
         message: "ingest complete".into(),
         ..report(processed, "")
@@ -281,11 +320,14 @@ fn process_chunks(repo: &Repository, packs: &PackCheck, jobs: Receiver<Job>, don
         let blob = if packs.has_usable_copy(repo, &id) {
             None
         } else {
-            let (encoding, payload) =
-                compress(compression.algorithm, compression.level, &data).unwrap_or((BlobEncoding::Raw, data));
+            let (encoding, payload) = match compress(compression.algorithm, compression.level, &data) {
+                Some((encoding, out)) => (encoding, Arc::new(out)),
+                // Raw: the shared plaintext itself, no copy.
+                None => (BlobEncoding::Raw, data),
+            };
             let stored = match repo.keys() {
                 // The chunk ID is the associated data: a blob cannot be moved to another ID.
-                Some(keys) => keys.seal(&id, &payload),
+                Some(keys) => Arc::new(keys.seal(&id, &payload)),
                 None => payload,
             };
             Some((encoding, stored))

@@ -426,6 +426,13 @@ pub fn prune(
             live.extend(item.chunk_ids()?);
         }
     }
+    // A copy whose manifest is gone may be a manifest lost to damage that
+    // repair() can restore: keep what it references.
+    for orphan in crate::manifests::orphan_copies(repo)? {
+        for item in &orphan.items {
+            live.extend(item.chunk_ids()?);
+        }
+    }
     let plan = plan_gc(repo, &live, retention.max_unused.unwrap_or(0.1))?;
     let dead: Vec<PackId> = plan
         .delete
@@ -484,7 +491,7 @@ pub fn prune(
     report_stage(progress, "index written");
     // 4. Manifests of removed snapshots.
     for id in &removed {
-        remove_durably(&repo.snapshots_dir().join(id))?;
+        repo.remove_snapshot(id)?;
     }
     // 5. Old index files: everything they list that stays is in the new one.
     for name in old_index_files.into_iter().filter(|n| *n != new_index) {

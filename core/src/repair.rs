@@ -4,8 +4,10 @@
 //! copy that matches their hash. It removes only what nothing references:
 //! stale locks, `.tmp-*` leftovers, unreadable index files once their packs
 //! are indexed again, unreadable parity manifests once their packs have new
-//! parity, and parity files no manifest lists. An unreadable snapshot
-//! manifest is renamed to `<id>.damaged` (kept, but no longer a snapshot).
+//! parity, and parity files no manifest lists. A pack under another pack's
+//! name is renamed into place (`relocate`). Snapshot manifests and their
+//! copies are restored from each other (`manifests`); one with no intact
+//! twin is renamed to `<id>.damaged` (kept, but no longer a snapshot).
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
@@ -30,6 +32,8 @@ pub struct RepairReport {
     pub packs_repaired: u64,
     pub parity_rewritten: u64,
     pub locks_removed: u64,
+    /// Snapshot manifests and manifest copies rewritten or renamed into place.
+    pub snapshots_repaired: u64,
     pub errors: Vec<Issue>,
     pub unrecoverable: Vec<Unrecoverable>,
     /// Files named like packs that are none and that nothing references, moved aside.
@@ -84,6 +88,26 @@ pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport>
             None => groups.push(group),
         }
     }
+    // 0. A pack stored under another pack's name is renamed, not rebuilt.
+    let suspects: Vec<PackId> = groups
+        .iter()
+        .flat_map(|g| {
+            let h = parity::group_health(repo, g);
+            h.damaged_members()
+                .into_iter()
+                .map(|i| g.members[i].pack.clone())
+                .collect::<Vec<_>>()
+        })
+        .filter_map(|hex_id| parse_hex_id(&hex_id).ok())
+        .filter(|id| data_dir_has(repo, id))
+        .collect();
+    if !suspects.is_empty() {
+        let mut expected: HashSet<PackId> = read_disk_index(repo, None)?.records.keys().copied().collect();
+        for m in groups.iter().flat_map(|g| &g.members) {
+            expected.extend(parse_hex_id(&m.pack));
+        }
+        report.packs_repaired += crate::relocate::relocate_packs(repo, &suspects, &expected)?;
+    }
     // Untrusted manifests: rebuild what they protected where parity confirms a candidate.
     let untrusted: Vec<String> = damaged_groups.iter().map(|(n, _)| n.clone()).collect();
     let pack_sizes: IdMap<u64> = read_disk_index(repo, None)?
@@ -95,10 +119,10 @@ pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport>
     report.packs_repaired += recovery.packs_rebuilt;
     report.parity_rewritten += recovery.groups.len() as u64;
     groups.extend(recovery.groups);
+    let healths: Vec<_> = groups.iter().map(|g| parity::group_health(repo, g)).collect();
     let mut healthy: IdMap<u64> = IdMap::default();
     let mut lost: HashSet<PackId> = HashSet::new();
-    for group in groups.iter_mut() {
-        let mut health = parity::group_health(repo, group);
+    for (group, mut health) in groups.iter_mut().zip(healths) {
         let damaged = health.damaged_members();
         if !damaged.is_empty() {
             match parity::rebuild_members(repo, group, &health) {
@@ -255,23 +279,26 @@ pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport>
     }
     repo.reload_index()?;
 
-    // 6. Snapshots: set aside unreadable manifests; name what can no longer be restored.
+    // 6. Snapshots: every manifest and copy rewritten from an intact twin,
+    //    or set aside; then name what can no longer be restored.
+    let manifests = crate::manifests::repair(repo)?;
+    report.snapshots_repaired = manifests.rewritten;
+    report.errors.extend(manifests.errors);
     let mut by_pack: BTreeMap<Option<String>, Vec<String>> = BTreeMap::new();
-    let snapshots_dir = repo.snapshots_dir();
-    for name in list_files(&snapshots_dir)? {
+    if !manifests.lost.is_empty() {
+        by_pack.insert(None, manifests.lost);
+    }
+    for name in list_files(&repo.snapshots_dir())? {
         if !is_valid_snapshot_id(&name) {
             continue;
         }
         let manifest = match repo.load_snapshot(&name) {
             Ok(m) => m,
+            // A newer manifest version (or damage left in place): reported, never moved.
             Err(e) => {
-                let aside = snapshots_dir.join(format!("{name}.damaged"));
-                fs::rename(snapshots_dir.join(&name), &aside).at(&aside)?;
-                fsync_dir(&snapshots_dir)?;
-                report.errors.push(
-                    Issue::new("snapshot", format!("{e}; it was moved to snapshots/{name}.damaged")).snapshot(&name),
-                );
-                by_pack.entry(None).or_default().push(name);
+                report
+                    .errors
+                    .push(Issue::new("snapshot", e.to_string()).snapshot(&name));
                 continue;
             }
         };
@@ -358,6 +385,10 @@ fn quarantine(repo: &Repository, name: &str, reason: &str, report: &mut RepairRe
         reason: format!("it is named like a pack but is none ({reason}), and nothing references it"),
     });
     Ok(())
+}
+
+fn data_dir_has(repo: &Repository, id: &PackId) -> bool {
+    repo.data_dir().join(crate::pack::pack_file_name(id)).exists()
 }
 
 fn parse_hex_id(hex_id: &str) -> Result<PackId> {

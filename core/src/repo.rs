@@ -7,16 +7,26 @@ use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use crate::config::{ConfigCopy, InitOptions, RepoConfig};
 use crate::crypto::{self, ChunkId, KeyFile, Keys, Sealer, AAD_INDEX, AAD_SNAPSHOT};
 use crate::error::{Error, IoContext, Result};
-use crate::fsutil::{atomic_write, fsync_dir, list_files, random_bytes, read_optional};
+use crate::fsutil::{atomic_write, fsync_dir, list_files, random_bytes, read_optional, remove_durably};
 use crate::index::{decode_index_file, encode_index_file, ChunkIndex, PackInfo};
 use crate::pack::PackRecord;
-use crate::snapshot::{check_snapshot_id, is_valid_snapshot_id, Manifest};
+use crate::snapshot::{check_snapshot_id, decode_manifest, is_valid_snapshot_id, Manifest};
 
 /// The directories of a repository, relative to its root.
-pub const LAYOUT: [&str; 6] = ["packs/data", "packs/parity", "snapshots", "index", "keys", "locks"];
+pub const LAYOUT: [&str; 7] = [
+    "packs/data",
+    "packs/parity",
+    "packs/parity/snapshots",
+    "snapshots",
+    "index",
+    "keys",
+    "locks",
+];
 pub const CONFIG_FILE: &str = "config.json";
 /// A second copy of config.json, so a damaged config can be repaired.
 pub const CONFIG_COPY: &str = "packs/parity/config.json";
+/// Where the copy of each snapshot manifest lives (same bytes, same name).
+pub const SNAPSHOT_COPIES: &str = "packs/parity/snapshots";
 
 pub struct Repository {
     root: PathBuf,
@@ -42,7 +52,7 @@ impl Repository {
         for dir in LAYOUT {
             fs::create_dir_all(path.join(dir)).at(&path.join(dir))?;
         }
-        for dir in ["packs", "."] {
+        for dir in ["packs/parity", "packs", "."] {
             fsync_dir(&path.join(dir))?;
         }
         let mut unlocked_with = None;
@@ -134,6 +144,9 @@ impl Repository {
     }
     pub fn snapshots_dir(&self) -> PathBuf {
         self.root.join("snapshots")
+    }
+    pub fn snapshot_copies_dir(&self) -> PathBuf {
+        self.root.join(SNAPSHOT_COPIES)
     }
     pub fn keys(&self) -> Option<&Keys> {
         self.keys.as_ref()
@@ -321,27 +334,68 @@ impl Repository {
         }
     }
 
+    /// Writes the copy, then the manifest: a manifest in `snapshots/` is
+    /// the commit point and implies that its copy is durable too.
     pub fn write_snapshot(&self, manifest: &Manifest) -> Result<()> {
         check_snapshot_id(&manifest.id)?;
         let json = serde_json::to_vec(manifest).expect("manifest serialises");
         let stored = self.seal(AAD_SNAPSHOT, json);
-        atomic_write(&self.snapshots_dir().join(&manifest.id), &stored)
+        self.write_snapshot_file(&self.snapshot_copies_dir(), &manifest.id, &stored)?;
+        self.write_snapshot_file(&self.snapshots_dir(), &manifest.id, &stored)
     }
 
+    /// Writes one manifest file (stored bytes) as `dir/<id>`, creating the
+    /// copies directory that repositories made before version 2 lack.
+    pub fn write_snapshot_file(&self, dir: &Path, id: &str, stored: &[u8]) -> Result<()> {
+        check_snapshot_id(id)?;
+        if !dir.is_dir() {
+            fs::create_dir_all(dir).at(dir)?;
+            fsync_dir(dir.parent().unwrap_or(&self.root))?;
+        }
+        atomic_write(&dir.join(id), stored)
+    }
+
+    /// Removes a snapshot: its copy first, then the manifest, both durably,
+    /// so a crash in between leaves the snapshot listed (with its copy
+    /// missing, which repair rewrites) rather than a copy that looks like
+    /// a lost manifest.
+    pub fn remove_snapshot(&self, id: &str) -> Result<()> {
+        check_snapshot_id(id)?;
+        remove_durably(&self.snapshot_copies_dir().join(id))?;
+        remove_durably(&self.snapshots_dir().join(id))
+    }
+
+    /// Decodes stored manifest bytes that should be snapshot `id`.
+    pub fn decode_snapshot(&self, stored: Vec<u8>, id: &str, what: &str) -> Result<Manifest> {
+        let plain = self.unseal(AAD_SNAPSHOT, stored, what)?;
+        let manifest = decode_manifest(&plain, what)?;
+        if manifest.id != id {
+            return Err(Error::corrupt(what, "it carries another snapshot's id"));
+        }
+        Ok(manifest)
+    }
+
+    /// Reads snapshot `id`. `snapshots/<id>` decides whether it exists; when
+    /// that file is damaged, its copy is used (verify reports the damage and
+    /// repair rewrites the file).
     pub fn load_snapshot(&self, id: &str) -> Result<Manifest> {
         check_snapshot_id(id)?;
         let path = self.snapshots_dir().join(id);
         let stored = read_optional(&path)?.ok_or_else(|| Error::SnapshotNotFound(id.to_string()))?;
         let what = format!("snapshot manifest snapshots/{id}");
-        let plain = self.unseal(AAD_SNAPSHOT, stored, &what)?;
-        let manifest: Manifest = serde_json::from_slice(&plain).map_err(|e| Error::corrupt(&what, e))?;
-        if manifest.id != id {
-            return Err(Error::corrupt(&what, "it carries another snapshot's id"));
+        match self.decode_snapshot(stored, id, &what) {
+            Ok(m) => Ok(m),
+            // A newer format is not damage: never fall back past it.
+            Err(e @ Error::UnsupportedFormat(_)) => Err(e),
+            Err(e) => {
+                let copy = self.snapshot_copies_dir().join(id);
+                let what = format!("snapshot manifest copy {SNAPSHOT_COPIES}/{id}");
+                match read_optional(&copy) {
+                    Ok(Some(stored)) => self.decode_snapshot(stored, id, &what).map_err(|_| e),
+                    _ => Err(e),
+                }
+            }
         }
-        for item in &manifest.items {
-            item.chunk_ids().map_err(|e| Error::corrupt(&what, e))?;
-        }
-        Ok(manifest)
     }
 
     /// Every snapshot, oldest first. A manifest that cannot be read fails the call.

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
+use sha2::{Digest, Sha256};
 
 use crate::codec::{decompress, BlobEncoding};
 use crate::crypto::ChunkId;
@@ -169,8 +170,60 @@ pub fn restore_item(
     let _lock = crate::lock::acquire(repo.root(), false, lock_timeout)?;
     repo.sync_index()?;
     let manifest = repo.load_snapshot(snapshot_id)?;
-    let ids = select_item(&manifest, item)?.chunk_ids()?;
-    restore_chunks(repo, &ids, sink, cancel)
+    restore_checked(repo, &manifest.id, select_item(&manifest, item)?, sink, cancel)
+}
+
+/// Streams one item into `sink` and checks it end to end: its length
+/// against the manifest (before the first byte, from the index, and again
+/// at the end) and, for version-2 manifests, its SHA-256 once the last byte
+/// was handed over. On a mismatch it fails with `ERR_CORRUPT` instead of
+/// returning normally, so the consumer's stream errors instead of ending.
+pub fn restore_checked(
+    repo: &Repository,
+    snapshot_id: &str,
+    item: &ManifestItem,
+    sink: &mut dyn FnMut(Vec<u8>) -> Result<()>,
+    cancel: &AtomicBool,
+) -> Result<()> {
+    let what = || format!("item {:?} of snapshot {snapshot_id}", item.name);
+    let ids = item.chunk_ids()?;
+    let indexed: Option<u64> = {
+        let index = repo.index();
+        ids.iter().map(|id| index.get(id).map(|l| l.raw_length as u64)).sum()
+    };
+    // A chunk missing from the index fails where the stream reaches it.
+    if let Some(len) = indexed.filter(|len| *len != item.size) {
+        return Err(Error::corrupt(
+            what(),
+            format!("its chunks hold {len} bytes but the manifest says {}", item.size),
+        ));
+    }
+    let mut hasher = item.sha256.as_ref().map(|_| Sha256::new());
+    let mut emitted = 0u64;
+    restore_chunks(
+        repo,
+        &ids,
+        &mut |data| {
+            emitted += data.len() as u64;
+            if let Some(h) = hasher.as_mut() {
+                h.update(&data);
+            }
+            sink(data)
+        },
+        cancel,
+    )?;
+    if emitted != item.size {
+        return Err(Error::corrupt(
+            what(),
+            format!("{emitted} bytes were restored but the manifest says {}", item.size),
+        ));
+    }
+    if let (Some(h), Some(expected)) = (hasher, &item.sha256) {
+        if hex::encode(h.finalize()) != *expected {
+            return Err(Error::corrupt(what(), "the restored bytes do not match its sha256"));
+        }
+    }
+    Ok(())
 }
 
 /// Streams the chunks in order into `sink`. Stops at the first error, or

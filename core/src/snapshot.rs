@@ -1,5 +1,6 @@
-//! Snapshot manifests: immutable JSON (sealed in encrypted repositories) in
-//! `snapshots/<id>`, listing each item's chunks in order.
+//! Snapshot manifests: immutable JSON (sealed) in `snapshots/<id>`, with an
+//! identical copy in `packs/parity/snapshots/<id>`, listing each item's
+//! chunks in order and the SHA-256 of its whole byte stream.
 
 use std::collections::BTreeMap;
 
@@ -9,7 +10,8 @@ use serde_json::json;
 use crate::crypto::ChunkId;
 use crate::error::{Error, Result};
 
-pub const MANIFEST_VERSION: u32 = 1;
+/// The version this engine writes. Version 1 (no item `sha256`) is still read.
+pub const MANIFEST_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -34,6 +36,9 @@ pub struct ManifestItem {
     pub size: u64,
     /// Chunk IDs in stream order, lowercase hex.
     pub chunks: Vec<String>,
+    /// SHA-256 of the item's whole byte stream, lowercase hex (version 2 on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 impl ManifestItem {
@@ -50,7 +55,72 @@ impl ManifestItem {
     }
 }
 
+fn is_hex(s: &str, len: usize) -> bool {
+    s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Parses and checks a manifest's plaintext. A newer version than this engine
+/// knows is `ERR_UNSUPPORTED_FORMAT`, never damage; anything inconsistent is
+/// `ERR_CORRUPT`.
+pub fn decode_manifest(plain: &[u8], what: &str) -> Result<Manifest> {
+    let value: serde_json::Value = serde_json::from_slice(plain).map_err(|e| Error::corrupt(what, e))?;
+    let version = value.get("version").and_then(|v| v.as_u64());
+    if let Some(v) = version.filter(|v| *v > MANIFEST_VERSION as u64) {
+        return Err(Error::UnsupportedFormat(format!(
+            "{what} has manifest version {v}; this engine reads versions 1 to {MANIFEST_VERSION}; upgrade containerarchive"
+        )));
+    }
+    let manifest: Manifest = serde_json::from_value(value).map_err(|e| Error::corrupt(what, e))?;
+    manifest.validate().map_err(|detail| Error::corrupt(what, detail))?;
+    Ok(manifest)
+}
+
 impl Manifest {
+    /// Internal consistency: everything that can be checked without the index.
+    fn validate(&self) -> std::result::Result<(), String> {
+        if !(1..=MANIFEST_VERSION).contains(&self.version) {
+            return Err(format!("unknown manifest version {}", self.version));
+        }
+        if !is_valid_snapshot_id(&self.id) {
+            return Err(format!("bad snapshot id {:?}", self.id));
+        }
+        if crate::fsutil::parse_iso8601_millis(&self.created_at).is_none() {
+            return Err(format!("bad createdAt {:?}", self.created_at));
+        }
+        let mut names = std::collections::HashSet::new();
+        let mut total = 0u64;
+        for item in &self.items {
+            if item.name.is_empty() || !names.insert(item.name.as_str()) {
+                return Err(format!("item name {:?} is empty or repeated", item.name));
+            }
+            if item.chunks.iter().any(|c| !is_hex(c, 64)) {
+                return Err(format!("item {:?} has a bad chunk id", item.name));
+            }
+            if (item.size == 0) != item.chunks.is_empty() {
+                return Err(format!(
+                    "item {:?} has {} bytes in {} chunks",
+                    item.name,
+                    item.size,
+                    item.chunks.len()
+                ));
+            }
+            match (&item.sha256, self.version) {
+                (Some(h), 2..) if is_hex(h, 64) => {}
+                (None, 1) => {}
+                _ => return Err(format!("item {:?} has a missing or bad sha256", item.name)),
+            }
+            total = total.checked_add(item.size).ok_or("item sizes overflow")?;
+        }
+        if self.items.is_empty() || total != self.original_size {
+            return Err(format!(
+                "originalSize {} is not the sum of {} item sizes",
+                self.original_size,
+                self.items.len()
+            ));
+        }
+        Ok(())
+    }
+
     /// The API shape: like the manifest, but each item's chunk list is a count.
     pub fn summary(&self) -> serde_json::Value {
         json!({
@@ -62,6 +132,7 @@ impl Manifest {
                 "type": i.item_type,
                 "size": i.size,
                 "chunks": i.chunks.len(),
+                "sha256": i.sha256,
             })).collect::<Vec<_>>(),
             "newChunks": self.new_chunks,
             "reusedChunks": self.reused_chunks,

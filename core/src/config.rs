@@ -126,7 +126,10 @@ impl InitOptions {
             data_shards: 20,
             parity_shards: 1,
         });
-        if parity.data_shards == 0 || parity.parity_shards == 0 || parity.data_shards + parity.parity_shards > 256 {
+        if parity.data_shards == 0
+            || parity.parity_shards == 0
+            || parity.data_shards as u64 + parity.parity_shards as u64 > 256
+        {
             return Err(Error::invalid(format!(
                 "parity {{ dataShards: {}, parityShards: {} }} is invalid; both must be at least 1 and their sum at most 256",
                 parity.data_shards, parity.parity_shards
@@ -215,7 +218,36 @@ impl RepoConfig {
             return Err(Error::corrupt("config.json", "unknown chunking algorithm"));
         }
         validate_chunking(&chunking).map_err(|e| Error::corrupt("config.json", e))?;
+        config.check_ranges().map_err(|e| Error::corrupt("config.json", e))?;
         Ok(config)
+    }
+
+    /// The ranges `InitOptions::to_config` enforces, checked again on read:
+    /// e.g. a gzip level above 9 would panic in the compressor.
+    fn check_ranges(&self) -> Result<(), String> {
+        let level = self.compression.level;
+        let level_ok = match self.compression.algorithm {
+            Compression::Gzip => (0..=9).contains(&level),
+            Compression::Zstd => (1..=22).contains(&level),
+            Compression::None => level == 0,
+        };
+        if !level_ok {
+            return Err(format!("compression level {level} is out of range"));
+        }
+        if !(64 * 1024..=1024 * 1024 * 1024).contains(&self.pack_target_size) {
+            return Err(format!("packTargetSize {} is out of range", self.pack_target_size));
+        }
+        let p = self.parity;
+        if p.data_shards == 0 || p.parity_shards == 0 || p.data_shards as u64 + p.parity_shards as u64 > 256 {
+            return Err("the parity shard counts are out of range".into());
+        }
+        let known_encryption = self.encryption.as_ref().is_none_or(|e| {
+            e.algorithm == "aes-256-gcm" && e.chunk_id == "hmac-sha256" && e.key_derivation == "argon2id"
+        });
+        if !known_encryption || self.chunking.seeded != self.encryption.is_some() {
+            return Err("the encryption settings are unknown or inconsistent".into());
+        }
+        Ok(())
     }
 
     pub fn is_encrypted(&self) -> bool {

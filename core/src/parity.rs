@@ -113,21 +113,27 @@ pub fn load_groups(repo: &Repository) -> Result<(Vec<GroupManifest>, Vec<(String
         let loaded = fs::read(dir.join(&name))
             .at(&dir.join(&name))
             .and_then(|b| repo.unseal(AAD_PARITY, b, &what))
-            .and_then(|plain| serde_json::from_slice::<GroupManifest>(&plain).map_err(|e| Error::corrupt(&what, e)))
-            .and_then(|g| {
-                let consistent = g.file_name() == name
-                    && g.members.len() <= g.data_shards as usize
-                    && g.parity.len() == g.parity_shards as usize;
-                consistent
-                    .then_some(g)
-                    .ok_or_else(|| Error::corrupt(&what, "it is inconsistent"))
-            });
+            .and_then(|plain| parse_group(&plain, &name, &what));
         match loaded {
             Ok(g) => groups.push(g),
             Err(e) => damaged.push((name, e)),
         }
     }
     Ok((groups, damaged))
+}
+
+/// Decodes the (unsealed) group manifest stored as `packs/parity/<name>`.
+pub fn parse_group(plain: &[u8], name: &str, what: &str) -> Result<GroupManifest> {
+    serde_json::from_slice::<GroupManifest>(plain)
+        .map_err(|e| Error::corrupt(what, e))
+        .and_then(|g| {
+            let consistent = g.file_name() == name
+                && g.members.len() <= g.data_shards as usize
+                && g.parity.len() == g.parity_shards as usize;
+            consistent
+                .then_some(g)
+                .ok_or_else(|| Error::corrupt(what, "it is inconsistent"))
+        })
 }
 
 fn save_group(repo: &Repository, group: &GroupManifest) -> Result<()> {

@@ -278,12 +278,17 @@ impl Repository {
         let stored = read_optional(&path)?.ok_or_else(|| Error::SnapshotNotFound(id.to_string()))?;
         let what = format!("snapshot manifest snapshots/{id}");
         let plain = self.unseal(AAD_SNAPSHOT, stored, &what)?;
-        let manifest: Manifest = serde_json::from_slice(&plain).map_err(|e| Error::corrupt(&what, e))?;
+        Repository::parse_snapshot(&plain, id, &what)
+    }
+
+    /// Decodes the (unsealed) manifest of snapshot `id`; `what` names it in errors.
+    pub fn parse_snapshot(plain: &[u8], id: &str, what: &str) -> Result<Manifest> {
+        let manifest: Manifest = serde_json::from_slice(plain).map_err(|e| Error::corrupt(what, e))?;
         if manifest.id != id {
-            return Err(Error::corrupt(&what, "it carries another snapshot's id"));
+            return Err(Error::corrupt(what, "it carries another snapshot's id"));
         }
         for item in &manifest.items {
-            item.chunk_ids().map_err(|e| Error::corrupt(&what, e))?;
+            item.chunk_ids().map_err(|e| Error::corrupt(what, e))?;
         }
         Ok(manifest)
     }

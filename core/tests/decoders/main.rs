@@ -785,3 +785,40 @@ proptest! {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
+
+// ---------------------------------------------------------------- stored chunks
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// A stored blob decodes to its chunk or fails as corrupt; the length
+    /// recorded for it never sizes a buffer beyond the maximum chunk size.
+    #[test]
+    fn blobs_decode_or_fail(
+        // Repetitive, so that it compresses and the codecs get used.
+        data in (vec(any::<u8>(), 0..32), 0usize..64).prop_map(|(unit, n)| unit.repeat(n)),
+        algorithm in prop::sample::select(vec![Compression::Gzip, Compression::Zstd, Compression::None]),
+        raw_length in prop_oneof![Just(None), any::<u32>().prop_map(Some)],
+        edits in prop_oneof![Just(Vec::new()), byte_edits()],
+    ) {
+        use containerarchive_core::codec::compress;
+        use containerarchive_core::crypto::sha256;
+        use containerarchive_core::restore::decode_blob;
+        let repo = &repos()[0];
+        let (encoding, mut blob) = compress(algorithm, 3, &data).map_or((0, data.clone()), |(e, b)| (e as u8, b));
+        let length = raw_length.unwrap_or(data.len() as u32);
+        apply(&mut blob, &[], &edits);
+        let id = sha256(&data);
+        let limit_extra = repo.config.chunking.max_size as usize;
+        let (out, peak) = alloc::peak_during(|| decode_blob(repo, &id, &[0; 32], encoding, length, blob.clone()));
+        let limit = MEM_FACTOR * blob.len() + MEM_SLACK + limit_extra;
+        prop_assert!(peak <= limit, "decoding a {}-byte blob held {peak} bytes (limit {limit})", blob.len());
+        match out {
+            Ok(chunk) => prop_assert_eq!(chunk, data),
+            Err(e) => {
+                prop_assert_eq!(e.code(), "ERR_CORRUPT");
+                prop_assert!(!edits.is_empty() || raw_length.is_some_and(|l| l != data.len() as u32), "{}", e);
+            }
+        }
+    }
+}

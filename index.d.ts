@@ -182,6 +182,12 @@ export interface VerifyResult {
   level: VerifyLevel;
   errors: RepositoryIssue[];
   checked: { snapshots: number; packs: number; chunks: number; bytes: number };
+  /**
+   * Checks verify left out, and why: while another process holds a live lock
+   * (e.g. a running ingest), 'unindexed-pack' and 'parity-coverage' are skipped,
+   * because that process's packs may not be indexed or covered yet. Empty otherwise.
+   */
+  skipped: { check: 'unindexed-pack' | 'parity-coverage'; reason: string }[];
 }
 
 export interface RepairResult {
@@ -196,6 +202,11 @@ export interface RepairResult {
   errors: RepositoryIssue[];
   /** Packs that could not be rebuilt, and the snapshots that are no longer fully restorable. */
   unrecoverable: { pack: string | null; snapshots: string[] }[];
+  /**
+   * Files named like packs that are none (e.g. an empty file) and that nothing
+   * references, moved aside to `<name>.quarantined` (kept, never read).
+   */
+  quarantined: { file: string; movedTo: string; reason: string }[];
 }
 
 export interface ReindexResult {

@@ -101,6 +101,11 @@ function checkStream(stream, name) {
   if (!stream || typeof stream.read !== 'function' || typeof stream.on !== 'function') {
     throw invalid(`${name} must be a readable stream`);
   }
+  // A stream in any of these states never emits again: ingesting it would wait forever.
+  if (stream.errored) throw invalid(`${name} has already failed (${stream.errored.message ?? stream.errored}); pass a fresh stream`);
+  if (stream.destroyed) throw invalid(`${name} is already destroyed; pass a fresh stream`);
+  if (stream.closed) throw invalid(`${name} is already closed; pass a fresh stream`);
+  if (stream.readableEnded) throw invalid(`${name} has already ended and its data was consumed; pass a fresh stream`);
 }
 
 /** Object-mode streams (e.g. Readable.from) may carry Buffers, Uint8Arrays or strings. */
@@ -360,7 +365,7 @@ class ContainerArchive {
         throw invalid('ingest() takes at most one entry in items; use ingestMulti() for several streams');
       }
       const spec = o.items && o.items[0] ? checkOptions(o.items[0], 'items[0]', ['name', 'type', 'size']) : {};
-      return this.#ingest([{ name: spec.name ?? 'data', type: spec.type ?? 'data', size: spec.size, stream }], o);
+      return this.#ingest([{ name: spec.name ?? 'data', type: spec.type ?? 'data', size: spec.size, stream }], o, () => 'stream');
     });
   }
 
@@ -368,11 +373,11 @@ class ContainerArchive {
     return this.#track(() => {
       const o = checkOptions(options, 'options', ['tags', 'lockTimeoutMs', 'createdAt']);
       if (!Array.isArray(items) || items.length === 0) throw invalid('ingestMulti() needs a non-empty array of { name, type, stream }');
-      return this.#ingest(items, o);
+      return this.#ingest(items, o, (i) => `items[${i}].stream`);
     });
   }
 
-  async #ingest(items, options) {
+  async #ingest(items, options, streamName) {
     const specs = [];
     const names = new Set();
     items.forEach((item, i) => {
@@ -383,7 +388,7 @@ class ContainerArchive {
       names.add(item.name);
       if (item.type !== undefined && typeof item.type !== 'string') throw invalid(`items[${i}].type must be a string`);
       if (item.size !== undefined) checkSafeInteger(item.size, `items[${i}].size`);
-      checkStream(item.stream, `items[${i}].stream`);
+      checkStream(item.stream, streamName(i));
       specs.push({ name: item.name, type: item.type ?? 'data', size: item.size ?? knownSize(item.stream) });
     });
     const tagMap = checkTags(options.tags);

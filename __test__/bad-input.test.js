@@ -87,9 +87,9 @@ describe('bad repository input', () => {
   it('a manifest of the wrong shape makes getSnapshot/listSnapshots reject ERR_CORRUPT', T, async (t) => {
     const { dir, data, snap } = await smallRepo(t);
     const file = path.join(dir, F.rel.snapshot(snap.id));
-    const originalText = fs.readFileSync(file, 'utf8');
-    const good = JSON.parse(originalText);
-    assert.equal(good.id, snap.id, 'fixture: unencrypted manifests are plain JSON');
+    const original = fs.readFileSync(file);
+    const good = JSON.parse(F.unsealPlain(F.AAD.snapshot, original).toString('utf8'));
+    assert.equal(good.id, snap.id, 'fixture: unencrypted manifests are plain JSON with a checksum trailer');
 
     const shapes = {
       'an array': [],
@@ -102,7 +102,8 @@ describe('bad repository input', () => {
       'tags with a non-string value': { ...good, tags: { a: 1 } },
     };
     for (const [what, value] of Object.entries(shapes)) {
-      fs.writeFileSync(file, JSON.stringify(value));
+      // Sealed with a valid checksum: the shape check itself must refuse it.
+      fs.writeFileSync(file, F.sealPlain(F.AAD.snapshot, Buffer.from(JSON.stringify(value))));
       const repo = await ContainerArchive.open(dir);
       try {
         const e1 = await rejectsWithCode(() => repo.getSnapshot(snap.id), 'ERR_CORRUPT');
@@ -115,7 +116,7 @@ describe('bad repository input', () => {
       }
     }
 
-    fs.writeFileSync(file, originalText);
+    fs.writeFileSync(file, original);
     const repo = await ContainerArchive.open(dir);
     try {
       assert.equal((await repo.getSnapshot(snap.id)).id, snap.id);
@@ -128,8 +129,9 @@ describe('bad repository input', () => {
   it('a manifest whose chunk ids are not 64 hex is refused as corrupt by every reader', T, async (t) => {
     const { dir, snap } = await smallRepo(t);
     const file = path.join(dir, F.rel.snapshot(snap.id));
-    const good = JSON.parse(fs.readFileSync(file, 'utf8'));
-    fs.writeFileSync(file, JSON.stringify({ ...good, items: [{ ...good.items[0], chunks: ['zz', ...good.items[0].chunks.slice(1)] }] }));
+    const good = JSON.parse(F.unsealPlain(F.AAD.snapshot, fs.readFileSync(file)).toString('utf8'));
+    const bad = { ...good, items: [{ ...good.items[0], chunks: ['zz', ...good.items[0].chunks.slice(1)] }] };
+    fs.writeFileSync(file, F.sealPlain(F.AAD.snapshot, Buffer.from(JSON.stringify(bad))));
     const repo = await ContainerArchive.open(dir);
     try {
       // verify calls it an unreadable manifest, so the readers must agree
@@ -152,8 +154,10 @@ describe('bad repository input', () => {
     for (const f of ['config.json', path.join('packs', 'parity', 'config.json')]) {
       const file = path.join(dir, f);
       const cfg = JSON.parse(fs.readFileSync(file, 'utf8'));
-      assert.equal(cfg.version, 1);
-      cfg.version = 2;
+      assert.equal(cfg.version, 2);
+      // A newer engine's file: a shape this engine does not know, so no checksum it could judge.
+      cfg.version = 3;
+      cfg.newerField = true;
       fs.writeFileSync(file, JSON.stringify(cfg, null, 2));
     }
     await rejectsWithCode(() => ContainerArchive.open(dir), 'ERR_UNSUPPORTED_FORMAT');

@@ -139,6 +139,27 @@ function tmpLeftovers(dir) {
 // Unencrypted format parsing (docs/FORMAT.md), to know which chunk lives where
 // ---------------------------------------------------------------------------
 
+/** Associated data of each sealed kind of metadata (FORMAT.md, Sealing). */
+const AAD = Object.freeze({
+  packHeader: 'containerarchive:pack-header',
+  index: 'containerarchive:index',
+  snapshot: 'containerarchive:snapshot',
+  parity: 'containerarchive:parity',
+});
+
+/** `plain || SHA-256(aad || plain)`: how an unencrypted repository seals metadata. */
+function sealPlain(aad, plain) {
+  const sum = crypto.createHash('sha256').update(aad).update(plain).digest();
+  return Buffer.concat([plain, sum]);
+}
+
+/** The plaintext of a file sealed by `sealPlain`; throws if its checksum does not match. */
+function unsealPlain(aad, stored) {
+  const plain = stored.subarray(0, stored.length - 32);
+  assert.ok(sealPlain(aad, plain).equals(stored), `the ${aad} checksum trailer does not match`);
+  return plain;
+}
+
 function parseEntries(buf, off) {
   const n = buf.readUInt32LE(off);
   const entries = [];
@@ -161,7 +182,7 @@ function readPackHeader(dir, id) {
   const buf = fs.readFileSync(path.join(dir, rel.pack(id)));
   assert.equal(buf.subarray(buf.length - 8).toString('latin1'), 'CAPACK01');
   const hlen = buf.readUInt32LE(buf.length - 12);
-  return parseEntries(buf.subarray(buf.length - 12 - hlen, buf.length - 12), 0);
+  return parseEntries(unsealPlain(AAD.packHeader, buf.subarray(buf.length - 12 - hlen, buf.length - 12)), 0);
 }
 
 /** Map packId -> [chunk ids] for an unencrypted repository (from the pack headers). */
@@ -175,7 +196,7 @@ function packChunkMap(dir) {
 function snapshotChunkMap(dir) {
   const map = new Map();
   for (const id of snapshotFiles(dir)) {
-    const m = JSON.parse(fs.readFileSync(path.join(dir, rel.snapshot(id)), 'utf8'));
+    const m = JSON.parse(unsealPlain(AAD.snapshot, fs.readFileSync(path.join(dir, rel.snapshot(id)))).toString('utf8'));
     const set = new Set();
     for (const item of m.items) for (const c of item.chunks) set.add(c);
     map.set(id, set);
@@ -461,6 +482,9 @@ module.exports = {
   shardFiles,
   lockFiles,
   tmpLeftovers,
+  AAD,
+  sealPlain,
+  unsealPlain,
   readPackHeader,
   packChunkMap,
   snapshotChunkMap,

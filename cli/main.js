@@ -516,6 +516,7 @@ async function cmdVerify({ values, positionals: [repoPath], io }) {
     } else {
       const c = result.checked;
       const what = `${plural(c.snapshots, 'snapshot')}, ${plural(c.packs, 'pack')}, ${plural(c.chunks, 'chunk')}, ${formatBytes(c.bytes)} checked in ${formatElapsed(progress.elapsedMs())}`;
+      for (const skip of result.skipped ?? []) io.stdout.write(`  skipped ${skip.check}: ${oneLine(skip.reason)}\n`);
       if (result.ok) {
         io.stdout.write(`verify (${level}): ok, ${what}\n`);
       } else {
@@ -615,6 +616,7 @@ async function cmdRepair({ values, positionals: [repoPath], io }) {
       return lost ? 1 : 0;
     }
     for (const issue of result.errors) io.stdout.write(`${issueLine(issue)}\n`);
+    for (const q of result.quarantined ?? []) io.stdout.write(`  quarantined: ${q.file} -> ${q.movedTo} (${oneLine(q.reason)})\n`);
     for (const u of result.unrecoverable) {
       const what = u.pack === null ? 'an unreadable snapshot manifest' : `pack ${u.pack}`;
       io.stdout.write(`  unrecoverable: ${what}; snapshots affected: ${u.snapshots.length ? u.snapshots.map(short).join(', ') : 'none'}\n`);
@@ -760,6 +762,8 @@ function explain(err, ctx) {
       case 'ERR_LOCKED':
         return { exitCode: 2, message: `${message}; wait for it to finish, or if that process is gone run: ${BIN} unlock ${repo}` };
       case 'ERR_CORRUPT':
+        // Without any config.json the repository cannot be opened, so verify/repair cannot help.
+        if (/config\.json is missing and its copy/.test(message)) return { exitCode: 1, message };
         return { exitCode: 1, message: `${message}; run: ${BIN} verify ${repo} --level full, then: ${BIN} repair ${repo}` };
       case 'ERR_INTERNAL':
         return { exitCode: 1, message: `${message}; this is a bug, please report it` };

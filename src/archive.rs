@@ -273,7 +273,11 @@ impl NativeArchive {
     pub async fn unlock(&self, options_json: String) -> Result<u32> {
         let repo = self.repo()?;
         let spec: MaintenanceSpec = parse(&options_json, "unlock options")?;
-        let removed = run_blocking(move || containerarchive_core::lock::remove_locks(repo.root(), spec.force)).await?;
+        let removed = run_blocking(move || {
+            repo.ensure_layout()?;
+            containerarchive_core::lock::remove_locks(repo.root(), spec.force)
+        })
+        .await?;
         Ok(removed as u32)
     }
 

@@ -7,6 +7,7 @@
 //! - full: also decrypts, decompresses and re-hashes every referenced chunk,
 //!   in the same single pass over each pack.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{BufReader, Read};
@@ -21,7 +22,7 @@ use crate::crypto::ChunkId;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::list_files;
 use crate::index::IdMap;
-use crate::pack::{decode_entries, parse_file_name, read_idx, PackId, PackRecord, PACK_MAGIC};
+use crate::pack::{parse_file_name, read_idx, PackId, PackRecord, PACK_MAGIC};
 use crate::parity::{self, GroupManifest};
 use crate::progress::{ProgressFn, ProgressUpdate, Throttle};
 use crate::repo::{Repository, CONFIG_COPY};
@@ -99,12 +100,34 @@ pub struct Checked {
     pub bytes: u64,
 }
 
+/// A check verify did not run, and why.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Skipped {
+    pub check: &'static str,
+    pub reason: String,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct VerifyReport {
     pub ok: bool,
     pub level: &'static str,
     pub errors: Vec<Issue>,
     pub checked: Checked,
+    /// Checks left out, e.g. while another process may be writing.
+    pub skipped: Vec<Skipped>,
+}
+
+/// The checks that would mistake a concurrent ingest's packs for problems.
+fn skipped_while_others_active() -> Vec<Skipped> {
+    let reason = "another process holds a live lock on the repository (for example a running ingest), \
+                  whose packs may not be indexed or protected by parity yet; run verify() again when it is alone";
+    ["unindexed-pack", "parity-coverage"]
+        .into_iter()
+        .map(|check| Skipped {
+            check,
+            reason: reason.to_string(),
+        })
+        .collect()
 }
 
 /// How many issues of one kind are listed before they are summarised.
@@ -160,19 +183,11 @@ pub fn read_disk_index(repo: &Repository, findings: Option<&Findings>) -> Result
     let mut records: IdMap<PackRecord> = IdMap::default();
     let mut chunks: IdMap<(PackId, u64, usize)> = IdMap::default();
     let mut file_bytes = 0;
+    let mut lists = Vec::new();
     for name in list_files(&repo.index_dir())? {
         file_bytes += fs::metadata(repo.index_dir().join(&name)).map(|m| m.len()).unwrap_or(0);
         match repo.read_index_file(&name) {
-            Ok(list) => {
-                for record in list {
-                    let mut offset = 0;
-                    for (i, e) in record.entries.iter().enumerate() {
-                        chunks.entry(e.id).or_insert((record.id, offset, i));
-                        offset += e.length as u64;
-                    }
-                    records.entry(record.id).or_insert(record);
-                }
-            }
+            Ok(list) => lists.push(list),
             Err(e) => {
                 if let Some(f) = findings {
                     f.add(Issue::new("index", e.to_string()));
@@ -180,11 +195,41 @@ pub fn read_disk_index(repo: &Repository, findings: Option<&Findings>) -> Result
             }
         }
     }
+    let present = present_packs(repo, lists.iter().flatten());
+    for record in lists.into_iter().flatten() {
+        let mut offset = 0;
+        for (i, e) in record.entries.iter().enumerate() {
+            match chunks.entry(e.id) {
+                Entry::Vacant(v) => {
+                    v.insert((record.id, offset, i));
+                }
+                // A chunk stored anew after its pack was lost resolves to the copy that exists.
+                Entry::Occupied(mut o) if !present.contains(&o.get().0) && present.contains(&record.id) => {
+                    o.insert((record.id, offset, i));
+                }
+                Entry::Occupied(_) => {}
+            }
+            offset += e.length as u64;
+        }
+        records.entry(record.id).or_insert(record);
+    }
     Ok(DiskIndex {
         records,
         chunks,
         file_bytes,
     })
+}
+
+/// The packs that exist with their recorded size (symbolic links followed).
+fn present_packs<'r>(repo: &Repository, records: impl Iterator<Item = &'r PackRecord>) -> HashSet<PackId> {
+    let data_dir = repo.data_dir();
+    records
+        .filter(|r| {
+            fs::metadata(data_dir.join(crate::pack::pack_file_name(&r.id)))
+                .is_ok_and(|m| m.is_file() && m.len() == r.size)
+        })
+        .map(|r| r.id)
+        .collect()
 }
 
 pub fn verify(
@@ -292,7 +337,7 @@ pub fn verify(
         } else {
             let path = data_dir.join(format!("{hex_id}.idx"));
             checked.bytes += fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-            match read_idx(&path, *id, repo.keys()) {
+            match read_idx(&path, *id, repo.sealer()) {
                 Ok(idx) if idx == *record => {}
                 Ok(_) => findings
                     .add(Issue::new("idx", format!("packs/data/{hex_id}.idx disagrees with the index")).pack(&hex_id)),
@@ -321,7 +366,38 @@ pub fn verify(
         let _parity = parity::lock(repo, false)?;
         let (groups, damaged) = parity::load_groups(repo)?;
         for (name, e) in damaged {
-            findings.add(Issue::new("parity", e.to_string()).pack(name));
+            findings
+                .add(Issue::new("parity", format!("{e}; repair() rebuilds it from the packs and parity")).pack(name));
+        }
+        // Fields against the files they describe. Quick reads no pack: a pack
+        // whose size the index confirms is sound, so the manifest is wrong.
+        let sizes_agree = |path: &std::path::Path, sha: &str, size: u64| {
+            let is_pack = path.extension().is_some_and(|e| e == "pack");
+            !is_pack
+                || hex::decode(sha)
+                    .ok()
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .and_then(|id| index.records.get(&id))
+                    .is_none_or(|r| r.size == size)
+        };
+        let witness: &dyn Fn(&std::path::Path, &str, u64) -> bool = if level >= Level::Standard {
+            &parity::hash_matches
+        } else {
+            &sizes_agree
+        };
+        for group in &groups {
+            if let Some(why) = parity::disk_disagreement(repo, group, witness) {
+                findings.add(
+                    Issue::new(
+                        "parity",
+                        format!(
+                            "parity manifest packs/parity/{}: {why}; repair() rebuilds it from the packs and parity",
+                            group.file_name()
+                        ),
+                    )
+                    .pack(group.file_name()),
+                );
+            }
         }
         if level >= Level::Standard {
             for group in &groups {
@@ -364,37 +440,42 @@ pub fn verify(
         level: level.name(),
         errors,
         checked,
+        skipped: if writers_active {
+            skipped_while_others_active()
+        } else {
+            Vec::new()
+        },
     })
 }
 
 fn check_config_and_keys(repo: &Repository, findings: &Findings) {
-    let on_disk = |name: &str| {
-        fs::read(repo.root().join(name))
-            .ok()
-            .and_then(|b| crate::config::RepoConfig::parse(&b).ok())
-    };
-    if let Some(problem) = repo.config_problem.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-        findings.add(Issue::new(
-            "config",
-            format!("config.json: {problem}; repair() rewrites it"),
-        ));
-    } else if on_disk(crate::repo::CONFIG_FILE).as_ref() != Some(&repo.config) {
-        findings.add(Issue::new(
-            "config",
-            "config.json is missing, damaged or changed since open; repair() rewrites it",
-        ));
-    } else if on_disk(CONFIG_COPY).as_ref() != Some(&repo.config) {
-        findings.add(Issue::new(
-            "config",
-            format!("{CONFIG_COPY} is missing or damaged; repair() rewrites it"),
-        ));
+    match crate::repo::choose_config(repo.root()) {
+        Err(e) => findings.add(Issue::new("config", format!("config.json and {CONFIG_COPY}: {e}"))),
+        Ok(choice) => {
+            for (file, why) in &choice.bad {
+                findings.add(Issue::new("config", format!("{file}: {why}; repair() rewrites it")));
+            }
+            if choice.config != repo.config {
+                findings.add(Issue::new(
+                    "config",
+                    "config.json changed since the repository was opened; close and reopen it",
+                ));
+            }
+        }
     }
     if repo.config.is_encrypted() {
         let files = crate::repo::read_key_files(repo.root()).unwrap_or_default();
+        let mut judge = crate::repo::KeyJudge::new(repo);
         let mut intact: HashMap<String, usize> = HashMap::new();
-        for (_, parsed) in &files {
+        for (rel, parsed) in &files {
             match parsed {
-                Ok(k) => *intact.entry(k.id.clone()).or_default() += 1,
+                Ok(k) => match judge.unknown(k) {
+                    Some(why) => findings.add(Issue::new(
+                        "key",
+                        format!("{rel} is an unknown key file: {why}; remove it if nobody you trust added it"),
+                    )),
+                    None => *intact.entry(k.id.clone()).or_default() += 1,
+                },
                 Err(e) => findings.add(Issue::new("key", format!("{e}; repair() restores it from its copy"))),
             }
         }
@@ -532,11 +613,7 @@ fn check_pack(
     // The hash matched, so the header is as written; check that it agrees with the index.
     let header_ok = tail.len() >= 12 && &tail[tail.len() - 8..] == PACK_MAGIC && {
         let header = &tail[..tail.len() - 12];
-        let plain = match repo.keys() {
-            Some(k) => k.open(crate::crypto::AAD_PACK_HEADER, header),
-            None => Some(header.to_vec()),
-        };
-        plain.and_then(|p| decode_entries(&p).ok().map(|(e, _)| e)).as_ref() == Some(&record.entries)
+        crate::pack::open_header(repo.sealer(), header).ok().as_ref() == Some(&record.entries)
     };
     if !header_ok {
         findings.add(

@@ -89,6 +89,61 @@ fn open_with(cipher: &Aes256Gcm, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
     cipher.decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad }).ok()
 }
 
+/// Length of the SHA-256 trailer that seals metadata in a plain repository.
+pub const CHECKSUM_LEN: usize = 32;
+
+/// How metadata files are sealed: AES-256-GCM in an encrypted repository; in a
+/// plain one, a trailer `SHA-256(aad || plain)` that catches damage (not tampering).
+#[derive(Clone, Copy)]
+pub enum Sealer<'a> {
+    Encrypted(&'a Keys),
+    /// `legacy`: also accept a file without a valid trailer (format version 1 wrote none).
+    Plain {
+        legacy: bool,
+    },
+}
+
+impl Sealer<'_> {
+    pub fn seal(&self, aad: &[u8], plain: Vec<u8>) -> Vec<u8> {
+        match self {
+            Sealer::Encrypted(k) => k.seal(aad, &plain),
+            Sealer::Plain { .. } => {
+                let trailer = plain_checksum(aad, &plain);
+                let mut out = plain;
+                out.extend_from_slice(&trailer);
+                out
+            }
+        }
+    }
+
+    /// The plaintext, or `None` when the bytes do not authenticate / match their checksum.
+    pub fn open(&self, aad: &[u8], stored: &[u8]) -> Option<Vec<u8>> {
+        match self {
+            Sealer::Encrypted(k) => k.open(aad, stored),
+            Sealer::Plain { legacy } => match stored.len().checked_sub(CHECKSUM_LEN) {
+                Some(n) if plain_checksum(aad, &stored[..n]) == stored[n..] => Some(stored[..n].to_vec()),
+                _ if *legacy => Some(stored.to_vec()),
+                _ => None,
+            },
+        }
+    }
+
+    /// Bytes a sealed file has beyond its plaintext.
+    pub fn overhead(&self) -> usize {
+        match self {
+            Sealer::Encrypted(_) => NONCE_LEN + TAG_LEN,
+            Sealer::Plain { .. } => CHECKSUM_LEN,
+        }
+    }
+}
+
+fn plain_checksum(aad: &[u8], plain: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(aad);
+    h.update(plain);
+    h.finalize().into()
+}
+
 /// Chunk ID: SHA-256 of the plaintext, or HMAC-SHA256 under the chunk-ID key.
 pub fn chunk_id(keys: Option<&Keys>, data: &[u8]) -> ChunkId {
     match keys {
@@ -169,19 +224,42 @@ pub struct WrappedKey {
 pub const KDF_MEMORY_KIB: u32 = 64 * 1024;
 pub const KDF_ITERATIONS: u32 = 3;
 pub const KDF_PARALLELISM: u32 = 1;
+/// Caps on what a key file may ask for: exactly what `init` writes (parallelism
+/// up to 4), so a planted key file cannot make `open()` slower or hungrier.
+pub const KDF_MAX_MEMORY_KIB: u32 = KDF_MEMORY_KIB;
+pub const KDF_MAX_ITERATIONS: u32 = KDF_ITERATIONS;
+pub const KDF_MAX_PARALLELISM: u32 = 4;
+
+impl KdfParams {
+    /// Why these parameters are refused, if they are.
+    pub fn out_of_range(&self) -> Option<String> {
+        let ok = self.algorithm == "argon2id"
+            && self.version == 0x13
+            && (8 * self.parallelism.max(1)..=KDF_MAX_MEMORY_KIB).contains(&self.memory_kib)
+            && (1..=KDF_MAX_ITERATIONS).contains(&self.iterations)
+            && (1..=KDF_MAX_PARALLELISM).contains(&self.parallelism)
+            && self.salt.len() >= 16
+            && self.salt.len() <= 128;
+        (!ok).then(|| {
+            format!(
+                "its KDF parameters ({} v{}, {} KiB, {} iterations, parallelism {}) are outside what this engine writes (argon2id v19, at most {KDF_MAX_MEMORY_KIB} KiB, {KDF_MAX_ITERATIONS} iterations, parallelism {KDF_MAX_PARALLELISM})",
+                self.algorithm, self.version, self.memory_kib, self.iterations, self.parallelism
+            )
+        })
+    }
+
+    /// Relative cost of deriving a key: unlock tries the cheapest key files first.
+    pub fn cost(&self) -> u64 {
+        self.memory_kib as u64 * self.iterations as u64
+    }
+}
 
 fn derive_kek(passphrase: &str, kdf: &KdfParams) -> Result<Aes256Gcm> {
-    let salt = hex::decode(&kdf.salt).map_err(|e| Error::corrupt("key file salt", e))?;
     // Bound the parameters so a crafted key file cannot exhaust memory or time.
-    if kdf.algorithm != "argon2id"
-        || kdf.version != 0x13
-        || !(8..=4 * 1024 * 1024).contains(&kdf.memory_kib)
-        || !(1..=64).contains(&kdf.iterations)
-        || !(1..=16).contains(&kdf.parallelism)
-        || salt.len() < 8
-    {
-        return Err(Error::corrupt("key file", "unsupported or out-of-range KDF parameters"));
+    if let Some(why) = kdf.out_of_range() {
+        return Err(Error::corrupt("key file", why));
     }
+    let salt = hex::decode(&kdf.salt).map_err(|e| Error::corrupt("key file salt", e))?;
     let params = argon2::Params::new(kdf.memory_kib, kdf.iterations, kdf.parallelism, Some(32))
         .map_err(|e| Error::corrupt("key file", e))?;
     let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);

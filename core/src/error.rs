@@ -39,6 +39,10 @@ pub enum Error {
     Source(String),
     #[error("internal error: {0}; this is a bug, please report it")]
     Internal(String),
+    /// Repository data without any readable config.json: neither open() nor
+    /// init() can help, so the message says what can (code ERR_CORRUPT).
+    #[error("{0}")]
+    ConfigLost(String),
 }
 
 impl Error {
@@ -53,13 +57,19 @@ impl Error {
             Error::SnapshotNotFound(_) => "ERR_SNAPSHOT_NOT_FOUND",
             Error::ItemNotFound(_) => "ERR_ITEM_NOT_FOUND",
             Error::UnsupportedFormat(_) => "ERR_UNSUPPORTED_FORMAT",
-            Error::Corrupt { .. } => "ERR_CORRUPT",
+            Error::Corrupt { .. } | Error::ConfigLost(_) => "ERR_CORRUPT",
             Error::Locked(_) => "ERR_LOCKED",
             Error::Io { .. } => "ERR_IO",
             Error::Cancelled(_) => "ERR_CANCELLED",
             Error::Source(_) => "ERR_SOURCE",
             Error::Internal(_) => "ERR_INTERNAL",
         }
+    }
+
+    /// Whether this is a full disk (or an exhausted quota).
+    pub fn is_out_of_space(&self) -> bool {
+        matches!(self, Error::Io { source, .. }
+            if matches!(source.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded))
     }
 
     pub fn invalid(msg: impl Into<String>) -> Error {

@@ -75,16 +75,26 @@ pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
     }
 }
 
-/// Names of the regular, non-temporary files in `dir`, sorted.
+/// Names of the regular, non-temporary files in `dir`, sorted. Symbolic
+/// links are followed (a user may keep packs on another disk); a dangling
+/// link is a missing file.
 pub fn list_files(dir: &Path) -> Result<Vec<String>> {
     let mut names = Vec::new();
     for entry in fs::read_dir(dir).at(dir)? {
         let entry = entry.at(dir)?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with(TMP_PREFIX) || !entry.file_type().at(dir)?.is_file() {
+        if name.starts_with(TMP_PREFIX) {
             continue;
         }
-        names.push(name);
+        let file_type = entry.file_type().at(dir)?;
+        let is_file = if file_type.is_symlink() {
+            fs::metadata(entry.path()).is_ok_and(|m| m.is_file())
+        } else {
+            file_type.is_file()
+        };
+        if is_file {
+            names.push(name);
+        }
     }
     names.sort();
     Ok(names)

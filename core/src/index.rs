@@ -8,6 +8,7 @@
 //! file name = hex SHA-256 of the stored file bytes
 //! ```
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -57,6 +58,11 @@ pub struct ChunkIndex {
     pub loaded_files: HashSet<String>,
     /// Packs written by this process that no index file lists yet.
     unpersisted: Vec<PackRecord>,
+    /// Further copies of chunks stored more than once (concurrent ingests, or
+    /// a chunk stored anew because its pack was lost). Rare, so kept apart.
+    others: IdMap<Vec<ChunkLocation>>,
+    /// Slots of packs an ingest found missing or of the wrong size.
+    unusable: HashSet<u32>,
 }
 
 impl ChunkIndex {
@@ -73,19 +79,69 @@ impl ChunkIndex {
         self.pack_slots.insert(record.id, slot);
         let mut offset = 0u64;
         for e in &record.entries {
-            self.chunks.entry(e.id).or_insert(ChunkLocation {
+            let location = ChunkLocation {
                 pack: slot,
                 offset,
                 length: e.length,
                 raw_length: e.raw_length,
                 encoding: e.encoding,
-            });
+            };
+            match self.chunks.entry(e.id) {
+                Entry::Vacant(v) => {
+                    v.insert(location);
+                }
+                // A copy in a pack known to be unusable gives way to the new one.
+                Entry::Occupied(mut o) if self.unusable.contains(&o.get().pack) => {
+                    let old = o.insert(location);
+                    self.others.entry(e.id).or_default().push(old);
+                }
+                Entry::Occupied(_) => self.others.entry(e.id).or_default().push(location),
+            }
             offset += e.length as u64;
         }
     }
 
+    /// Every location of a chunk, the preferred one first.
+    pub fn locations(&self, id: &ChunkId) -> Vec<ChunkLocation> {
+        let mut out: Vec<ChunkLocation> = self.chunks.get(id).copied().into_iter().collect();
+        if let Some(more) = self.others.get(id) {
+            out.extend_from_slice(more);
+        }
+        out
+    }
+
+    /// Makes `location` (one of the chunk's copies) the one reads and dedup use.
+    pub fn prefer(&mut self, id: &ChunkId, location: ChunkLocation) {
+        let (Some(primary), Some(more)) = (self.chunks.get_mut(id), self.others.get_mut(id)) else {
+            return;
+        };
+        if let Some(i) = more.iter().position(|l| *l == location) {
+            more[i] = std::mem::replace(primary, location);
+        }
+    }
+
+    /// Records whether a pack is usable, as an ingest found it on disk.
+    pub fn set_usable(&mut self, pack: &PackId, usable: bool) {
+        if let Some(&slot) = self.pack_slots.get(pack) {
+            if usable {
+                self.unusable.remove(&slot);
+            } else {
+                self.unusable.insert(slot);
+            }
+        }
+    }
+
+    /// Whether the chunk's preferred copy is in a pack not known to be unusable.
+    pub fn usable(&self, id: &ChunkId) -> bool {
+        self.chunks.get(id).is_some_and(|l| !self.unusable.contains(&l.pack))
+    }
+
     /// Adds a freshly written pack that still has to be listed in an index file.
     pub fn add_unpersisted(&mut self, record: PackRecord) {
+        // Just written: usable, even if it replaced a lost pack of the same name.
+        if let Some(slot) = self.pack_slots.get(&record.id) {
+            self.unusable.remove(slot);
+        }
         self.add_pack(&record);
         self.unpersisted.push(record);
     }

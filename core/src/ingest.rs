@@ -4,9 +4,10 @@
 //! seal chunks in parallel; one writer thread appends new chunks to packs.
 //! Bounded channels between the stages keep memory flat for any stream length.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use std::thread;
 
 use crossbeam_channel::{bounded, Receiver, Sender};
@@ -16,7 +17,8 @@ use crate::codec::{compress, BlobEncoding};
 use crate::crypto::ChunkId;
 use crate::error::{Error, Result};
 use crate::fsutil::{now_iso8601, random_hex};
-use crate::pack::PackWriter;
+use crate::index::{ChunkLocation, PackInfo};
+use crate::pack::{pack_file_name, PackId, PackWriter};
 use crate::progress::{ProgressFn, ProgressUpdate, Throttle};
 use crate::repo::Repository;
 use crate::snapshot::{Manifest, ManifestItem, MANIFEST_VERSION};
@@ -134,13 +136,15 @@ fn run_pipeline<R: Read + Send>(
     let (done_tx, done_rx) = bounded::<Processed>(workers * 2);
     let total = items.iter().map(|i| i.size_hint).sum::<Option<u64>>();
 
+    let packs = PackCheck::default();
     let (shapes, stats) = thread::scope(|s| {
         for _ in 0..workers {
-            let (jobs, done) = (job_rx.clone(), done_tx.clone());
-            s.spawn(move || process_chunks(repo, jobs, done));
+            let (jobs, done, packs) = (job_rx.clone(), done_tx.clone(), &packs);
+            s.spawn(move || process_chunks(repo, packs, jobs, done));
         }
         drop((job_rx, done_tx));
-        let writer = s.spawn(move || write_chunks(repo, done_rx));
+        let packs = &packs;
+        let writer = s.spawn(move || write_chunks(repo, packs, done_rx));
         let shapes = chunk_items(repo, items, total, job_tx, progress, cancel);
         let stats = writer
             .join()
@@ -220,12 +224,61 @@ fn chunk_items<R: Read>(
     Ok(shapes)
 }
 
-fn process_chunks(repo: &Repository, jobs: Receiver<Job>, done: Sender<Processed>) {
+/// Which packs this ingest found intact on disk, so that it never dedups
+/// against a chunk whose pack is lost: one stat per distinct pack per ingest.
+#[derive(Default)]
+struct PackCheck {
+    verdicts: Mutex<HashMap<PackId, bool>>,
+}
+
+impl PackCheck {
+    /// Whether some copy of the chunk is in a pack that exists with its
+    /// indexed size; that copy becomes the one the index prefers.
+    fn has_usable_copy(&self, repo: &Repository, id: &ChunkId) -> bool {
+        let candidates: Vec<(ChunkLocation, PackInfo)> = {
+            let index = repo.index();
+            index
+                .locations(id)
+                .into_iter()
+                .map(|l| (l, index.pack(l.pack)))
+                .collect()
+        };
+        for (i, (location, pack)) in candidates.into_iter().enumerate() {
+            if self.pack_ok(repo, pack) {
+                if i > 0 {
+                    repo.index_mut().prefer(id, location);
+                }
+                return true;
+            }
+        }
+        false
+    }
+
+    fn pack_ok(&self, repo: &Repository, pack: PackInfo) -> bool {
+        if let Some(&ok) = self.verdicts.lock().unwrap_or_else(|p| p.into_inner()).get(&pack.id) {
+            return ok;
+        }
+        // No lock is held across the stat; two workers may both stat a pack once.
+        let path = repo.data_dir().join(pack_file_name(&pack.id));
+        let found = std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == pack.size);
+        // A verdict recorded meanwhile (the writer just wrote this pack) wins.
+        let ok = *self
+            .verdicts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(pack.id)
+            .or_insert(found);
+        repo.index_mut().set_usable(&pack.id, ok);
+        ok
+    }
+}
+
+fn process_chunks(repo: &Repository, packs: &PackCheck, jobs: Receiver<Job>, done: Sender<Processed>) {
     let compression = &repo.config.compression;
     for Job { seq, data } in jobs {
         let id = repo.chunk_id(&data);
         let raw_len = data.len() as u32;
-        let blob = if repo.index().contains(&id) {
+        let blob = if packs.has_usable_copy(repo, &id) {
             None
         } else {
             let (encoding, payload) =
@@ -243,8 +296,14 @@ fn process_chunks(repo: &Repository, jobs: Receiver<Job>, done: Sender<Processed
     }
 }
 
-fn finish_pack(repo: &Repository, writer: PackWriter) -> Result<()> {
-    let record = writer.finish(repo.keys())?;
+fn finish_pack(repo: &Repository, packs: &PackCheck, writer: PackWriter) -> Result<()> {
+    let record = writer.finish(repo.sealer())?;
+    // It may have the name (and bytes) of a lost pack it replaces.
+    packs
+        .verdicts
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(record.id, true);
     repo.note_written_pack(crate::index::PackInfo {
         id: record.id,
         size: record.size,
@@ -253,7 +312,7 @@ fn finish_pack(repo: &Repository, writer: PackWriter) -> Result<()> {
     Ok(())
 }
 
-fn write_chunks(repo: &Repository, done: Receiver<Processed>) -> Result<WriteStats> {
+fn write_chunks(repo: &Repository, packs: &PackCheck, done: Receiver<Processed>) -> Result<WriteStats> {
     let target = repo.config.pack_target_size;
     let data_dir = repo.data_dir();
     let mut stats = WriteStats::default();
@@ -268,7 +327,8 @@ fn write_chunks(repo: &Repository, done: Receiver<Processed>) -> Result<WriteSta
             stats.reused_chunks += 1;
             continue;
         };
-        if in_open_pack.contains(&p.id) || repo.index().contains(&p.id) {
+        // Another worker may have stored it meanwhile; a copy in a lost pack does not count.
+        if in_open_pack.contains(&p.id) || repo.index().usable(&p.id) {
             stats.reused_chunks += 1;
             continue;
         }
@@ -281,12 +341,12 @@ fn write_chunks(repo: &Repository, done: Receiver<Processed>) -> Result<WriteSta
         stats.new_chunks += 1;
         stats.stored_size += blob.len() as u64;
         if writer.data_len() >= target {
-            finish_pack(repo, pack.take().expect("pack is open"))?;
+            finish_pack(repo, packs, pack.take().expect("pack is open"))?;
             in_open_pack.clear();
         }
     }
     if let Some(writer) = pack.take().filter(|w| !w.is_empty()) {
-        finish_pack(repo, writer)?;
+        finish_pack(repo, packs, writer)?;
     }
     Ok(stats)
 }

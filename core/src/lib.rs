@@ -21,6 +21,8 @@ pub mod pack;
 pub mod parity;
 pub mod progress;
 pub mod prune;
+pub mod reclaim;
+pub mod regroup;
 pub mod repair;
 pub mod repo;
 pub mod restore;

@@ -34,9 +34,32 @@ pub struct LockRecord {
     pub pid: u32,
     pub created_at: String,
     pub refreshed_at: String,
+    /// Hex SHA-256 of `canonical()`. Records written before format version 2
+    /// have none and are taken as they are (a live lock must never be ignored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
 }
 
 impl LockRecord {
+    fn canonical(&self) -> String {
+        format!(
+            "{}:{}:{}:{}:{}:{}",
+            self.id, self.exclusive, self.hostname, self.pid, self.created_at, self.refreshed_at
+        )
+    }
+
+    /// The record with its checksum set.
+    pub fn sealed(mut self) -> LockRecord {
+        self.checksum = Some(hex::encode(crate::crypto::sha256(self.canonical().as_bytes())));
+        self
+    }
+
+    fn checksum_ok(&self) -> bool {
+        self.checksum
+            .as_ref()
+            .is_none_or(|c| *c == hex::encode(crate::crypto::sha256(self.canonical().as_bytes())))
+    }
+
     pub fn is_stale(&self, now_ms: i64, this_host: &str) -> bool {
         let refreshed = parse_iso8601_millis(&self.refreshed_at).unwrap_or(0);
         now_ms - refreshed > STALE_AFTER_MILLIS || (self.hostname == this_host && !pid_alive(self.pid))
@@ -65,6 +88,7 @@ pub fn read_locks(root: &Path) -> Result<Vec<(String, Option<LockRecord>)>> {
         if !name.ends_with(".json") {
             continue;
         }
+        // A record whose checksum fails is unreadable, so stale (as a garbled one always was).
         let record = fs::read(dir.join(&name))
             .ok()
             .and_then(|b| parse_lock_record(&b, &name).ok());
@@ -78,6 +102,9 @@ pub fn read_locks(root: &Path) -> Result<Vec<(String, Option<LockRecord>)>> {
 pub fn parse_lock_record(bytes: &[u8], name: &str) -> Result<LockRecord> {
     let what = format!("lock record locks/{name}");
     let record: LockRecord = serde_json::from_slice(bytes).map_err(|e| Error::corrupt(&what, e))?;
+    if !record.checksum_ok() {
+        return Err(Error::corrupt(&what, "its checksum does not match its content"));
+    }
     if record.pid == 0 || record.pid > i32::MAX as u32 {
         return Err(Error::corrupt(&what, format!("pid {} is out of range", record.pid)));
     }
@@ -129,6 +156,7 @@ fn acquire_with_refresh(
         pid: std::process::id(),
         created_at: created_at.clone(),
         refreshed_at: created_at,
+        checksum: None,
     };
     let started = Instant::now();
     let mut backoff = Duration::from_millis(20);
@@ -181,9 +209,10 @@ fn acquire_with_refresh(
 }
 
 fn write_record(path: &Path, record: &LockRecord) -> Result<()> {
+    let record = record.clone().sealed();
     atomic_write(
         path,
-        &serde_json::to_vec_pretty(record).expect("lock record serialises"),
+        &serde_json::to_vec_pretty(&record).expect("lock record serialises"),
     )
 }
 
@@ -265,9 +294,37 @@ mod tests {
         let created = parse_iso8601_millis(&record.created_at).unwrap();
         let refreshed = parse_iso8601_millis(&record.refreshed_at).unwrap();
         assert!(refreshed > created, "{record:?}");
+        assert!(
+            record.checksum.is_some() && record.checksum_ok(),
+            "every record is checksummed"
+        );
         // Judged an hour later, the refreshed record is stale only by its last refresh.
         assert!(!record.is_stale(refreshed + STALE_AFTER_MILLIS - 1, "elsewhere"));
         assert!(record.is_stale(refreshed + STALE_AFTER_MILLIS + 1, "elsewhere"));
+        drop(guard);
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_record_whose_checksum_fails_is_unreadable_and_a_legacy_one_counts() {
+        let root = scratch();
+        let guard = acquire(&root, true, Duration::ZERO).unwrap();
+        let path = root.join(format!("locks/{}.json", guard.id));
+        let text = fs::read_to_string(&path).unwrap();
+        // A pid changed by damage: the record no longer matches its checksum.
+        let damaged = text.replace(&format!("\"pid\": {}", std::process::id()), "\"pid\": 1");
+        assert_ne!(damaged, text);
+        fs::write(&path, &damaged).unwrap();
+        assert_eq!(read_locks(&root).unwrap()[0].1, None);
+        // A record without a checksum (format version 1) still holds the repository.
+        let mut legacy: serde_json::Value = serde_json::from_str(&text).unwrap();
+        legacy.as_object_mut().unwrap().remove("checksum");
+        fs::write(&path, serde_json::to_vec(&legacy).unwrap()).unwrap();
+        assert!(read_locks(&root).unwrap()[0].1.is_some());
+        assert_eq!(
+            acquire(&root, false, Duration::ZERO).err().unwrap().code(),
+            "ERR_LOCKED"
+        );
         drop(guard);
         fs::remove_dir_all(&root).unwrap();
     }
@@ -282,6 +339,7 @@ mod tests {
             pid: 1,
             created_at: "2020-01-01T00:00:00.000Z".into(),
             refreshed_at: "2020-01-01T00:00:00.000Z".into(),
+            checksum: None,
         };
         write_record(&root.join("locks/old.json"), &old).unwrap();
         fs::write(root.join("locks/garbage.json"), b"{not json").unwrap();

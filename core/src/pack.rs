@@ -7,6 +7,7 @@
 //! idx  = "CAIDX001" u64le(pack_len) header
 //! header (plain) = u32le(count) entry*        entry = id[32] enc u32le(len) u32le(raw_len)
 //! header (encrypted) = nonce || AES-GCM(plain header, aad "containerarchive:pack-header")
+//! header (plain, v2) = plain header || SHA-256("containerarchive:pack-header" || plain header)
 //! ```
 
 use std::fs::{self, File, OpenOptions};
@@ -15,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::crypto::{ChunkId, Keys, AAD_PACK_HEADER};
+use crate::crypto::{ChunkId, Sealer, AAD_PACK_HEADER};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{atomic_write, fsync_dir, tmp_path};
 
@@ -88,26 +89,19 @@ fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
 }
 
-/// The stored form of a header: plain, or sealed in encrypted repositories.
-pub fn seal_header(keys: Option<&Keys>, entries: &[PackEntry]) -> Vec<u8> {
+/// The stored form of a header: sealed like every metadata file.
+pub fn seal_header(sealer: Sealer, entries: &[PackEntry]) -> Vec<u8> {
     let mut plain = Vec::with_capacity(4 + entries.len() * ENTRY_LEN);
     encode_entries(entries, &mut plain);
-    match keys {
-        Some(k) => k.seal(AAD_PACK_HEADER, &plain),
-        None => plain,
-    }
+    sealer.seal(AAD_PACK_HEADER, plain)
 }
 
-fn open_header(keys: Option<&Keys>, header: &[u8]) -> Result<Vec<PackEntry>, String> {
-    let plain;
-    let bytes = match keys {
-        Some(k) => {
-            plain = k.open(AAD_PACK_HEADER, header).ok_or("header does not authenticate")?;
-            &plain[..]
-        }
-        None => header,
-    };
-    let (entries, rest) = decode_entries(bytes)?;
+/// The entries of a sealed header (as stored in a pack or an `.idx`).
+pub fn open_header(sealer: Sealer, header: &[u8]) -> Result<Vec<PackEntry>, String> {
+    let plain = sealer
+        .open(AAD_PACK_HEADER, header)
+        .ok_or("header does not authenticate (or its checksum does not match)")?;
+    let (entries, rest) = decode_entries(&plain)?;
     if !rest.is_empty() {
         return Err("header has trailing bytes".into());
     }
@@ -174,8 +168,8 @@ impl PackWriter {
     }
 
     /// Appends the header, fsyncs, renames the pack into place, then writes its `.idx`.
-    pub fn finish(mut self, keys: Option<&Keys>) -> Result<PackRecord> {
-        let header = seal_header(keys, &self.entries);
+    pub fn finish(mut self, sealer: Sealer) -> Result<PackRecord> {
+        let header = seal_header(sealer, &self.entries);
         self.write(&header)?;
         self.write(&(header.len() as u32).to_le_bytes())?;
         self.write(PACK_MAGIC)?;
@@ -214,7 +208,7 @@ fn write_idx(dir: &Path, record: &PackRecord, header: &[u8]) -> Result<()> {
 }
 
 /// Reads the header from the end of a pack file.
-pub fn read_pack_header(path: &Path, id: PackId, keys: Option<&Keys>) -> Result<PackRecord> {
+pub fn read_pack_header(path: &Path, id: PackId, sealer: Sealer) -> Result<PackRecord> {
     let damaged = |detail: String| Error::corrupt(format!("pack {}", path.display()), detail);
     let mut file = File::open(path).at(path)?;
     let size = file.metadata().at(path)?.len();
@@ -228,7 +222,7 @@ pub fn read_pack_header(path: &Path, id: PackId, keys: Option<&Keys>) -> Result<
     let mut header = vec![0u8; header_len as usize];
     file.seek(SeekFrom::Start(size - TRAILER_LEN - header_len)).at(path)?;
     file.read_exact(&mut header).at(path)?;
-    parse_pack_header(&header, id, size, keys).map_err(damaged)
+    parse_pack_header(&header, id, size, sealer).map_err(damaged)
 }
 
 /// The header length from the last 12 bytes of a pack of `size` bytes.
@@ -248,8 +242,8 @@ pub fn parse_pack_trailer(trailer: &[u8], size: u64) -> Result<u64, String> {
 
 /// The record of a pack of `size` bytes from its (sealed) header, which must
 /// account for every byte before it.
-pub fn parse_pack_header(header: &[u8], id: PackId, size: u64, keys: Option<&Keys>) -> Result<PackRecord, String> {
-    let entries = open_header(keys, header)?;
+pub fn parse_pack_header(header: &[u8], id: PackId, size: u64, sealer: Sealer) -> Result<PackRecord, String> {
+    let entries = open_header(sealer, header)?;
     let record = PackRecord { id, size, entries };
     if record.blobs_len() + header.len() as u64 + TRAILER_LEN != size {
         return Err("the header does not account for the pack's bytes".into());
@@ -258,20 +252,20 @@ pub fn parse_pack_header(header: &[u8], id: PackId, size: u64, keys: Option<&Key
 }
 
 /// Reads a `.idx` sidecar.
-pub fn read_idx(path: &Path, id: PackId, keys: Option<&Keys>) -> Result<PackRecord> {
+pub fn read_idx(path: &Path, id: PackId, sealer: Sealer) -> Result<PackRecord> {
     let damaged = |detail: String| Error::corrupt(format!("index sidecar {}", path.display()), detail);
     let bytes = fs::read(path).at(path)?;
-    parse_idx(&bytes, id, keys).map_err(damaged)
+    parse_idx(&bytes, id, sealer).map_err(damaged)
 }
 
 /// Decodes a `.idx` sidecar's bytes.
-pub fn parse_idx(bytes: &[u8], id: PackId, keys: Option<&Keys>) -> Result<PackRecord, String> {
+pub fn parse_idx(bytes: &[u8], id: PackId, sealer: Sealer) -> Result<PackRecord, String> {
     if bytes.len() < 16 || &bytes[..8] != IDX_MAGIC {
         return Err("the magic is missing".into());
     }
     let size = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"));
     // The sidecar carries the pack's own header, so the same sum must hold.
-    parse_pack_header(&bytes[16..], id, size, keys)
+    parse_pack_header(&bytes[16..], id, size, sealer)
 }
 
 /// Parses `<64 hex>.pack` / `<64 hex>.idx` names.
@@ -286,7 +280,12 @@ pub fn parse_file_name(name: &str, extension: &str) -> Option<PackId> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crypto::Keys;
     use crate::fsutil::random_hex;
+
+    fn sealer(keys: Option<&Keys>) -> Sealer<'_> {
+        keys.map_or(Sealer::Plain { legacy: false }, Sealer::Encrypted)
+    }
 
     fn scratch() -> PathBuf {
         let dir = std::env::temp_dir().join(format!("ca-pack-{}", random_hex(6)));
@@ -300,7 +299,7 @@ mod tests {
             let blob = vec![i; 100 + i as usize];
             w.add([i; 32], 0, blob.len() as u32, &blob).unwrap();
         }
-        w.finish(keys).unwrap()
+        w.finish(sealer(keys)).unwrap()
     }
 
     #[test]
@@ -336,9 +335,12 @@ mod tests {
             let pack = dir.join(pack_file_name(&record.id));
             let bytes = fs::read(&pack).unwrap();
             assert_eq!(crate::crypto::sha256(&bytes), record.id, "named by content hash");
-            assert_eq!(read_pack_header(&pack, record.id, keys.as_ref()).unwrap(), record);
+            assert_eq!(
+                read_pack_header(&pack, record.id, sealer(keys.as_ref())).unwrap(),
+                record
+            );
             let idx = dir.join(idx_file_name(&record.id));
-            assert_eq!(read_idx(&idx, record.id, keys.as_ref()).unwrap(), record);
+            assert_eq!(read_idx(&idx, record.id, sealer(keys.as_ref())).unwrap(), record);
             assert_eq!(crate::fsutil::list_files(&dir).unwrap().len(), 2, "no tmp left");
             fs::remove_dir_all(&dir).unwrap();
         }
@@ -352,7 +354,7 @@ mod tests {
         let bytes = fs::read(&pack).unwrap();
         fs::write(&pack, &bytes[..bytes.len() - 3]).unwrap();
         assert_eq!(
-            read_pack_header(&pack, record.id, None).unwrap_err().code(),
+            read_pack_header(&pack, record.id, sealer(None)).unwrap_err().code(),
             "ERR_CORRUPT"
         );
         let keys = Keys::from_master(&[6; 32]);
@@ -360,7 +362,9 @@ mod tests {
         let enc_path = dir.join(pack_file_name(&enc.id));
         let other = Keys::from_master(&[7; 32]);
         assert_eq!(
-            read_pack_header(&enc_path, enc.id, Some(&other)).unwrap_err().code(),
+            read_pack_header(&enc_path, enc.id, sealer(Some(&other)))
+                .unwrap_err()
+                .code(),
             "ERR_CORRUPT"
         );
         fs::remove_dir_all(&dir).unwrap();

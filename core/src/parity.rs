@@ -28,6 +28,11 @@ use crate::pack::{pack_file_name, PackId};
 use crate::repo::Repository;
 
 const STRIPE: u64 = 1 << 20;
+/// Largest shard a group may declare: packs stay far below (1 GiB target plus one chunk).
+pub const MAX_SHARD_SIZE: u64 = 1 << 31;
+
+/// The group manifest version this engine writes and reads; any other is unreadable.
+pub const GROUP_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -64,6 +69,56 @@ pub struct ParityFile {
 impl GroupManifest {
     pub fn file_name(&self) -> String {
         format!("{}.group", self.id)
+    }
+
+    /// Range-checks every field before any is used (FORMAT.md, Parity).
+    pub fn validate(&self, name: &str) -> std::result::Result<(), String> {
+        let is_hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        let (d, p) = (self.data_shards as u64, self.parity_shards as u64);
+        if self.version != GROUP_VERSION {
+            return Err(format!("unknown group manifest version {}", self.version));
+        }
+        if !is_hex(&self.id, 32) || self.file_name() != name {
+            return Err("its id does not match its file name".into());
+        }
+        if !(1..=255).contains(&d) || p < 1 || d + p > 256 {
+            return Err(format!(
+                "dataShards {d} / parityShards {p} are out of range (1..255, 1.., sum at most 256)"
+            ));
+        }
+        if self.members.is_empty() || self.members.len() as u64 > d {
+            return Err(format!("it has {} members for {d} data shards", self.members.len()));
+        }
+        if self.parity.len() as u64 != p {
+            return Err(format!(
+                "it lists {} parity files for {p} parity shards",
+                self.parity.len()
+            ));
+        }
+        if !(1..=MAX_SHARD_SIZE).contains(&self.shard_size) {
+            return Err(format!("shardSize {} is out of range", self.shard_size));
+        }
+        let mut seen = HashSet::new();
+        for m in &self.members {
+            if !is_hex(&m.pack, 64) || m.sha256 != m.pack || !seen.insert(&m.pack) {
+                return Err(format!("member {:?} has a bad or repeated pack id or sha256", m.pack));
+            }
+            if !(1..=self.shard_size).contains(&m.size) {
+                return Err(format!(
+                    "member {} has size {} (shardSize {})",
+                    m.pack, m.size, self.shard_size
+                ));
+            }
+        }
+        if self.members.iter().map(|m| m.size).max() != Some(self.shard_size) {
+            return Err("shardSize is not the largest member's size".into());
+        }
+        for f in &self.parity {
+            if !is_hex(&f.sha256, 64) || f.file != format!("{}.par", f.sha256) || f.size != self.shard_size {
+                return Err(format!("parity file {:?} has a bad name, hash or size", f.file));
+            }
+        }
+        Ok(())
     }
 
     fn codec(&self) -> Result<ReedSolomon> {
@@ -126,17 +181,62 @@ pub fn load_groups(repo: &Repository) -> Result<(Vec<GroupManifest>, Vec<(String
 pub fn parse_group(plain: &[u8], name: &str, what: &str) -> Result<GroupManifest> {
     serde_json::from_slice::<GroupManifest>(plain)
         .map_err(|e| Error::corrupt(what, e))
-        .and_then(|g| {
-            let consistent = g.file_name() == name
-                && g.members.len() <= g.data_shards as usize
-                && g.parity.len() == g.parity_shards as usize;
-            consistent
-                .then_some(g)
-                .ok_or_else(|| Error::corrupt(what, "it is inconsistent"))
-        })
+        .and_then(|g| g.validate(name).map(|()| g).map_err(|why| Error::corrupt(what, why)))
 }
 
-fn save_group(repo: &Repository, group: &GroupManifest) -> Result<()> {
+/// Where a (valid) manifest disagrees with what is on disk, cheaply: the
+/// repository's parity layout, and the sizes of the member packs and parity
+/// files that exist. A size mismatch only counts when `intact(path, sha256,
+/// size on disk)` says the file is sound (so the manifest is what is wrong).
+pub fn disk_disagreement(
+    repo: &Repository,
+    group: &GroupManifest,
+    intact: &dyn Fn(&Path, &str, u64) -> bool,
+) -> Option<String> {
+    let config = repo.config.parity;
+    if group.data_shards != config.data_shards || group.parity_shards != config.parity_shards {
+        return Some(format!(
+            "it has {} data + {} parity shards, config.json says {} + {}",
+            group.data_shards, group.parity_shards, config.data_shards, config.parity_shards
+        ));
+    }
+    let data_dir = repo.data_dir();
+    for m in &group.members {
+        let path = data_dir.join(format!("{}.pack", m.pack));
+        if let Ok(meta) = fs::metadata(&path) {
+            if meta.len() != m.size && intact(&path, &m.pack, meta.len()) {
+                return Some(format!(
+                    "member {} is {} bytes on disk, the manifest says {}",
+                    m.pack,
+                    meta.len(),
+                    m.size
+                ));
+            }
+        }
+    }
+    let dir = parity_dir(repo);
+    for f in &group.parity {
+        let path = dir.join(&f.file);
+        if let Ok(meta) = fs::metadata(&path) {
+            if meta.len() != group.shard_size && intact(&path, &f.sha256, meta.len()) {
+                return Some(format!(
+                    "parity file {} is {} bytes on disk, shardSize is {}",
+                    f.file,
+                    meta.len(),
+                    group.shard_size
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// `disk_disagreement`'s witness when files may be read: the file matches its hash.
+pub fn hash_matches(path: &Path, sha256: &str, _size: u64) -> bool {
+    hash_file(path).is_ok_and(|(_, h)| hex::encode(h) == sha256)
+}
+
+pub fn save_group(repo: &Repository, group: &GroupManifest) -> Result<()> {
     let json = serde_json::to_vec(group).expect("group manifest serialises");
     atomic_write(&parity_dir(repo).join(group.file_name()), &repo.seal(AAD_PARITY, json))
 }
@@ -201,14 +301,18 @@ pub fn cover_packs(repo: &Repository, groups: &mut Vec<GroupManifest>, packs: Ve
     let mut written = 0;
     // A group is extended from its old parity, so that parity must be intact:
     // otherwise new packs start a new group and repair deals with the old one.
-    let mut open_group = groups
-        .iter()
-        .position(|g| g.members.len() < g.data_shards as usize && parity_intact(repo, g));
+    // Nor is a group extended whose fields disagree with config.json or the file
+    // sizes (a legacy manifest edited by damage): its parity would be computed wrong.
+    let mut open_group = groups.iter().position(|g| {
+        g.members.len() < g.data_shards as usize
+            && disk_disagreement(repo, g, &|_, _, _| true).is_none()
+            && parity_intact(repo, g)
+    });
     while pending.peek().is_some() {
         let group = match open_group.take() {
             Some(i) => groups[i].clone(),
             None => GroupManifest {
-                version: 1,
+                version: GROUP_VERSION,
                 id: random_hex(16),
                 data_shards,
                 parity_shards,
@@ -477,7 +581,9 @@ pub fn rebuild_members(repo: &Repository, group: &GroupManifest, health: &GroupH
         let mut rebuilt = Vec::new();
         for (i, tmp, file, hasher) in outputs.drain(..) {
             let member = &group.members[i];
-            if hex::encode(hasher.finalize()) != member.sha256 {
+            let hash = hex::encode(hasher.finalize());
+            // Never rename a rebuilt pack into place under a name it does not hash to.
+            if hash != member.sha256 || hash != member.pack {
                 let _ = fs::remove_file(&tmp);
                 return Err(Error::corrupt(
                     format!("pack {}", member.pack),

@@ -241,7 +241,7 @@ fn plan_gc(repo: &Repository, live: &HashSet<ChunkId>, max_unused: f64) -> Resul
     }
     // Live chunks the index lacks are already lost (repair names them); prune
     // only ever deletes indexed packs, so it can go on without them.
-    let sealed = repo.keys().is_some();
+    let seal_overhead = repo.sealer().overhead() as u64;
     let target = repo.config.pack_target_size;
     let mut plan = GcPlan {
         records: HashMap::new(),
@@ -281,7 +281,7 @@ fn plan_gc(repo: &Repository, live: &HashSet<ChunkId>, max_unused: f64) -> Resul
     }
     if live_repack_entries > 0 {
         let packs = live_repack_bytes.div_ceil(target).max(1);
-        let per_pack_overhead = 4 + 12 + if sealed { 28 } else { 0 };
+        let per_pack_overhead = 4 + 12 + seal_overhead;
         plan.estimated_new_bytes =
             live_repack_bytes + live_repack_entries * ENTRY_LEN as u64 + packs * per_pack_overhead;
     }
@@ -298,6 +298,7 @@ pub fn prune(
     lock_timeout: Duration,
 ) -> Result<PruneReport> {
     retention.validate()?;
+    repo.ensure_layout()?;
     let _lock = crate::lock::acquire(repo.root(), true, lock_timeout)?;
     let mut snapshots = Vec::new();
     for name in list_files(&repo.snapshots_dir())? {
@@ -313,6 +314,21 @@ pub fn prune(
     }
     snapshots.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
     let (kept, removed) = apply_policy(&snapshots, retention)?;
+    // 0. Space first: garbage no snapshot references and no parity protects.
+    let any_referenced: HashSet<ChunkId> = snapshots
+        .iter()
+        .flat_map(|s| &s.items)
+        .map(|i| i.chunk_ids())
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .flatten()
+        .collect();
+    let reclaimed = crate::reclaim::reclaim_unprotected_garbage(repo, &any_referenced, dry_run)?;
+    // Indexed ones are in the plan below (as dead packs); these are not.
+    let (unindexed_packs, unindexed_bytes) = reclaimed
+        .iter()
+        .filter(|r| !r.indexed)
+        .fold((0u64, 0u64), |(n, b), r| (n + 1, b + r.size));
     let removed_set: HashSet<&String> = removed.iter().collect();
     let mut live: HashSet<ChunkId> = HashSet::new();
     for s in snapshots.iter().filter(|s| !removed_set.contains(&s.id)) {
@@ -338,9 +354,9 @@ pub fn prune(
         dry_run,
         kept_snapshots: kept_ids,
         removed_snapshots: removed.clone(),
-        removed_packs: dead.len() as u64,
+        removed_packs: dead.len() as u64 + unindexed_packs,
         repacked_packs: plan.repack.len() as u64,
-        freed_bytes: dead_bytes as i64 - plan.estimated_new_bytes as i64,
+        freed_bytes: (dead_bytes + unindexed_bytes) as i64 - plan.estimated_new_bytes as i64,
         reasons: kept,
     };
     if dry_run {
@@ -392,8 +408,8 @@ pub fn prune(
     }
     repo.reload_index()?;
     report_stage(progress, "prune complete");
-    report.removed_packs = dead.len() as u64;
-    report.freed_bytes = dead_bytes as i64 - new_bytes as i64;
+    report.removed_packs = dead.len() as u64 + unindexed_packs;
+    report.freed_bytes = (dead_bytes + unindexed_bytes) as i64 - new_bytes as i64;
     Ok(report)
 }
 
@@ -463,7 +479,7 @@ fn repack(repo: &Repository, plan: &GcPlan, progress: ProgressFn<'_>) -> Result<
 }
 
 fn finish(repo: &Repository, writer: PackWriter) -> Result<PackRecord> {
-    let record = writer.finish(repo.keys())?;
+    let record = writer.finish(repo.sealer())?;
     repo.note_written_pack(PackInfo {
         id: record.id,
         size: record.size,

@@ -32,6 +32,18 @@ pub struct RepairReport {
     pub locks_removed: u64,
     pub errors: Vec<Issue>,
     pub unrecoverable: Vec<Unrecoverable>,
+    /// Files named like packs that are none and that nothing references, moved aside.
+    pub quarantined: Vec<Quarantined>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Quarantined {
+    /// Where the file was, relative to the repository.
+    pub file: String,
+    /// Where it is now, relative to the repository.
+    pub moved_to: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -47,6 +59,7 @@ pub struct ReindexReport {
 }
 
 pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport> {
+    repo.ensure_layout()?;
     let mut report = RepairReport {
         locks_removed: crate::lock::remove_locks(repo.root(), false)? as u64,
         ..Default::default()
@@ -58,7 +71,30 @@ pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport>
 
     // 1. Rebuild damaged packs from parity; note which packs are healthy.
     let _parity = parity::lock(repo, true)?;
-    let (mut groups, damaged_groups) = parity::load_groups(repo)?;
+    let (loaded, mut damaged_groups) = parity::load_groups(repo)?;
+    // A manifest whose fields disagree with intact files is as untrusted as an unreadable one.
+    let mut groups = Vec::new();
+    for group in loaded {
+        match parity::disk_disagreement(repo, &group, &parity::hash_matches) {
+            Some(why) => {
+                let name = group.file_name();
+                let e = Error::corrupt(format!("parity manifest packs/parity/{name}"), why);
+                damaged_groups.push((name, e));
+            }
+            None => groups.push(group),
+        }
+    }
+    // Untrusted manifests: rebuild what they protected where parity confirms a candidate.
+    let untrusted: Vec<String> = damaged_groups.iter().map(|(n, _)| n.clone()).collect();
+    let pack_sizes: IdMap<u64> = read_disk_index(repo, None)?
+        .records
+        .values()
+        .map(|r| (r.id, r.size))
+        .collect();
+    let recovery = crate::regroup::recover(repo, &groups, &untrusted, &pack_sizes)?;
+    report.packs_repaired += recovery.packs_rebuilt;
+    report.parity_rewritten += recovery.groups.len() as u64;
+    groups.extend(recovery.groups);
     let mut healthy: IdMap<u64> = IdMap::default();
     let mut lost: HashSet<PackId> = HashSet::new();
     for group in groups.iter_mut() {
@@ -92,8 +128,10 @@ pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport>
         }
     }
 
-    // 2. Every pack file: healthy ones get a correct .idx; damaged, unprotected ones are reported.
+    // 2. Every pack file: healthy ones get a correct .idx; damaged, unprotected ones are reported,
+    //    and files that are no pack and that nothing references are quarantined.
     let data_dir = repo.data_dir();
+    let referenced = referenced_packs(repo, &groups)?;
     let mut records: IdMap<PackRecord> = IdMap::default();
     for name in list_files(&data_dir)? {
         let Some(id) = parse_file_name(&name, "pack") else {
@@ -105,21 +143,42 @@ pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport>
                 Ok((size, hash)) if hash == id => {
                     healthy.insert(id, size);
                 }
-                _ => {
-                    if !lost.contains(&id) {
-                        report.errors.push(
-                            Issue::new("pack", format!("packs/data/{name} is damaged and no parity covers it"))
-                                .pack(hex::encode(id)),
-                        );
-                        lost.insert(id);
+                hashed => {
+                    if lost.contains(&id) {
+                        continue;
                     }
+                    // Only a file whose bytes were read and are wrong is set aside.
+                    if hashed.is_ok() && !referenced.contains(&id) {
+                        quarantine(repo, &name, "its content does not match its name", &mut report)?;
+                        continue;
+                    }
+                    report.errors.push(
+                        Issue::new("pack", format!("packs/data/{name} is damaged and no parity covers it"))
+                            .pack(hex::encode(id)),
+                    );
+                    lost.insert(id);
                     continue;
                 }
             }
         }
-        let record = read_pack_header(&path, id, repo.keys())?;
+        let record = match read_pack_header(&path, id, repo.sealer()) {
+            Ok(record) => record,
+            // Its bytes match its name, yet it is no pack: a stray file (an empty
+            // `e3b0…pack`), or one written with another key.
+            Err(e @ Error::Io { .. }) => return Err(e),
+            Err(e) if !referenced.contains(&id) => {
+                quarantine(repo, &name, &e.to_string(), &mut report)?;
+                continue;
+            }
+            Err(e) => {
+                report
+                    .errors
+                    .push(Issue::new("pack", e.to_string()).pack(hex::encode(id)));
+                continue;
+            }
+        };
         let idx_path = data_dir.join(idx_file_name(&id));
-        if read_idx(&idx_path, id, repo.keys()).ok().as_ref() != Some(&record) {
+        if read_idx(&idx_path, id, repo.sealer()).ok().as_ref() != Some(&record) {
             rewrite_idx(repo, &record)?;
             report.packs_repaired += 1;
         }
@@ -154,14 +213,19 @@ pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport>
         .filter(|r| !covered.contains(&hex::encode(r.id)))
         .map(|r| PackInfo { id: r.id, size: r.size })
         .collect();
-    report.parity_rewritten += parity::cover_packs(repo, &mut groups, uncovered)? as u64;
     let parity_dir = parity::parity_dir(repo);
+    // Untrusted manifests go once their packs have new parity, except those
+    // still naming lost packs (and their parity).
+    let covered_all = cover_without_space(repo, &mut groups, uncovered, &mut report)?;
     for (name, _) in damaged_groups {
-        remove_durably(&parity_dir.join(name))?;
+        if covered_all && !recovery.keep_manifests.contains(&name) {
+            remove_durably(&parity_dir.join(name))?;
+        }
     }
     let referenced: HashSet<String> = groups
         .iter()
         .flat_map(|g| g.parity.iter().map(|p| p.file.clone()))
+        .chain(recovery.keep_parity.iter().cloned())
         .collect();
     for name in list_files(&parity_dir)? {
         if name.ends_with(".par") && !referenced.contains(&name) {
@@ -236,6 +300,66 @@ pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport>
     Ok(report)
 }
 
+/// Gives uncovered packs parity. A full disk does not stop repair: it is
+/// reported, and the fixes that need no space still run. Returns whether every pack is covered.
+fn cover_without_space(
+    repo: &Repository,
+    groups: &mut Vec<parity::GroupManifest>,
+    uncovered: Vec<PackInfo>,
+    report: &mut RepairReport,
+) -> Result<bool> {
+    let count = uncovered.len();
+    match parity::cover_packs(repo, groups, uncovered) {
+        Ok(written) => {
+            report.parity_rewritten += written as u64;
+            Ok(true)
+        }
+        Err(e) if e.is_out_of_space() => {
+            report.errors.push(Issue::new(
+                "parity",
+                format!(
+                    "{e}; {count} packs still have no parity: free space (prune() deletes what no snapshot \
+                     references) and run repair() again"
+                ),
+            ));
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Packs something references: the index files or a parity group. Only other
+/// files named like packs may be quarantined.
+fn referenced_packs(repo: &Repository, groups: &[parity::GroupManifest]) -> Result<HashSet<PackId>> {
+    let mut referenced: HashSet<PackId> = read_disk_index(repo, None)?.records.into_keys().collect();
+    for m in groups.iter().flat_map(|g| &g.members) {
+        referenced.insert(parse_hex_id(&m.pack)?);
+    }
+    Ok(referenced)
+}
+
+/// Moves a file of `packs/data` that is named like a pack but is none, and
+/// that nothing references, to `<name>.quarantined` beside it (kept for
+/// inspection; nothing reads it), so that it stops every later check.
+/// A name taken by an earlier quarantine gets a number: `<name>.<n>.quarantined`.
+fn quarantine(repo: &Repository, name: &str, reason: &str, report: &mut RepairReport) -> Result<()> {
+    let dir = repo.data_dir();
+    let mut aside = format!("{name}.quarantined");
+    let mut n = 1;
+    while dir.join(&aside).symlink_metadata().is_ok() {
+        aside = format!("{name}.{n}.quarantined");
+        n += 1;
+    }
+    fs::rename(dir.join(name), dir.join(&aside)).at(&dir.join(&aside))?;
+    fsync_dir(&dir)?;
+    report.quarantined.push(Quarantined {
+        file: format!("packs/data/{name}"),
+        moved_to: format!("packs/data/{aside}"),
+        reason: format!("it is named like a pack but is none ({reason}), and nothing references it"),
+    });
+    Ok(())
+}
+
 fn parse_hex_id(hex_id: &str) -> Result<PackId> {
     hex::decode(hex_id)
         .ok()
@@ -257,20 +381,23 @@ fn remove_tmp_files(repo: &Repository) -> Result<()> {
     Ok(())
 }
 
+/// Rewrites exactly the copies of config.json that are missing, damaged or
+/// outvoted, from the intact one.
 fn repair_config(repo: &Repository) -> Result<()> {
-    let json = serde_json::to_vec_pretty(&repo.config).expect("config serialises");
-    let parse = |p: &str| {
-        fs::read(repo.root().join(p))
-            .ok()
-            .and_then(|b| crate::config::RepoConfig::parse(&b).ok())
+    let (config, bad) = match crate::repo::choose_config(repo.root()) {
+        Ok(choice) => (choice.config, choice.bad.into_iter().map(|(f, _)| f).collect()),
+        // A newer engine's config is never overwritten.
+        Err(e @ Error::UnsupportedFormat(_)) => return Err(e),
+        // Both damaged since open: the config this handle holds is the intact one.
+        Err(_) => (repo.config.clone(), vec![CONFIG_FILE, CONFIG_COPY]),
     };
-    if parse(CONFIG_FILE).as_ref() != Some(&repo.config) {
-        atomic_write(&repo.root().join(CONFIG_FILE), &json)?;
+    let json = serde_json::to_vec_pretty(&config).expect("config serialises");
+    // The copy first, like init: config.json stays the last file written.
+    for file in [CONFIG_COPY, CONFIG_FILE] {
+        if bad.contains(&file) {
+            atomic_write(&repo.root().join(file), &json)?;
+        }
     }
-    if parse(CONFIG_COPY).as_ref() != Some(&repo.config) {
-        atomic_write(&repo.root().join(CONFIG_COPY), &json)?;
-    }
-    *repo.config_problem.lock().unwrap_or_else(|p| p.into_inner()) = None;
     Ok(())
 }
 
@@ -280,9 +407,12 @@ fn repair_keys(repo: &Repository, report: &mut RepairReport) -> Result<()> {
         return Ok(());
     }
     let files = crate::repo::read_key_files(repo.root())?;
+    let mut judge = crate::repo::KeyJudge::new(repo);
+    // Unknown (planted) key files are neither copied nor removed: verify names them.
     let intact: BTreeMap<String, crate::crypto::KeyFile> = files
         .iter()
         .filter_map(|(_, parsed)| parsed.as_ref().ok())
+        .filter(|k| judge.unknown(k).is_none())
         .map(|k| (k.id.clone(), k.clone()))
         .collect();
     for (id, key) in &intact {
@@ -335,6 +465,7 @@ fn write_index_file(repo: &Repository, records: &[PackRecord]) -> Result<String>
 /// Rebuilds the global index from the `.idx` files, or the pack headers
 /// where an `.idx` is missing or unreadable.
 pub fn reindex(repo: &Repository, lock_timeout: Duration) -> Result<ReindexReport> {
+    repo.ensure_layout()?;
     let _lock = crate::lock::acquire(repo.root(), true, lock_timeout)?;
     let data_dir = repo.data_dir();
     let mut records = Vec::new();
@@ -344,12 +475,12 @@ pub fn reindex(repo: &Repository, lock_timeout: Duration) -> Result<ReindexRepor
         };
         let path = data_dir.join(&name);
         let size = fs::metadata(&path).at(&path)?.len();
-        let from_idx = read_idx(&data_dir.join(idx_file_name(&id)), id, repo.keys())
+        let from_idx = read_idx(&data_dir.join(idx_file_name(&id)), id, repo.sealer())
             .ok()
             .filter(|r| r.size == size);
         let record = match from_idx {
             Some(r) => r,
-            None => match read_pack_header(&path, id, repo.keys()) {
+            None => match read_pack_header(&path, id, repo.sealer()) {
                 Ok(r) => {
                     rewrite_idx(repo, &r)?;
                     r

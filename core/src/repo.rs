@@ -4,8 +4,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use crate::config::{InitOptions, RepoConfig};
-use crate::crypto::{self, ChunkId, KeyFile, Keys, AAD_INDEX, AAD_SNAPSHOT};
+use crate::config::{ConfigCopy, InitOptions, RepoConfig};
+use crate::crypto::{self, ChunkId, KeyFile, Keys, Sealer, AAD_INDEX, AAD_SNAPSHOT};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{atomic_write, fsync_dir, list_files, random_bytes, read_optional};
 use crate::index::{decode_index_file, encode_index_file, ChunkIndex, PackInfo};
@@ -28,8 +28,9 @@ pub struct Repository {
     index_flush: Mutex<()>,
     /// Index files that could not be read at open or refresh.
     pub index_problems: Mutex<Vec<String>>,
-    /// Set when config.json was damaged and the copy was used; repair clears it.
-    pub config_problem: Mutex<Option<String>>,
+    /// The passphrase and master key that unlocked the repository, so verify
+    /// can check that every key file wraps this master key.
+    unlocked_with: Option<(String, [u8; 32])>,
     /// Packs this process wrote that may still need parity.
     own_packs: Mutex<Vec<PackInfo>>,
 }
@@ -44,10 +45,12 @@ impl Repository {
         for dir in ["packs", "."] {
             fsync_dir(&path.join(dir))?;
         }
+        let mut unlocked_with = None;
         let keys = match &options.passphrase {
             Some(passphrase) => {
                 let master: [u8; 32] = random_bytes();
                 let key_file = crypto::wrap_master_key(passphrase, &master)?;
+                unlocked_with = Some((passphrase.clone(), master));
                 let json = serde_json::to_vec_pretty(&key_file).expect("key file serialises");
                 atomic_write(&path.join(key_copy_path(&key_file.id)), &json)?;
                 atomic_write(&path.join("keys").join(format!("{}.json", key_file.id)), &json)?;
@@ -59,14 +62,21 @@ impl Repository {
         let json = serde_json::to_vec_pretty(&config).expect("config serialises");
         atomic_write(&path.join(CONFIG_COPY), &json)?;
         atomic_write(&path.join(CONFIG_FILE), &json)?;
-        Ok(Repository::assemble(path, config, keys))
+        let mut repo = Repository::assemble(path, config, keys);
+        repo.unlocked_with = unlocked_with;
+        Ok(repo)
     }
 
     pub fn open(path: &Path, passphrase: Option<&str>) -> Result<Repository> {
-        let (config, config_problem) = read_config(path)?;
+        let config = choose_config(path)?.config;
+        let mut unlocked_with = None;
         let keys = match (config.is_encrypted(), passphrase) {
             (true, None) => return Err(Error::PassphraseRequired),
-            (true, Some(p)) => Some(unlock(path, p)?),
+            (true, Some(p)) => {
+                let master = unlock(path, p)?;
+                unlocked_with = Some((p.to_string(), master));
+                Some(Keys::from_master(&master))
+            }
             (false, Some(_)) => {
                 return Err(Error::invalid(
                     "this repository is not encrypted, but a passphrase was given; leave passphrase out to open it",
@@ -75,7 +85,8 @@ impl Repository {
             (false, None) => None,
         };
         let mut repo = Repository::assemble(path, config, keys);
-        repo.config_problem = Mutex::new(config_problem);
+        repo.unlocked_with = unlocked_with;
+        repo.ensure_layout()?;
         repo.refresh_index()?;
         Ok(repo)
     }
@@ -88,9 +99,28 @@ impl Repository {
             index: RwLock::new(ChunkIndex::default()),
             index_flush: Mutex::new(()),
             index_problems: Mutex::new(Vec::new()),
-            config_problem: Mutex::new(None),
+            unlocked_with: None,
             own_packs: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Recreates layout directories that are missing: sync tools drop empty
+    /// ones. Only called once config.json has proved this is a repository.
+    pub fn ensure_layout(&self) -> Result<()> {
+        let mut created = false;
+        for dir in LAYOUT {
+            let path = self.root.join(dir);
+            if !path.is_dir() {
+                fs::create_dir_all(&path).at(&path)?;
+                created = true;
+            }
+        }
+        if created {
+            for dir in ["packs", "."] {
+                fsync_dir(&self.root.join(dir))?;
+            }
+        }
+        Ok(())
     }
 
     pub fn root(&self) -> &Path {
@@ -123,21 +153,35 @@ impl Repository {
         self.index.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Seals a metadata file in encrypted repositories; plain otherwise.
-    pub fn seal(&self, aad: &[u8], plain: Vec<u8>) -> Vec<u8> {
+    /// The passphrase and master key this handle was unlocked with (encrypted only).
+    pub fn unlocked_with(&self) -> Option<(&str, &[u8; 32])> {
+        self.unlocked_with.as_ref().map(|(p, m)| (p.as_str(), m))
+    }
+
+    /// How metadata is sealed here: AES-GCM, or a SHA-256 trailer in plain
+    /// repositories (format version 1 also accepts files without one).
+    pub fn sealer(&self) -> Sealer<'_> {
         match &self.keys {
-            Some(k) => k.seal(aad, &plain),
-            None => plain,
+            Some(k) => Sealer::Encrypted(k),
+            None => Sealer::Plain {
+                legacy: self.config.version < 2,
+            },
         }
     }
 
+    /// Seals a metadata file: encrypted, or plain with a checksum trailer.
+    pub fn seal(&self, aad: &[u8], plain: Vec<u8>) -> Vec<u8> {
+        self.sealer().seal(aad, plain)
+    }
+
     pub fn unseal(&self, aad: &[u8], stored: Vec<u8>, what: &str) -> Result<Vec<u8>> {
-        match &self.keys {
-            Some(k) => k
-                .open(aad, &stored)
-                .ok_or_else(|| Error::corrupt(what, "it does not authenticate")),
-            None => Ok(stored),
-        }
+        let why = match &self.keys {
+            Some(_) => "it does not authenticate",
+            None => "its checksum does not match its content",
+        };
+        self.sealer()
+            .open(aad, &stored)
+            .ok_or_else(|| Error::corrupt(what, why))
     }
 
     /// Reads one index file.
@@ -182,6 +226,18 @@ impl Repository {
     /// Remembers a pack this process wrote, for `cover_parity`.
     pub fn note_written_pack(&self, info: PackInfo) {
         self.own_packs.lock().unwrap_or_else(|p| p.into_inner()).push(info);
+    }
+
+    /// Forgets packs prune deleted: they need no parity, and nothing may dedup against them.
+    pub fn forget_packs(&self, gone: &std::collections::HashSet<crate::pack::PackId>) {
+        self.own_packs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|p| !gone.contains(&p.id));
+        let mut index = self.index_mut();
+        for id in gone {
+            index.set_usable(id, false);
+        }
     }
 
     /// Gives every indexed pack without parity its parity (packs written here first).
@@ -311,32 +367,77 @@ impl Repository {
     }
 }
 
-/// Reads config.json, falling back to its copy when it is damaged.
-fn read_config(path: &Path) -> Result<(RepoConfig, Option<String>)> {
-    let primary = match read_optional(&path.join(CONFIG_FILE)) {
-        Ok(bytes) => bytes,
-        Err(Error::Io { source, .. }) if source.raw_os_error() == Some(20) => None,
-        Err(e) => return Err(e),
+/// The config a repository is opened with, and the copies that are wrong.
+pub struct ConfigChoice {
+    pub config: RepoConfig,
+    /// `(file, why)` for each of config.json and its copy that is missing,
+    /// damaged or disagrees with `config`; repair rewrites exactly these.
+    pub bad: Vec<(&'static str, String)>,
+}
+
+/// Reads config.json and its copy and decides which one holds: the one that
+/// is intact (its checksum verifies, from version 2 on). When both are intact
+/// but differ (only possible by hand, or in version 1 without checksums),
+/// config.json wins. A copy claiming a newer version is a newer engine's
+/// unless it is recognisably damaged (see `ConfigCopy::Newer`).
+pub fn choose_config(path: &Path) -> Result<ConfigChoice> {
+    let read = |rel: &str| -> Result<Option<ConfigCopy>> {
+        match read_optional(&path.join(rel)) {
+            Ok(bytes) => Ok(bytes.map(|b| RepoConfig::examine(&b))),
+            // A path through a file: no repository here.
+            Err(Error::Io { source, .. }) if source.raw_os_error() == Some(20) => Ok(None),
+            Err(e) if rel == CONFIG_FILE => Err(e),
+            Err(e) => Ok(Some(ConfigCopy::Damaged(e))),
+        }
     };
-    let copy = read_optional(&path.join(CONFIG_COPY)).ok().flatten();
-    let Some(bytes) = primary else {
-        // config.json is gone but its copy is not: a damaged repository, not a missing one.
-        return match copy.as_deref().map(RepoConfig::parse) {
-            Some(Ok(config)) => Ok((
-                config,
-                Some(format!("config.json is missing; the copy in {CONFIG_COPY} was used")),
-            )),
-            _ => Err(Error::RepoNotFound(path.display().to_string())),
-        };
+    let (primary, copy) = (read(CONFIG_FILE)?, read(CONFIG_COPY)?);
+    let why = |c: &Option<ConfigCopy>| match c {
+        None => "it is missing".to_string(),
+        Some(ConfigCopy::Damaged(e)) => e.to_string(),
+        Some(ConfigCopy::Newer { version, .. }) => {
+            format!("it claims format version {version} but its checksum does not match (a damaged version number)")
+        }
+        Some(ConfigCopy::Valid(_)) => "it disagrees with config.json".to_string(),
     };
-    match RepoConfig::parse(&bytes) {
-        Ok(config) => Ok((config, None)),
-        // A newer format is not damage: never fall back past it.
-        Err(e @ Error::UnsupportedFormat(_)) => Err(e),
-        Err(e) => match copy.as_deref().map(RepoConfig::parse) {
-            Some(Ok(config)) => Ok((config, Some(format!("{e}; the copy in {CONFIG_COPY} was used")))),
-            _ => Err(e),
-        },
+    let genuinely_newer = |c: &Option<ConfigCopy>| match c {
+        Some(ConfigCopy::Newer {
+            version,
+            damaged: false,
+        }) => Some(*version),
+        _ => None,
+    };
+    let valid = |c: &Option<ConfigCopy>| c.as_ref().and_then(|c| c.valid()).cloned();
+    // A newer engine's file is never "damage": refuse rather than repair it.
+    if let Some(v) = genuinely_newer(&primary).or(genuinely_newer(&copy)) {
+        return Err(crate::config::unsupported(v));
+    }
+    match (valid(&primary), valid(&copy)) {
+        (Some(a), Some(b)) if a == b => Ok(ConfigChoice { config: a, bad: vec![] }),
+        (Some(a), Some(_)) => Ok(ConfigChoice {
+            config: a,
+            bad: vec![(CONFIG_COPY, why(&copy))],
+        }),
+        (Some(a), None) => Ok(ConfigChoice {
+            config: a,
+            bad: vec![(CONFIG_COPY, why(&copy))],
+        }),
+        (None, Some(b)) => Ok(ConfigChoice {
+            config: b,
+            bad: vec![(CONFIG_FILE, why(&primary))],
+        }),
+        (None, None) => Err(match primary {
+            // config.json gone and no usable copy: not a repository, unless data says it was one.
+            None => match &copy {
+                Some(ConfigCopy::Damaged(e)) => config_lost(path, &format!("its copy {CONFIG_COPY} is damaged ({e})")),
+                Some(_) => config_lost(path, &format!("its copy {CONFIG_COPY} is damaged")),
+                None if holds_repository_data(path) => {
+                    config_lost(path, &format!("its copy {CONFIG_COPY} is missing too"))
+                }
+                None => Error::RepoNotFound(path.display().to_string()),
+            },
+            Some(ConfigCopy::Damaged(e)) => e,
+            Some(_) => Error::corrupt("config.json", why(&primary)),
+        }),
     }
 }
 
@@ -345,13 +446,8 @@ fn check_init_target(path: &Path) -> Result<()> {
         return Err(Error::RepoExists(path.display().to_string()));
     }
     // A repository whose config.json was lost still has its data: never init over it.
-    for dir in ["keys", "snapshots", "packs/data", "index"] {
-        if fs::read_dir(path.join(dir)).is_ok_and(|mut entries| entries.next().is_some()) {
-            return Err(Error::RepoExists(format!(
-                "{} (it holds repository data but no config.json; open() or repair() it instead)",
-                path.display()
-            )));
-        }
+    if holds_repository_data(path) {
+        return Err(config_lost(path, &format!("its copy {CONFIG_COPY} is missing too")));
     }
     match fs::read_dir(path) {
         Ok(entries) => {
@@ -376,6 +472,25 @@ fn check_init_target(path: &Path) -> Result<()> {
     }
 }
 
+/// Whether `path` holds snapshots, packs, index files or keys.
+fn holds_repository_data(path: &Path) -> bool {
+    ["keys", "snapshots", "packs/data", "index"]
+        .iter()
+        .any(|dir| fs::read_dir(path.join(dir)).is_ok_and(|mut entries| entries.next().is_some()))
+}
+
+/// The one message for repository data whose config.json and copy are both
+/// unusable: open() and init() both give it, and it names the only fix.
+fn config_lost(path: &Path, copy_state: &str) -> Error {
+    Error::ConfigLost(format!(
+        "{} holds repository data, but its config.json is missing and {copy_state}; the data cannot be read \
+         without the parameters they record (chunking, compression, encryption), and init() will not \
+         overwrite it. Restore config.json (or {CONFIG_COPY}, the same bytes) from a backup of this \
+         repository, then open it again",
+        path.display()
+    ))
+}
+
 /// Where the copy of key file `keys/<id>.json` lives.
 pub fn key_copy_path(id: &str) -> String {
     format!("packs/parity/key-{id}.json")
@@ -398,14 +513,62 @@ pub fn read_key_files(path: &Path) -> Result<Vec<(String, Result<KeyFile>)>> {
     Ok(out)
 }
 
-/// Unlocks with any intact key file or copy. A passphrase is wrong only when
-/// an intact key file rejects it; damaged ones alone give ERR_CORRUPT.
-fn unlock(path: &Path, passphrase: &str) -> Result<Keys> {
+/// Tells the repository's own key files from unknown (planted or foreign) ones.
+pub struct KeyJudge<'a> {
+    repo: &'a Repository,
+    /// Verdict per key-file checksum, so a key file and its copy cost one derivation.
+    seen: std::collections::HashMap<String, Option<String>>,
+}
+
+impl<'a> KeyJudge<'a> {
+    pub fn new(repo: &'a Repository) -> KeyJudge<'a> {
+        KeyJudge {
+            repo,
+            seen: Default::default(),
+        }
+    }
+
+    /// Why an intact key file is not one of this repository's, if it is not:
+    /// parameters beyond the caps, or (with the passphrase this handle was
+    /// opened with) not unwrapping to this repository's master key.
+    pub fn unknown(&mut self, key: &KeyFile) -> Option<String> {
+        if let Some(verdict) = self.seen.get(&key.checksum) {
+            return verdict.clone();
+        }
+        let verdict = key.kdf.out_of_range().or_else(|| {
+            let (passphrase, master) = self.repo.unlocked_with()?;
+            match crypto::unwrap_master_key(passphrase, key) {
+                Ok(m) if m == *master => None,
+                Ok(_) => Some("it wraps another master key".to_string()),
+                Err(e) => Some(format!(
+                    "it does not open with this repository's passphrase ({})",
+                    e.code()
+                )),
+            }
+        });
+        self.seen.insert(key.checksum.clone(), verdict.clone());
+        verdict
+    }
+}
+
+/// Unlocks with any intact key file or copy, cheapest KDF first, so a planted
+/// expensive key file costs nothing when a normal one unlocks. A passphrase is
+/// wrong only when an intact key file rejects it; damaged ones alone give ERR_CORRUPT.
+fn unlock(path: &Path, passphrase: &str) -> Result<[u8; 32]> {
     let mut first_error = None;
     let mut rejected = false;
-    for (_, parsed) in read_key_files(path)? {
+    let mut files = read_key_files(path)?;
+    files.sort_by_key(|(rel, parsed)| (parsed.as_ref().map_or(u64::MAX, |k| k.kdf.cost()), rel.clone()));
+    let mut tried = std::collections::HashSet::new();
+    for (_, parsed) in files {
+        // A key file and its copy are the same bytes: derive once.
+        if let Ok(k) = &parsed {
+            if !tried.insert(k.checksum.clone()) {
+                continue;
+            }
+        }
         match parsed.and_then(|k| crypto::unwrap_master_key(passphrase, &k)) {
-            Ok(master) => return Ok(Keys::from_master(&master)),
+            Ok(master) => return Ok(master),
             Err(Error::WrongPassphrase) => rejected = true,
             Err(e) => first_error = first_error.or(Some(e)),
         }

@@ -104,12 +104,30 @@ impl<'r> ChunkReader<'r> {
         Ok(blob)
     }
 
-    /// Reads, decrypts, decompresses and re-hashes one chunk.
+    /// Reads, decrypts, decompresses and re-hashes one chunk. A chunk stored
+    /// more than once is read from its next copy when one fails (its pack lost).
     pub fn read_chunk(&mut self, id: &ChunkId) -> Result<Vec<u8>> {
-        let loc = self.locate(id)?;
-        let blob = self.read_blob(&loc)?;
-        let pack = self.repo.index().pack(loc.pack).id;
-        decode_blob(self.repo, id, &pack, loc.encoding, loc.raw_length, blob)
+        let locations = self.repo.index().locations(id);
+        if locations.is_empty() {
+            return Err(Error::corrupt(
+                format!("chunk {}", hex::encode(id)),
+                "it is not in the index",
+            ));
+        }
+        let mut first_error = None;
+        for loc in locations {
+            let pack = self.repo.index().pack(loc.pack).id;
+            match self
+                .read_blob(&loc)
+                .and_then(|blob| decode_blob(self.repo, id, &pack, loc.encoding, loc.raw_length, blob))
+            {
+                Ok(data) => return Ok(data),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_error.expect("at least one location was tried"))
     }
 }
 

@@ -30,16 +30,16 @@ use serde_json::Value;
 use containerarchive_core::codec::Compression;
 use containerarchive_core::config::{ChunkingOptions, InitOptions, ParityConfig, RepoConfig, FORMAT_VERSION};
 use containerarchive_core::crypto::{
-    KdfParams, KeyFile, Keys, WrappedKey, AAD_INDEX, AAD_PACK_HEADER, AAD_PARITY, AAD_SNAPSHOT,
+    KdfParams, KeyFile, Keys, Sealer, WrappedKey, AAD_INDEX, AAD_PACK_HEADER, AAD_PARITY, AAD_SNAPSHOT,
 };
 use containerarchive_core::error::{Error, Result};
 use containerarchive_core::index::{decode_index_file, encode_index_file};
 use containerarchive_core::lock::{parse_lock_record, LockRecord};
 use containerarchive_core::pack::{
-    parse_idx, parse_pack_header, parse_pack_trailer, seal_header, PackEntry, PackId, PackRecord, ENTRY_LEN, IDX_MAGIC,
-    PACK_MAGIC,
+    encode_entries, parse_idx, parse_pack_header, parse_pack_trailer, seal_header, PackEntry, PackId, PackRecord,
+    ENTRY_LEN, IDX_MAGIC, PACK_MAGIC,
 };
-use containerarchive_core::parity::{parse_group, GroupManifest, Member, ParityFile};
+use containerarchive_core::parity::{parse_group, GroupManifest, Member, ParityFile, GROUP_VERSION};
 use containerarchive_core::snapshot::{Manifest, ManifestItem, MANIFEST_VERSION};
 use containerarchive_core::Repository;
 
@@ -170,9 +170,9 @@ fn entry(max_len: u32) -> impl Strategy<Value = PackEntry> {
     })
 }
 
-/// A pack's entries (short blobs, so whole packs stay small) and whether it is encrypted.
-fn pack_case() -> impl Strategy<Value = (Vec<PackEntry>, bool, u8)> {
-    (vec(entry(40), 0..8), any::<bool>(), any::<u8>())
+/// A pack's entries (short blobs, so whole packs stay small), its `sealer` mode and blob filler.
+fn pack_case() -> impl Strategy<Value = (Vec<PackEntry>, u8, u8)> {
+    (vec(entry(40), 0..8), 0u8..3, any::<u8>())
 }
 
 fn pack_record() -> impl Strategy<Value = PackRecord> {
@@ -213,42 +213,44 @@ fn manifest() -> impl Strategy<Value = Manifest> {
         })
 }
 
-fn member() -> impl Strategy<Value = Member> {
-    (hex_id(), any::<u64>()).prop_map(|(pack, size)| Member {
+fn member(max_size: u64) -> impl Strategy<Value = Member> {
+    (hex_id(), 1..=max_size).prop_map(|(pack, size)| Member {
         sha256: pack.clone(),
         pack,
         size,
     })
 }
 
-fn parity_file() -> impl Strategy<Value = ParityFile> {
-    (hex_id(), any::<u64>()).prop_map(|(sha256, size)| ParityFile {
-        file: format!("{sha256}.par"),
-        size,
-        sha256,
-    })
-}
-
+/// A group manifest `GroupManifest::validate` accepts: the shard size is the
+/// largest member's size, parity files have that size.
 fn group() -> impl Strategy<Value = GroupManifest> {
-    (any::<[u8; 16]>(), 1u32..=20, 1u32..=3, any::<u64>())
-        .prop_flat_map(|(id, d, p, shard_size)| {
+    (any::<[u8; 16]>(), 1u32..=20, 1u32..=3, 1u64..=1 << 31)
+        .prop_flat_map(|(id, d, p, max_size)| {
             (
-                Just((hex::encode(id), d, p, shard_size)),
-                vec(member(), 0..=(d as usize).min(6)),
-                vec(parity_file(), p as usize),
+                Just((hex::encode(id), d, p)),
+                vec(member(max_size), 1..=(d as usize).min(6)),
+                vec(hex_id(), p as usize),
             )
         })
-        .prop_map(
-            |((id, data_shards, parity_shards, shard_size), members, parity)| GroupManifest {
-                version: 1,
+        .prop_map(|((id, data_shards, parity_shards), members, parity)| {
+            let shard_size = members.iter().map(|m| m.size).max().expect("at least one member");
+            GroupManifest {
+                version: GROUP_VERSION,
                 id,
                 data_shards,
                 parity_shards,
                 shard_size,
                 members,
-                parity,
-            },
-        )
+                parity: parity
+                    .into_iter()
+                    .map(|sha256| ParityFile {
+                        file: format!("{sha256}.par"),
+                        size: shard_size,
+                        sha256,
+                    })
+                    .collect(),
+            }
+        })
 }
 
 fn key_file() -> impl Strategy<Value = KeyFile> {
@@ -336,13 +338,17 @@ fn lock_record() -> impl Strategy<Value = LockRecord> {
         timestamp(),
         timestamp(),
     )
-        .prop_map(|(id, exclusive, hostname, pid, created_at, refreshed_at)| LockRecord {
-            id: hex::encode(id),
-            exclusive,
-            hostname,
-            pid,
-            created_at,
-            refreshed_at,
+        .prop_map(|(id, exclusive, hostname, pid, created_at, refreshed_at)| {
+            LockRecord {
+                id: hex::encode(id),
+                exclusive,
+                hostname,
+                pid,
+                created_at,
+                refreshed_at,
+                checksum: None,
+            }
+            .sealed()
         })
 }
 
@@ -390,9 +396,10 @@ fn bytes_after(magic: &'static [u8]) -> impl Strategy<Value = Vec<u8>> {
 
 // ---------------------------------------------------------------- pack and .idx
 
-/// Offsets of the count and length fields of `seal_header` output at `at` (plain only).
-fn header_fields(at: usize, entries: &[PackEntry], plain: bool) -> Vec<usize> {
-    if !plain {
+/// Offsets of the count and length fields of `seal_header` output at `at`
+/// (plain only; the checksum trailer comes after the entries).
+fn header_fields(at: usize, entries: &[PackEntry], sealer: Sealer) -> Vec<usize> {
+    if matches!(sealer, Sealer::Encrypted(_)) {
         return Vec::new();
     }
     let mut fields = vec![at];
@@ -403,10 +410,10 @@ fn header_fields(at: usize, entries: &[PackEntry], plain: bool) -> Vec<usize> {
 }
 
 /// A pack as `PackWriter` lays it out, and its field offsets.
-fn build_pack(entries: &[PackEntry], keys: Option<&Keys>, fill: u8) -> (Vec<u8>, Vec<usize>) {
+fn build_pack(entries: &[PackEntry], sealer: Sealer, fill: u8) -> (Vec<u8>, Vec<usize>) {
     let mut bytes: Vec<u8> = entries.iter().flat_map(|e| vec![fill; e.length as usize]).collect();
-    let header = seal_header(keys, entries);
-    let mut fields = header_fields(bytes.len(), entries, keys.is_none());
+    let header = seal_header(sealer, entries);
+    let mut fields = header_fields(bytes.len(), entries, sealer);
     bytes.extend_from_slice(&header);
     fields.push(bytes.len());
     bytes.extend_from_slice(&(header.len() as u32).to_le_bytes());
@@ -415,59 +422,76 @@ fn build_pack(entries: &[PackEntry], keys: Option<&Keys>, fill: u8) -> (Vec<u8>,
 }
 
 /// What `read_pack_header` does, on the pack's bytes in memory.
-fn decode_pack(bytes: &[u8], id: PackId, keys: Option<&Keys>) -> std::result::Result<PackRecord, String> {
+fn decode_pack(bytes: &[u8], id: PackId, sealer: Sealer) -> std::result::Result<PackRecord, String> {
     let size = bytes.len() as u64;
     let header_len = parse_pack_trailer(&bytes[bytes.len().saturating_sub(12)..], size)? as usize;
     let end = bytes.len() - 12;
-    parse_pack_header(&bytes[end - header_len..end], id, size, keys)
+    parse_pack_header(&bytes[end - header_len..end], id, size, sealer)
 }
 
-/// A decoded pack is valid: its header re-encodes to the bytes before the
-/// trailer and accounts for the rest; sealed, it is the original header.
+/// A stored header that decoded to `r`: sealed, only the original opens;
+/// plain, it is the canonical encoding of the entries (with its checksum,
+/// or without one in a legacy repository).
+fn valid_header(
+    stored: &[u8],
+    sealer: Sealer,
+    original: &[PackEntry],
+    r: &PackRecord,
+) -> std::result::Result<(), TestCaseError> {
+    match sealer {
+        Sealer::Encrypted(_) => prop_assert_eq!(&r.entries[..], original),
+        Sealer::Plain { legacy } => {
+            let mut raw = Vec::new();
+            encode_entries(&r.entries, &mut raw);
+            let sealed = seal_header(sealer, &r.entries);
+            prop_assert!(
+                stored == &sealed[..] || (legacy && stored == &raw[..]),
+                "a non-canonical header decoded"
+            );
+        }
+    }
+    prop_assert_eq!(r.blobs_len() + stored.len() as u64 + 12, r.size);
+    Ok(())
+}
+
 fn valid_pack(
     bytes: &[u8],
-    keys: Option<&Keys>,
+    sealer: Sealer,
     original: &[PackEntry],
     r: &PackRecord,
 ) -> std::result::Result<(), TestCaseError> {
     prop_assert_eq!(r.size, bytes.len() as u64);
-    match keys {
-        None => {
-            let header = seal_header(None, &r.entries);
-            let end = bytes.len() - 12;
-            prop_assert!(end >= header.len() && bytes[end - header.len()..end] == header[..]);
-            prop_assert_eq!(r.blobs_len() + header.len() as u64 + 12, r.size);
-        }
-        Some(_) => prop_assert_eq!(&r.entries[..], original),
-    }
-    Ok(())
+    let end = bytes.len() - 12;
+    let header_len = u32::from_le_bytes(bytes[end..end + 4].try_into().unwrap()) as usize;
+    valid_header(&bytes[end - header_len..end], sealer, original, r)
 }
 
-fn build_idx(entries: &[PackEntry], keys: Option<&Keys>, size: u64) -> (Vec<u8>, Vec<usize>) {
+fn build_idx(entries: &[PackEntry], sealer: Sealer, size: u64) -> (Vec<u8>, Vec<usize>) {
     let mut bytes = IDX_MAGIC.to_vec();
     bytes.extend_from_slice(&size.to_le_bytes());
     let mut fields = vec![8];
-    fields.extend(header_fields(16, entries, keys.is_none()));
-    bytes.extend_from_slice(&seal_header(keys, entries));
+    fields.extend(header_fields(16, entries, sealer));
+    bytes.extend_from_slice(&seal_header(sealer, entries));
     (bytes, fields)
 }
 
 fn valid_idx(
     bytes: &[u8],
-    keys: Option<&Keys>,
+    sealer: Sealer,
     original: &[PackEntry],
     r: &PackRecord,
 ) -> std::result::Result<(), TestCaseError> {
-    match keys {
-        None => prop_assert_eq!(build_idx(&r.entries, None, r.size).0, bytes),
-        Some(_) => prop_assert_eq!(&r.entries[..], original),
-    }
-    prop_assert_eq!(r.size, r.blobs_len() + (bytes.len() as u64 - 16) + 12);
-    Ok(())
+    prop_assert_eq!(&bytes[8..16], &r.size.to_le_bytes()[..]);
+    valid_header(&bytes[16..], sealer, original, r)
 }
 
-fn pack_keys(encrypted: bool) -> Option<&'static Keys> {
-    encrypted.then(keys)
+/// 0: plain (checksummed), 1: plain in a legacy (version 1) repository, 2: encrypted.
+fn sealer(mode: u8) -> Sealer<'static> {
+    match mode {
+        0 => Sealer::Plain { legacy: false },
+        1 => Sealer::Plain { legacy: true },
+        _ => Sealer::Encrypted(keys()),
+    }
 }
 
 proptest! {
@@ -478,22 +502,19 @@ proptest! {
         mut bytes in vec(any::<u8>(), 0..1024),
         header_len in prop_oneof![0u32..64, any::<u32>()],
         with_trailer: bool,
-        encrypted: bool,
+        mode in 0u8..3,
     ) {
         if with_trailer {
             bytes.extend_from_slice(&header_len.to_le_bytes());
             bytes.extend_from_slice(PACK_MAGIC);
         }
-        let k = pack_keys(encrypted);
-        check(&bytes, CORRUPT, |b| corrupt(decode_pack(b, [0; 32], k)), |r| {
-            prop_assert!(k.is_none(), "random bytes authenticated");
-            valid_pack(&bytes, None, &[], r)
-        })?;
+        let k = sealer(mode);
+        check(&bytes, CORRUPT, |b| corrupt(decode_pack(b, [0; 32], k)), |r| valid_pack(&bytes, k, &[], r))?;
     }
 
     #[test]
-    fn pack_mutated((entries, encrypted, fill) in pack_case(), edits in byte_edits()) {
-        let k = pack_keys(encrypted);
+    fn pack_mutated((entries, mode, fill) in pack_case(), edits in byte_edits()) {
+        let k = sealer(mode);
         let (mut bytes, fields) = build_pack(&entries, k, fill);
         let id = [7; 32];
         let decoded = decode_pack(&bytes, id, k).unwrap();
@@ -504,17 +525,14 @@ proptest! {
     }
 
     #[test]
-    fn idx_arbitrary_bytes(bytes in bytes_after(IDX_MAGIC), encrypted: bool) {
-        let k = pack_keys(encrypted);
-        check(&bytes, CORRUPT, |b| corrupt(parse_idx(b, [0; 32], k)), |r| {
-            prop_assert!(k.is_none(), "random bytes authenticated");
-            valid_idx(&bytes, None, &[], r)
-        })?;
+    fn idx_arbitrary_bytes(bytes in bytes_after(IDX_MAGIC), mode in 0u8..3) {
+        let k = sealer(mode);
+        check(&bytes, CORRUPT, |b| corrupt(parse_idx(b, [0; 32], k)), |r| valid_idx(&bytes, k, &[], r))?;
     }
 
     #[test]
-    fn idx_mutated((entries, encrypted, fill) in pack_case(), edits in byte_edits()) {
-        let k = pack_keys(encrypted);
+    fn idx_mutated((entries, mode, fill) in pack_case(), edits in byte_edits()) {
+        let k = sealer(mode);
         let (pack, _) = build_pack(&entries, k, fill);
         let (mut bytes, fields) = build_idx(&entries, k, pack.len() as u64);
         let decoded = parse_idx(&bytes, [7; 32], k).unwrap();
@@ -531,7 +549,7 @@ fn index_fields(records: &[PackRecord]) -> Vec<usize> {
     let mut at = 12;
     for r in records {
         fields.push(at + 32);
-        fields.extend(header_fields(at + 40, &r.entries, true));
+        fields.extend(header_fields(at + 40, &r.entries, sealer(0)));
         at += 40 + 4 + r.entries.len() * ENTRY_LEN;
     }
     fields
@@ -574,8 +592,10 @@ fn valid_manifest(id: &str, m: &Manifest) -> std::result::Result<(), TestCaseErr
 
 fn valid_group(name: &str, g: &GroupManifest) -> std::result::Result<(), TestCaseError> {
     prop_assert_eq!(g.file_name(), name);
-    prop_assert!(g.members.len() <= g.data_shards as usize);
+    prop_assert!(g.validate(name).is_ok());
+    prop_assert!(!g.members.is_empty() && g.members.len() <= g.data_shards as usize);
     prop_assert_eq!(g.parity.len(), g.parity_shards as usize);
+    prop_assert_eq!(g.members.iter().map(|m| m.size).max(), Some(g.shard_size));
     Ok(())
 }
 
@@ -722,8 +742,8 @@ impl Sealed {
 proptest! {
     #![proptest_config(config())]
 
-    /// Mutated sealed files through `Repository::unseal` and the decoder. In an
-    /// encrypted repository only the untouched file may open.
+    /// Mutated sealed files through `Repository::unseal` and the decoder: only
+    /// the untouched file may open (AES-GCM, or the plain checksum envelope).
     #[test]
     fn sealed_files_mutated(file in sealed(), encrypted: bool, edits in byte_edits()) {
         let repo = &repos()[encrypted as usize];
@@ -733,9 +753,8 @@ proptest! {
         apply(&mut bytes, &[], &edits);
         let allowed = if matches!(file, Sealed::Snapshot(_)) { CORRUPT_OR_VERSION } else { CORRUPT };
         check(&bytes, allowed, |b| file.load(repo, b), |same| {
-            if encrypted {
-                prop_assert!(*same && bytes == stored, "a modified sealed file opened");
-            }
+            // Authenticated (encrypted) or checksummed (plain, format 2).
+            prop_assert!(*same && bytes == stored, "a modified sealed file opened");
             Ok(())
         })?;
     }
@@ -758,9 +777,9 @@ proptest! {
     #![proptest_config(config_with((cases() / 50).max(20)))]
 
     #[test]
-    fn pack_and_idx_files_mutated((entries, encrypted, fill) in pack_case(), edits in byte_edits(), idx_edits in byte_edits()) {
+    fn pack_and_idx_files_mutated((entries, mode, fill) in pack_case(), edits in byte_edits(), idx_edits in byte_edits()) {
         use containerarchive_core::pack::{read_idx, read_pack_header};
-        let k = pack_keys(encrypted);
+        let k = sealer(mode);
         let dir = std::env::temp_dir().join(format!("ca-decoders-files-{}-{:?}", std::process::id(), std::thread::current().id()));
         std::fs::create_dir_all(&dir).unwrap();
         let (mut pack, fields) = build_pack(&entries, k, fill);

@@ -194,7 +194,8 @@ pub fn decode_index_file(bytes: &[u8]) -> Result<Vec<PackRecord>, String> {
     }
     let count = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")) as usize;
     let mut rest = &bytes[12..];
-    let mut records = Vec::with_capacity(count.min(1 << 16));
+    // A record takes at least 44 bytes: never reserve more than the input can hold.
+    let mut records = Vec::with_capacity(count.min(rest.len() / 44));
     for _ in 0..count {
         if rest.len() < 40 {
             return Err("a pack record is truncated".into());

@@ -48,7 +48,8 @@ impl LockRecord {
         )
     }
 
-    fn sealed(mut self) -> LockRecord {
+    /// The record with its checksum set.
+    pub fn sealed(mut self) -> LockRecord {
         self.checksum = Some(hex::encode(crate::crypto::sha256(self.canonical().as_bytes())));
         self
     }
@@ -90,11 +91,27 @@ pub fn read_locks(root: &Path) -> Result<Vec<(String, Option<LockRecord>)>> {
         // A record whose checksum fails is unreadable, so stale (as a garbled one always was).
         let record = fs::read(dir.join(&name))
             .ok()
-            .and_then(|b| serde_json::from_slice::<LockRecord>(&b).ok())
-            .filter(LockRecord::checksum_ok);
+            .and_then(|b| parse_lock_record(&b, &name).ok());
         out.push((name, record));
     }
     Ok(out)
+}
+
+/// Decodes `locks/<name>`. A pid outside 1..=i32::MAX would make `kill(pid, 0)`
+/// probe a process group (always "alive"), so such a record is damaged.
+pub fn parse_lock_record(bytes: &[u8], name: &str) -> Result<LockRecord> {
+    let what = format!("lock record locks/{name}");
+    let record: LockRecord = serde_json::from_slice(bytes).map_err(|e| Error::corrupt(&what, e))?;
+    if !record.checksum_ok() {
+        return Err(Error::corrupt(&what, "its checksum does not match its content"));
+    }
+    if record.pid == 0 || record.pid > i32::MAX as u32 {
+        return Err(Error::corrupt(&what, format!("pid {} is out of range", record.pid)));
+    }
+    if parse_iso8601_millis(&record.created_at).is_none() || parse_iso8601_millis(&record.refreshed_at).is_none() {
+        return Err(Error::corrupt(&what, "a timestamp cannot be read"));
+    }
+    Ok(record)
 }
 
 /// A held lock; dropping it stops the refresher and removes the record.

@@ -89,7 +89,8 @@ fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
 }
 
-fn seal_header(sealer: Sealer, entries: &[PackEntry]) -> Vec<u8> {
+/// The stored form of a header: sealed like every metadata file.
+pub fn seal_header(sealer: Sealer, entries: &[PackEntry]) -> Vec<u8> {
     let mut plain = Vec::with_capacity(4 + entries.len() * ENTRY_LEN);
     encode_entries(entries, &mut plain);
     sealer.seal(AAD_PACK_HEADER, plain)
@@ -217,22 +218,35 @@ pub fn read_pack_header(path: &Path, id: PackId, sealer: Sealer) -> Result<PackR
     let mut trailer = [0u8; TRAILER_LEN as usize];
     file.seek(SeekFrom::Start(size - TRAILER_LEN)).at(path)?;
     file.read_exact(&mut trailer).at(path)?;
-    if &trailer[4..] != PACK_MAGIC {
-        return Err(damaged(
-            "the trailer magic is missing (truncated or overwritten)".into(),
-        ));
-    }
-    let header_len = u32::from_le_bytes(trailer[..4].try_into().expect("4 bytes")) as u64;
-    if header_len + TRAILER_LEN > size {
-        return Err(damaged("the header length exceeds the file".into()));
-    }
+    let header_len = parse_pack_trailer(&trailer, size).map_err(damaged)?;
     let mut header = vec![0u8; header_len as usize];
     file.seek(SeekFrom::Start(size - TRAILER_LEN - header_len)).at(path)?;
     file.read_exact(&mut header).at(path)?;
-    let entries = open_header(sealer, &header).map_err(damaged)?;
+    parse_pack_header(&header, id, size, sealer).map_err(damaged)
+}
+
+/// The header length from the last 12 bytes of a pack of `size` bytes.
+pub fn parse_pack_trailer(trailer: &[u8], size: u64) -> Result<u64, String> {
+    if trailer.len() != TRAILER_LEN as usize || size < TRAILER_LEN {
+        return Err(format!("{size} bytes is too short for a pack"));
+    }
+    if &trailer[4..] != PACK_MAGIC {
+        return Err("the trailer magic is missing (truncated or overwritten)".into());
+    }
+    let header_len = u32::from_le_bytes(trailer[..4].try_into().expect("4 bytes")) as u64;
+    if header_len + TRAILER_LEN > size {
+        return Err("the header length exceeds the file".into());
+    }
+    Ok(header_len)
+}
+
+/// The record of a pack of `size` bytes from its (sealed) header, which must
+/// account for every byte before it.
+pub fn parse_pack_header(header: &[u8], id: PackId, size: u64, sealer: Sealer) -> Result<PackRecord, String> {
+    let entries = open_header(sealer, header)?;
     let record = PackRecord { id, size, entries };
-    if record.blobs_len() + header_len + TRAILER_LEN != size {
-        return Err(damaged("the header does not account for the pack's bytes".into()));
+    if record.blobs_len() + header.len() as u64 + TRAILER_LEN != size {
+        return Err("the header does not account for the pack's bytes".into());
     }
     Ok(record)
 }
@@ -241,12 +255,17 @@ pub fn read_pack_header(path: &Path, id: PackId, sealer: Sealer) -> Result<PackR
 pub fn read_idx(path: &Path, id: PackId, sealer: Sealer) -> Result<PackRecord> {
     let damaged = |detail: String| Error::corrupt(format!("index sidecar {}", path.display()), detail);
     let bytes = fs::read(path).at(path)?;
+    parse_idx(&bytes, id, sealer).map_err(damaged)
+}
+
+/// Decodes a `.idx` sidecar's bytes.
+pub fn parse_idx(bytes: &[u8], id: PackId, sealer: Sealer) -> Result<PackRecord, String> {
     if bytes.len() < 16 || &bytes[..8] != IDX_MAGIC {
-        return Err(damaged("the magic is missing".into()));
+        return Err("the magic is missing".into());
     }
     let size = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"));
-    let entries = open_header(sealer, &bytes[16..]).map_err(damaged)?;
-    Ok(PackRecord { id, size, entries })
+    // The sidecar carries the pack's own header, so the same sum must hold.
+    parse_pack_header(&bytes[16..], id, size, sealer)
 }
 
 /// Parses `<64 hex>.pack` / `<64 hex>.idx` names.

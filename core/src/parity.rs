@@ -168,14 +168,20 @@ pub fn load_groups(repo: &Repository) -> Result<(Vec<GroupManifest>, Vec<(String
         let loaded = fs::read(dir.join(&name))
             .at(&dir.join(&name))
             .and_then(|b| repo.unseal(AAD_PARITY, b, &what))
-            .and_then(|plain| serde_json::from_slice::<GroupManifest>(&plain).map_err(|e| Error::corrupt(&what, e)))
-            .and_then(|g| g.validate(&name).map(|()| g).map_err(|why| Error::corrupt(&what, why)));
+            .and_then(|plain| parse_group(&plain, &name, &what));
         match loaded {
             Ok(g) => groups.push(g),
             Err(e) => damaged.push((name, e)),
         }
     }
     Ok((groups, damaged))
+}
+
+/// Decodes the (unsealed) group manifest stored as `packs/parity/<name>`.
+pub fn parse_group(plain: &[u8], name: &str, what: &str) -> Result<GroupManifest> {
+    serde_json::from_slice::<GroupManifest>(plain)
+        .map_err(|e| Error::corrupt(what, e))
+        .and_then(|g| g.validate(name).map(|()| g).map_err(|why| Error::corrupt(what, why)))
 }
 
 /// Where a (valid) manifest disagrees with what is on disk, cheaply: the

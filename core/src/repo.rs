@@ -368,7 +368,12 @@ impl Repository {
     /// Decodes stored manifest bytes that should be snapshot `id`.
     pub fn decode_snapshot(&self, stored: Vec<u8>, id: &str, what: &str) -> Result<Manifest> {
         let plain = self.unseal(AAD_SNAPSHOT, stored, what)?;
-        let manifest = decode_manifest(&plain, what)?;
+        Repository::parse_snapshot(&plain, id, what)
+    }
+
+    /// Decodes the (unsealed) manifest of snapshot `id`; `what` names it in errors.
+    pub fn parse_snapshot(plain: &[u8], id: &str, what: &str) -> Result<Manifest> {
+        let manifest = decode_manifest(plain, what)?;
         if manifest.id != id {
             return Err(Error::corrupt(what, "it carries another snapshot's id"));
         }

@@ -150,6 +150,14 @@ pub fn decode_blob(
     };
     let encoding = BlobEncoding::from_byte(encoding)
         .ok_or_else(|| Error::corrupt(what(), format!("unknown encoding {encoding}")))?;
+    // No chunk is longer than the maximum chunk size: a larger length is
+    // damage, and must not size the decompression buffer.
+    if raw_length > repo.config.chunking.max_size {
+        return Err(Error::corrupt(
+            what(),
+            format!("its length {raw_length} exceeds the maximum chunk size"),
+        ));
+    }
     let data = decompress(encoding, payload, raw_length as usize).map_err(|e| Error::corrupt(what(), e))?;
     if repo.chunk_id(&data) != *id {
         return Err(Error::corrupt(what(), "its content does not match its id"));

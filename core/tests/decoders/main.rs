@@ -184,32 +184,44 @@ fn pack_record() -> impl Strategy<Value = PackRecord> {
 }
 
 fn manifest() -> impl Strategy<Value = Manifest> {
-    let item =
-        (text(10), "[a-z]{0,8}", any::<u64>(), vec(hex_id(), 0..4)).prop_map(|(name, item_type, size, chunks)| {
-            ManifestItem {
-                name,
-                item_type,
-                size,
-                chunks,
-            }
+    // Valid by the decoder's rules: unique non-empty names, size 0 exactly
+    // when there are no chunks, originalSize the sum of the sizes.
+    let item = (
+        text(10),
+        "[a-z]{0,8}",
+        1u64..u32::MAX as u64,
+        vec(hex_id(), 0..4),
+        hex_id(),
+    )
+        .prop_map(|(name, item_type, size, chunks, sha256)| ManifestItem {
+            name,
+            item_type,
+            size: if chunks.is_empty() { 0 } else { size },
+            chunks,
+            sha256: Some(sha256),
         });
     (
         hex_id(),
         timestamp(),
         btree_map(text(8), text(8), 0..3),
-        vec(item, 0..4),
-        any::<[u64; 4]>(),
+        vec(item, 1..4),
+        any::<[u64; 3]>(),
     )
-        .prop_map(|(id, created_at, tags, items, [a, b, c, d])| Manifest {
-            version: MANIFEST_VERSION,
-            id,
-            created_at,
-            tags,
-            items,
-            new_chunks: a,
-            reused_chunks: b,
-            original_size: c,
-            stored_size: d,
+        .prop_map(|(id, created_at, tags, mut items, [a, b, d])| {
+            for (i, item) in items.iter_mut().enumerate() {
+                item.name = format!("{i}{}", item.name);
+            }
+            Manifest {
+                version: MANIFEST_VERSION,
+                id,
+                created_at,
+                tags,
+                original_size: items.iter().map(|i| i.size).sum(),
+                items,
+                new_chunks: a,
+                reused_chunks: b,
+                stored_size: d,
+            }
         })
 }
 

@@ -85,6 +85,8 @@ export interface ItemSpec {
 
 export interface IngestOptions extends LockOptions {
   tags?: Tags;
+  /** The host recorded in the snapshot (default: `os.hostname()`); at most 255 bytes. */
+  host?: string;
   /**
    * Makes the snapshot depend on a producer's success (e.g. the exit of a
    * pg_dump child process). The end of the (last) stream is held back until
@@ -109,6 +111,8 @@ export interface IngestMultiItem extends ItemSpec {
 
 export interface IngestMultiOptions extends LockOptions {
   tags?: Tags;
+  /** See IngestOptions.host. */
+  host?: string;
   /** See IngestOptions.until; the last item's end is held back. */
   until?: PromiseLike<unknown>;
   /** TEST ONLY, see IngestOptions.createdAt. */
@@ -134,6 +138,10 @@ export interface Snapshot {
   /** ISO-8601, UTC. */
   createdAt: string;
   tags: Tags;
+  /** The host that made the snapshot ('' for snapshots before manifest version 2). */
+  host: string;
+  /** The user the ingesting process ran as ('' before manifest version 2). */
+  user: string;
   items: SnapshotItem[];
   newChunks: number;
   reusedChunks: number;

@@ -5,6 +5,7 @@
 // ArchiveErrors with a stable `code`.
 
 const fs = require('node:fs');
+const os = require('node:os');
 const { Readable } = require('node:stream');
 const { NativeArchive } = require('./binding.js');
 
@@ -261,6 +262,15 @@ function makeGate(until, pullers) {
   pullers[pullers.length - 1].state.holdEnd = true;
 }
 
+/** The host a snapshot records: os.hostname() unless the caller names one. */
+function checkHost(value) {
+  if (value === undefined) return os.hostname();
+  if (typeof value !== 'string' || Buffer.byteLength(value) > 255) {
+    throw invalid('options.host must be a string of at most 255 bytes (the default is os.hostname())');
+  }
+  return value;
+}
+
 /** createdAt is a test-only hook (retention tests need controlled timestamps). */
 function checkTestCreatedAt(value) {
   if (value === undefined) return undefined;
@@ -427,7 +437,7 @@ class ContainerArchive {
 
   ingest(stream, options) {
     return this.#track(() => {
-      const o = checkOptions(options, 'options', ['tags', 'items', 'until', 'lockTimeoutMs', 'createdAt']);
+      const o = checkOptions(options, 'options', ['tags', 'host', 'items', 'until', 'lockTimeoutMs', 'createdAt']);
       if (o.items !== undefined && (!Array.isArray(o.items) || o.items.length > 1)) {
         throw invalid('ingest() takes at most one entry in items; use ingestMulti() for several streams');
       }
@@ -438,7 +448,7 @@ class ContainerArchive {
 
   ingestMulti(items, options) {
     return this.#track(() => {
-      const o = checkOptions(options, 'options', ['tags', 'until', 'lockTimeoutMs', 'createdAt']);
+      const o = checkOptions(options, 'options', ['tags', 'host', 'until', 'lockTimeoutMs', 'createdAt']);
       if (!Array.isArray(items) || items.length === 0) throw invalid('ingestMulti() needs a non-empty array of { name, type, stream }');
       return this.#ingest(items, o, (i) => `items[${i}].stream`);
     });
@@ -461,11 +471,12 @@ class ContainerArchive {
     const tagMap = checkTags(options.tags);
     const lockTimeoutMs = checkLockTimeout(options.lockTimeoutMs, this.#lockTimeoutMs);
     const createdAt = checkTestCreatedAt(options.createdAt);
+    const host = checkHost(options.host);
     const until = checkUntil(options.until);
     const pullers = items.map((item) => makePuller(item.stream));
     makeGate(until, pullers);
     try {
-      const spec = JSON.stringify({ tags: tagMap, lockTimeoutMs, createdAt });
+      const spec = JSON.stringify({ tags: tagMap, lockTimeoutMs, createdAt, host });
       const json = await this.#native.ingest(JSON.stringify(specs), spec, (index) => pullers[index].pull());
       await this.#eventsDelivered();
       const snapshot = JSON.parse(json);

@@ -67,9 +67,9 @@ const COMMANDS = {
     run: cmdInit,
   },
   backup: {
-    usage: "backup <repo> (<file|->... | --command 'CMD') [--tag k=v]... [--item name[:type]]... [--json]",
+    usage: "backup <repo> (<file|->... | --command 'CMD') [--tag k=v]... [--host H] [--item name[:type]]... [--json]",
     summary: "store files (or stdin as -, or a command's output) as one snapshot",
-    options: { tag: { type: 'string', multiple: true }, item: { type: 'string', multiple: true }, command: { type: 'string' }, ...JSON_OPTION },
+    options: { tag: { type: 'string', multiple: true }, host: { type: 'string' }, item: { type: 'string', multiple: true }, command: { type: 'string' }, ...JSON_OPTION },
     positionals: [1, Infinity],
     run: cmdBackup,
   },
@@ -419,7 +419,7 @@ async function cmdBackup({ values, positionals: [repoPath, ...files], io }) {
     try {
       snapshot = await repo.ingestMulti(
         plan.map((p, k) => ({ name: p.name, ...(p.type ? { type: p.type } : {}), stream: streams[k] })),
-        producer ? { tags, until: producer.until } : { tags },
+        { tags, ...(values.host !== undefined ? { host: values.host } : {}), ...(producer ? { until: producer.until } : {}) },
       );
     } catch (err) {
       if (err instanceof ProducerFailed) {
@@ -485,11 +485,11 @@ async function cmdSnapshots({ values, positionals: [repoPath], io }) {
       writeJson(io, list);
       return 0;
     }
-    const rows = [['ID', 'DATE (UTC)', 'TAGS', 'ITEMS', 'SIZE']];
+    const rows = [['ID', 'DATE (UTC)', 'HOST', 'TAGS', 'ITEMS', 'SIZE']];
     for (const s of list) {
-      rows.push([short(s.id), formatDate(s.createdAt), formatTags(s.tags), s.items.map((i) => i.name).join(','), formatBytes(s.originalSize)]);
+      rows.push([short(s.id), formatDate(s.createdAt), s.host || '-', formatTags(s.tags), s.items.map((i) => i.name).join(','), formatBytes(s.originalSize)]);
     }
-    io.stdout.write(`${table(rows, [4])}\n`);
+    io.stdout.write(`${table(rows, [5])}\n`);
     io.stdout.write(`${plural(list.length, 'snapshot')}\n`);
     return 0;
   });

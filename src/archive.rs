@@ -47,6 +47,7 @@ struct IngestSpec {
     #[serde(default)]
     tags: BTreeMap<String, String>,
     created_at: Option<String>,
+    host: Option<String>,
     #[serde(default)]
     lock_timeout_ms: u64,
 }
@@ -136,6 +137,7 @@ impl NativeArchive {
             let options = IngestOptions {
                 tags: options.tags,
                 created_at: options.created_at,
+                host: options.host,
                 lock_timeout: Duration::from_millis(options.lock_timeout_ms),
             };
             let progress = move |update: ProgressUpdate| {

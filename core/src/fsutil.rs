@@ -138,6 +138,26 @@ pub fn hostname() -> String {
     }
 }
 
+/// The user this process runs as, as recorded in manifests: `$USER`
+/// (`%USERNAME%` on Windows), else the numeric uid on Unix, else "".
+pub fn username() -> String {
+    let from_env = std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_default();
+    if !from_env.is_empty() {
+        return from_env.chars().take(64).collect();
+    }
+    #[cfg(unix)]
+    {
+        // SAFETY: getuid has no failure mode.
+        unsafe { libc::getuid() }.to_string()
+    }
+    #[cfg(not(unix))]
+    {
+        String::new()
+    }
+}
+
 /// Whether a process with this pid exists on this host.
 pub fn pid_alive(pid: u32) -> bool {
     #[cfg(unix)]

@@ -39,6 +39,8 @@ pub struct IngestOptions {
     pub tags: BTreeMap<String, String>,
     /// Overrides `createdAt`; only the documented test hook sets it.
     pub created_at: Option<String>,
+    /// Overrides the host recorded in the manifest (default: this machine's name).
+    pub host: Option<String>,
     /// How long to wait for a conflicting lock.
     pub lock_timeout: std::time::Duration,
 }
@@ -77,6 +79,16 @@ pub fn ingest<R: Read + Send>(
     cancel: &AtomicBool,
 ) -> Result<Manifest> {
     validate_items(&items)?;
+    if options
+        .host
+        .as_ref()
+        .is_some_and(|h| h.len() > crate::snapshot::MAX_HOST_LEN)
+    {
+        return Err(Error::invalid(format!(
+            "host is longer than {} bytes; pass a shorter host name",
+            crate::snapshot::MAX_HOST_LEN
+        )));
+    }
     let _lock = crate::lock::acquire(repo.root(), false, options.lock_timeout)?;
     repo.sync_index()?;
     let outcome = run_pipeline(repo, items, progress, cancel);
@@ -90,6 +102,8 @@ pub fn ingest<R: Read + Send>(
         id: random_hex(32),
         created_at: options.created_at.clone().unwrap_or_else(now_iso8601),
         tags: options.tags.clone(),
+        host: Some(options.host.clone().unwrap_or_else(crate::fsutil::hostname)),
+        user: Some(crate::fsutil::username()),
         original_size: items.iter().map(|i| i.size).sum(),
         items,
         new_chunks: stats.new_chunks,

@@ -665,6 +665,8 @@ mod tests {
             id: format!("{n:064x}"),
             created_at: iso8601_from_millis(at),
             tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            host: None,
+            user: None,
             items: vec![],
             new_chunks: 0,
             reused_chunks: 0,

@@ -14,14 +14,6 @@ use crate::snapshot::{is_valid_snapshot_id, Manifest};
 /// The shortest id prefix accepted: 8 hex digits make accidental matches rare.
 pub const MIN_PREFIX: usize = 8;
 
-impl Manifest {
-    /// The host that made the snapshot. Manifests do not record it yet, so
-    /// every snapshot reads as host "" (grouping and filters go through here).
-    pub fn host(&self) -> &str {
-        ""
-    }
-}
-
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SnapshotFilter {

@@ -10,8 +10,11 @@ use serde_json::json;
 use crate::crypto::ChunkId;
 use crate::error::{Error, Result};
 
-/// The version this engine writes. Version 1 (no item `sha256`) is still read.
+/// The version this engine writes. Version 1 (no item `sha256`, no `host`
+/// and `user`) is still read.
 pub const MANIFEST_VERSION: u32 = 2;
+/// Longest host or user name a manifest may carry (bytes).
+pub const MAX_HOST_LEN: usize = 255;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -20,6 +23,11 @@ pub struct Manifest {
     pub id: String,
     pub created_at: String,
     pub tags: BTreeMap<String, String>,
+    /// The host and user that made the snapshot (version 2 on; older ones read as "").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     pub items: Vec<ManifestItem>,
     pub new_chunks: u64,
     pub reused_chunks: u64,
@@ -87,6 +95,11 @@ impl Manifest {
         if crate::fsutil::parse_iso8601_millis(&self.created_at).is_none() {
             return Err(format!("bad createdAt {:?}", self.created_at));
         }
+        match (&self.host, &self.user, self.version) {
+            (Some(h), Some(u), 2..) if h.len() <= MAX_HOST_LEN && u.len() <= MAX_HOST_LEN => {}
+            (None, None, 1) => {}
+            _ => return Err("a missing, unexpected or overlong host or user".into()),
+        }
         let mut names = std::collections::HashSet::new();
         let mut total = 0u64;
         for item in &self.items {
@@ -121,12 +134,20 @@ impl Manifest {
         Ok(())
     }
 
+    /// The host that made the snapshot; "" for version-1 manifests, which
+    /// did not record it (grouping and filters go through here).
+    pub fn host(&self) -> &str {
+        self.host.as_deref().unwrap_or("")
+    }
+
     /// The API shape: like the manifest, but each item's chunk list is a count.
     pub fn summary(&self) -> serde_json::Value {
         json!({
             "id": self.id,
             "createdAt": self.created_at,
             "tags": self.tags,
+            "host": self.host(),
+            "user": self.user.as_deref().unwrap_or(""),
             "items": self.items.iter().map(|i| json!({
                 "name": i.name,
                 "type": i.item_type,
@@ -174,5 +195,38 @@ mod tests {
             assert!(!is_valid_snapshot_id(bad), "{bad}");
             assert_eq!(check_snapshot_id(bad).unwrap_err().code(), "ERR_INVALID_ARGUMENT");
         }
+    }
+
+    fn manifest_json(version: u32, host: Option<&str>) -> serde_json::Value {
+        let mut v = json!({
+            "version": version,
+            "id": "ab".repeat(32),
+            "createdAt": "2026-11-25T03:00:00.000Z",
+            "tags": {},
+            "items": [{ "name": "d", "type": "t", "size": 0, "chunks": [] }],
+            "newChunks": 0, "reusedChunks": 0, "originalSize": 0, "storedSize": 0
+        });
+        if version >= 2 {
+            v["items"][0]["sha256"] = json!("e3".repeat(32));
+        }
+        if let Some(h) = host {
+            v["host"] = json!(h);
+            v["user"] = json!("me");
+        }
+        v
+    }
+
+    #[test]
+    fn host_and_user_belong_to_version_2_only() {
+        let decode = |v: serde_json::Value| decode_manifest(&serde_json::to_vec(&v).unwrap(), "m");
+        let v2 = decode(manifest_json(2, Some("db-1"))).unwrap();
+        assert_eq!((v2.host(), v2.user.as_deref()), ("db-1", Some("me")));
+        let v1 = decode(manifest_json(1, None)).unwrap();
+        assert_eq!(v1.host(), "", "version 1 reads as host ''");
+        for bad in [manifest_json(2, None), manifest_json(1, Some("db-1"))] {
+            assert_eq!(decode(bad).unwrap_err().code(), "ERR_CORRUPT");
+        }
+        let long = manifest_json(2, Some(&"h".repeat(MAX_HOST_LEN + 1)));
+        assert_eq!(decode(long).unwrap_err().code(), "ERR_CORRUPT");
     }
 }

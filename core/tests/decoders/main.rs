@@ -206,8 +206,9 @@ fn manifest() -> impl Strategy<Value = Manifest> {
         btree_map(text(8), text(8), 0..3),
         vec(item, 1..4),
         any::<[u64; 3]>(),
+        (text(8), text(8)),
     )
-        .prop_map(|(id, created_at, tags, mut items, [a, b, d])| {
+        .prop_map(|(id, created_at, tags, mut items, [a, b, d], (host, user))| {
             for (i, item) in items.iter_mut().enumerate() {
                 item.name = format!("{i}{}", item.name);
             }
@@ -216,6 +217,8 @@ fn manifest() -> impl Strategy<Value = Manifest> {
                 id,
                 created_at,
                 tags,
+                host: Some(host),
+                user: Some(user),
                 original_size: items.iter().map(|i| i.size).sum(),
                 items,
                 new_chunks: a,

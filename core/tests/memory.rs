@@ -1,5 +1,5 @@
 //! Memory is bounded whatever the stream length: the engine's peak RSS for a
-//! 1 GiB ingest + restore stays within a small margin of a 64 MiB one.
+//! 1 GiB ingest + restore stays within a small margin of a 256 MiB one.
 //! (Its own test binary, so no other test shares the process.)
 #![cfg(target_os = "linux")]
 
@@ -60,21 +60,36 @@ fn round_trip(mib: u64) -> u64 {
     peak
 }
 
+/// glibc adapts its mmap threshold upwards after large frees, after which
+/// freed chunk buffers stay in the heap and the peak depends on timing, not on
+/// what is live. A fixed threshold makes RSS track live memory (as the Node
+/// memory test does with MALLOC_MMAP_THRESHOLD_).
+fn fix_mmap_threshold() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator tuning; called before any worker thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
 #[test]
 fn peak_memory_does_not_grow_with_stream_length() {
+    fix_mmap_threshold();
     round_trip(16); // warm up allocator arenas and thread stacks
-    let small = round_trip(64);
+                    // 256 MiB already runs the pipeline at its steady state (every queue,
+                    // pack buffer and parity stripe in use), so only growth with length remains.
+    let small = round_trip(256);
     let large = round_trip(1024);
     eprintln!(
-        "peak RSS: 64 MiB -> {} MiB, 1 GiB -> {} MiB",
+        "peak RSS: 256 MiB -> {} MiB, 1 GiB -> {} MiB",
         small / 1024,
         large / 1024
     );
     // At most ~10 chunks (<= 4 MiB each, raw plus encoded) are in flight, so a
     // longer stream can raise the peak by a bounded amount, never in proportion.
     assert!(
-        large <= small + 48 * 1024,
-        "1 GiB peaked at {} MiB, 64 MiB at {} MiB",
+        large <= small + 32 * 1024,
+        "1 GiB peaked at {} MiB, 256 MiB at {} MiB",
         large / 1024,
         small / 1024
     );

@@ -72,7 +72,7 @@ const AFTER_PRUNE = ['2026-01-04T03:00:00.000Z', { service: 'db', kind: 'after-p
 async function ingest(repo, [createdAt, tags, items]) {
   return repo.ingestMulti(
     items.map(([name, type, data]) => ({ name, type, stream: Readable.from([data]) })),
-    { tags, createdAt },
+    { tags, createdAt, host: 'golden-host' },
   );
 }
 

@@ -234,6 +234,7 @@ fn a_version_1_manifest_still_restores_and_a_newer_version_is_unsupported() {
     let mut m = f.repo.load_snapshot(id).unwrap();
     m.version = 1;
     m.items[0].sha256 = None;
+    (m.host, m.user) = (None, None);
     // Version 1 repositories had no copies.
     fs::remove_file(copy(&f, id)).unwrap();
     let json = serde_json::to_vec(&m).unwrap();

@@ -86,12 +86,13 @@ fn latest_and_prefixes_resolve_with_filters() {
     let err = resolve_snapshot(&repo, "latest", &tags(&[("service", "mysql")])).unwrap_err();
     assert_eq!(err.code(), "ERR_SNAPSHOT_NOT_FOUND");
     assert!(err.to_string().contains("service=mysql"), "{err}");
-    // Old manifests have host ''.
+    // Snapshots record this machine's name unless told otherwise.
     let host = |h: &str| SnapshotFilter {
         tags: Default::default(),
         host: Some(h.into()),
     };
-    assert_eq!(resolve_snapshot(&repo, "latest", &host("")).unwrap().id, nc.id);
+    let here = containerarchive_core::fsutil::hostname();
+    assert_eq!(resolve_snapshot(&repo, "latest", &host(&here)).unwrap().id, nc.id);
     assert!(resolve_snapshot(&repo, "latest", &host("db1")).is_err());
 
     // Full ids, prefixes of 8+ digits (any case), and the filter applies to them too.

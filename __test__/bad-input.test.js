@@ -124,7 +124,7 @@ describe('bad repository input', () => {
       } finally {
         await repo.close();
       }
-      fs.writeFileSync(copyFile, originalText);
+      fs.writeFileSync(copyFile, original);
     }
 
     fs.writeFileSync(file, original);

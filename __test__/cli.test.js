@@ -174,7 +174,7 @@ describe('CLI: backup, snapshots, restore', () => {
     const table = lines(ok(cli(['snapshots', repo]), 'snapshots').out);
     assert.equal(table.length, 4, table.join('\n'));
     const [header, row1, row2, count] = table;
-    assert.match(header, /^ID\s+DATE \(UTC\)\s+TAGS\s+ITEMS\s+SIZE$/);
+    assert.match(header, /^ID\s+DATE \(UTC\)\s+HOST\s+TAGS\s+ITEMS\s+SIZE$/);
     assert.equal(count, '2 snapshots');
     for (const [row, snap] of [[row1, multi], [row2, single]]) {
       assert.ok(row.startsWith(`${snap.id.slice(0, 12)}  `), row);

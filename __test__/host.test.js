@@ -47,10 +47,10 @@ describe('host and user in each snapshot', () => {
     const { repo } = await fresh(t);
     const a = await put(repo, 'a', { host: 'host-a', tags: { service: 'pg' } });
     const b = await put(repo, 'b', { host: 'host-b', tags: { service: 'pg' } });
-    const r = await repo.prune({ keepLast: 1, dryRun: true });
+    const r = await repo.prune({ keepLast: 1 }, true);
     assert.deepEqual(r.removedSnapshots, [], 'one snapshot per host survives keepLast 1');
     assert.deepEqual(r.groups.map((g) => g.host).sort(), ['host-a', 'host-b']);
-    const merged = await repo.prune({ keepLast: 1, groupBy: ['service'], dryRun: true });
+    const merged = await repo.prune({ keepLast: 1, groupBy: ['service'] }, true);
     assert.deepEqual(merged.removedSnapshots, [a.id], 'grouping by service alone merges the hosts');
     assert.ok(b.id);
   });

@@ -139,7 +139,8 @@ describe('manifests: item sha256 and end-to-end restore checks', () => {
   it('a version 1 manifest (no sha256, no copy) still restores; sha256 is null', T, async (t) => {
     const { dir, repo, snaps } = await fixture(t);
     const m = readManifest(dir, snaps[1].id);
-    const v1 = { ...m, version: 1, items: m.items.map(({ sha256: _, ...rest }) => rest) };
+    const { host: _h, user: _u, ...rest } = m;
+    const v1 = { ...rest, version: 1, items: m.items.map(({ sha256: _, ...item }) => item) };
     await writeManifest(dir, repo, v1);
     fs.rmSync(copy(dir, v1.id));
     assert.equal((await repo.getSnapshot(v1.id)).items[0].sha256, null);

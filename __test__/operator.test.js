@@ -10,6 +10,7 @@ process.env.CONTAINERARCHIVE_TEST_CREATED_AT = '1';
 const { describe, it } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
+const os = require('node:os');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
 const { Readable, PassThrough } = require('node:stream');
@@ -43,7 +44,7 @@ describe('retention applies per backup source', () => {
     assert.deepEqual(dry.keptSnapshots.sort(), [pg2.id, nc.id].sort());
     assert.equal(dry.groups.length, 2);
     const byService = Object.fromEntries(dry.groups.map((g) => [g.tags.service, g]));
-    assert.deepEqual(byService.nextcloud, { host: '', tags: { service: 'nextcloud' }, keptSnapshots: [nc.id], removedSnapshots: [], reasons: { [nc.id]: ['daily'] } });
+    assert.deepEqual(byService.nextcloud, { host: os.hostname(), tags: { service: 'nextcloud' }, keptSnapshots: [nc.id], removedSnapshots: [], reasons: { [nc.id]: ['daily'] } });
     assert.deepEqual(byService.postgres.keptSnapshots, [pg2.id]);
     assert.deepEqual(byService.postgres.removedSnapshots, [pg1.id]);
 
@@ -57,7 +58,7 @@ describe('retention applies per backup source', () => {
     const keyed = await repo.prune({ keepDays: 1, groupBy: ['host', 'service'], filter: { tags: { service: 'postgres' } } }, true);
     assert.equal(keyed.groups.length, 1);
     assert.deepEqual(keyed.groups[0].tags, { service: 'postgres' });
-    assert.equal(keyed.groups[0].host, '');
+    assert.equal(keyed.groups[0].host, os.hostname());
     assert.deepEqual(keyed.removedSnapshots, [pg1.id, pg2.id]);
 
     for (const groupBy of [true, 'host', [''], [1], ['host', 'host']]) {
@@ -137,7 +138,7 @@ describe("'latest', id prefixes and filters", () => {
     assert.equal((await repo.getSnapshot('latest')).id, nc.id);
     assert.equal(await text(await repo.restore('latest', { item: 'database.sql', tags: { service: 'postgres' } })), 'postgres dump');
     assert.equal((await repo.getSnapshot('latest', { tags: { service: 'postgres' } })).id, pg.id);
-    assert.equal((await repo.getSnapshot('latest', { host: '' })).id, nc.id, "manifests without a host read as host ''");
+    assert.equal((await repo.getSnapshot('latest', { host: os.hostname() })).id, nc.id, 'snapshots record this host');
     await rejectsWithCode(repo.getSnapshot('latest', { host: 'db1' }), 'ERR_SNAPSHOT_NOT_FOUND');
     await rejectsWithCode(repo.restore('latest', { tags: { service: 'mysql' } }), 'ERR_SNAPSHOT_NOT_FOUND');
 
@@ -150,7 +151,7 @@ describe("'latest', id prefixes and filters", () => {
     await rejectsWithCode(repo.getSnapshot(pg.id, { tag: {} }), 'ERR_INVALID_ARGUMENT');
     await rejectsWithCode(repo.restore('latest', { host: 7 }), 'ERR_INVALID_ARGUMENT');
 
-    assert.deepEqual((await repo.listSnapshots({ host: '' })).map((s) => s.id), [pg.id, nc.id]);
+    assert.deepEqual((await repo.listSnapshots({ host: os.hostname() })).map((s) => s.id), [pg.id, nc.id]);
     assert.deepEqual(await repo.listSnapshots({ host: 'db1' }), []);
     assert.deepEqual((await repo.listSnapshots({ tags: { service: 'nextcloud' } })).map((s) => s.id), [nc.id]);
   });

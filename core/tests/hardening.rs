@@ -7,16 +7,15 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use containerarchive_core::check::{verify, Level, VerifyReport};
+use containerarchive_core::check::Level;
 use containerarchive_core::config::{ChunkingOptions, ParityConfig};
-use containerarchive_core::ingest::{ingest, IngestItem, IngestOptions};
 use containerarchive_core::prune::{prune, Retention};
 use containerarchive_core::repair::repair;
 use containerarchive_core::restore::{restore_chunks, select_item};
 use containerarchive_core::{InitOptions, Manifest, Repository};
 
 mod common;
-use common::data;
+use common::{check, data, ingest_bytes};
 
 fn scratch(tag: &str) -> PathBuf {
     std::env::temp_dir().join(format!(
@@ -40,27 +39,6 @@ fn init(dir: &Path) -> Repository {
         ..Default::default()
     };
     Repository::init(dir, &options).unwrap()
-}
-
-fn ingest_bytes(repo: &Repository, bytes: &[u8]) -> Manifest {
-    let item = IngestItem {
-        name: "data".into(),
-        item_type: "file".into(),
-        size_hint: None,
-        reader: bytes,
-    };
-    ingest(
-        repo,
-        vec![item],
-        &IngestOptions::default(),
-        &|_| {},
-        &AtomicBool::new(false),
-    )
-    .unwrap()
-}
-
-fn check(repo: &Repository, level: Level) -> VerifyReport {
-    verify(repo, level, &|_| {}, &|_| {}, Duration::ZERO).unwrap()
 }
 
 fn restored(repo: &Repository, id: &str) -> containerarchive_core::Result<Vec<u8>> {

@@ -6,17 +6,16 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use containerarchive_core::check::{verify, Level, VerifyReport};
+use containerarchive_core::check::{Level, VerifyReport};
 use containerarchive_core::config::{ChunkingOptions, ParityConfig};
 use containerarchive_core::crypto::{Sealer, AAD_PARITY};
-use containerarchive_core::ingest::{ingest, IngestItem, IngestOptions};
 use containerarchive_core::repair::repair;
 use containerarchive_core::restore::{restore_chunks, select_item};
 use containerarchive_core::{InitOptions, Repository};
 use serde_json::{json, Value};
 
 mod common;
-use common::data;
+use common::{check, data, ingest_bytes};
 
 struct Fixture {
     dir: PathBuf,
@@ -52,31 +51,9 @@ fn fixture(passphrase: Option<&str>) -> Fixture {
     let mut snapshots = Vec::new();
     for seed in 1..=2 {
         let bytes = data(seed, 500_000);
-        snapshots.push((ingest_bytes(&repo, &bytes), bytes));
+        snapshots.push((ingest_bytes(&repo, &bytes).id, bytes));
     }
     Fixture { dir, snapshots }
-}
-
-fn ingest_bytes(repo: &Repository, bytes: &[u8]) -> String {
-    let item = IngestItem {
-        name: "data".into(),
-        item_type: "file".into(),
-        size_hint: None,
-        reader: bytes,
-    };
-    ingest(
-        repo,
-        vec![item],
-        &IngestOptions::default(),
-        &|_| {},
-        &AtomicBool::new(false),
-    )
-    .unwrap()
-    .id
-}
-
-fn check(repo: &Repository, level: Level) -> VerifyReport {
-    verify(repo, level, &|_| {}, &|_| {}, Duration::ZERO).unwrap()
 }
 
 fn restored(repo: &Repository, id: &str) -> containerarchive_core::Result<Vec<u8>> {
@@ -290,7 +267,7 @@ fn data_shards_300_is_reported_and_ingest_and_repair_still_work() {
     let repo = Repository::open(&f.dir, None).unwrap();
     assert!(has_issue(&check(&repo, Level::Quick), "parity", &name));
     let more = data(9, 200_000);
-    let id = ingest_bytes(&repo, &more);
+    let id = ingest_bytes(&repo, &more).id;
     assert_eq!(restored(&repo, &id).unwrap(), more);
     repair(&repo, Duration::ZERO).unwrap();
     assert_healthy(&f, &repo);
@@ -406,7 +383,7 @@ fn compression_level_1000_is_corrupt_not_internal() {
     set_config_field(&f.dir.join("config.json"), "/compression/level", json!(1000), false);
     let repo = Repository::open(&f.dir, None).expect("falls back to the intact copy");
     let more = data(5, 100_000);
-    let id = ingest_bytes(&repo, &more);
+    let id = ingest_bytes(&repo, &more).id;
     assert_eq!(restored(&repo, &id).unwrap(), more);
     drop(repo);
     // Both copies out of range, even with checksums that match: ERR_CORRUPT, never a panic.

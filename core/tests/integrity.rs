@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use containerarchive_core::check::{verify, Level, VerifyReport};
+use containerarchive_core::check::Level;
 use containerarchive_core::config::{ChunkingOptions, ParityConfig};
 use containerarchive_core::ingest::{ingest, IngestItem, IngestOptions};
 use containerarchive_core::repair::{reindex, repair};
@@ -13,7 +13,7 @@ use containerarchive_core::restore::{restore_chunks, select_item};
 use containerarchive_core::{InitOptions, Repository};
 
 mod common;
-use common::data;
+use common::{check, data, ingest_bytes};
 
 struct Fixture {
     dir: PathBuf,
@@ -58,10 +58,6 @@ fn fixture(passphrase: Option<&str>) -> Fixture {
         snapshots.push((m.id, bytes));
     }
     Fixture { dir, repo, snapshots }
-}
-
-fn check(repo: &Repository, level: Level) -> VerifyReport {
-    verify(repo, level, &|_| {}, &|_| {}, Duration::ZERO).unwrap()
 }
 
 fn restored(repo: &Repository, id: &str) -> containerarchive_core::Result<Vec<u8>> {
@@ -253,24 +249,6 @@ fn a_damaged_config_opens_from_its_copy_and_is_repaired() {
     fs::remove_dir_all(&f.dir).unwrap();
 }
 
-fn ingest_bytes(repo: &Repository, bytes: &[u8]) -> String {
-    let item = IngestItem {
-        name: "data".into(),
-        item_type: "file".into(),
-        size_hint: None,
-        reader: bytes,
-    };
-    ingest(
-        repo,
-        vec![item],
-        &IngestOptions::default(),
-        &|_| {},
-        &AtomicBool::new(false),
-    )
-    .unwrap()
-    .id
-}
-
 #[test]
 fn damaged_parity_is_never_extended_so_the_group_stays_repairable() {
     let f = fixture(None);
@@ -315,7 +293,7 @@ fn prune_refuses_to_regroup_a_damaged_kept_pack_and_changes_nothing() {
     let mut found = None;
     for i in 0..5 {
         let last = data(400 + i, 40_000);
-        let last_id = ingest_bytes(&f.repo, &last);
+        let last_id = ingest_bytes(&f.repo, &last).id;
         let kept = f.repo.load_snapshot(&last_id).unwrap();
         let index = containerarchive_core::check::read_disk_index(&f.repo, None).unwrap();
         let kept_packs: std::collections::HashSet<String> = kept.items[0]

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use containerarchive_core::check::{verify, Level, VerifyReport};
+use containerarchive_core::check::{Level, VerifyReport};
 use containerarchive_core::config::{ChunkingOptions, ParityConfig};
 use containerarchive_core::crypto::{sha256, AAD_SNAPSHOT};
 use containerarchive_core::ingest::{ingest, IngestItem, IngestOptions};
@@ -17,7 +17,7 @@ use containerarchive_core::snapshot::Manifest;
 use containerarchive_core::{InitOptions, Repository};
 
 mod common;
-use common::data;
+use common::{check, data, ingest_bytes};
 
 struct Fixture {
     dir: PathBuf,
@@ -55,32 +55,10 @@ fn fixture(passphrase: Option<&str>) -> Fixture {
     };
     for seed in 1..=3 {
         let bytes = data(seed, 300_000);
-        let id = ingest_bytes(&f.repo, &bytes);
+        let id = ingest_bytes(&f.repo, &bytes).id;
         f.snapshots.push((id, bytes));
     }
     f
-}
-
-fn ingest_bytes(repo: &Repository, bytes: &[u8]) -> String {
-    let item = IngestItem {
-        name: "data".into(),
-        item_type: "file".into(),
-        size_hint: None,
-        reader: bytes,
-    };
-    ingest(
-        repo,
-        vec![item],
-        &IngestOptions::default(),
-        &|_| {},
-        &AtomicBool::new(false),
-    )
-    .unwrap()
-    .id
-}
-
-fn check(repo: &Repository, level: Level) -> VerifyReport {
-    verify(repo, level, &|_| {}, &|_| {}, Duration::ZERO).unwrap()
 }
 
 /// Restores through the same path as the API; returns the bytes handed over and the outcome.

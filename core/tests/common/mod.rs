@@ -2,6 +2,35 @@
 #![allow(dead_code)]
 
 use std::io::Read;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use containerarchive_core::check::{verify, Level, VerifyReport};
+use containerarchive_core::ingest::{ingest, IngestItem, IngestOptions};
+use containerarchive_core::{Manifest, Repository};
+
+/// Ingests `bytes` as one item named "data" with default options.
+pub fn ingest_bytes(repo: &Repository, bytes: &[u8]) -> Manifest {
+    let item = IngestItem {
+        name: "data".into(),
+        item_type: "file".into(),
+        size_hint: None,
+        reader: bytes,
+    };
+    ingest(
+        repo,
+        vec![item],
+        &IngestOptions::default(),
+        &|_| {},
+        &AtomicBool::new(false),
+    )
+    .unwrap()
+}
+
+/// Verifies at `level`, without waiting for locks.
+pub fn check(repo: &Repository, level: Level) -> VerifyReport {
+    verify(repo, level, &|_| {}, &|_| {}, Duration::ZERO).unwrap()
+}
 
 /// Deterministic pseudo-random bytes (xorshift64).
 pub fn data(seed: u64, len: usize) -> Vec<u8> {

@@ -8,14 +8,13 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use containerarchive_core::check::Level;
-use containerarchive_core::config::{ChunkingOptions, ParityConfig};
 use containerarchive_core::prune::{prune, Retention};
 use containerarchive_core::repair::repair;
 use containerarchive_core::restore::{restore_chunks, select_item};
 use containerarchive_core::{InitOptions, Manifest, Repository};
 
 mod common;
-use common::{check, data, ingest_bytes};
+use common::{check, data, ingest_bytes, small_options};
 
 fn scratch(tag: &str) -> PathBuf {
     std::env::temp_dir().join(format!(
@@ -25,19 +24,7 @@ fn scratch(tag: &str) -> PathBuf {
 }
 
 fn init(dir: &Path) -> Repository {
-    let options = InitOptions {
-        chunking: Some(ChunkingOptions {
-            min_size: 4096,
-            avg_size: 16384,
-            max_size: 65536,
-        }),
-        pack_target_size: Some(65536),
-        parity: Some(ParityConfig {
-            data_shards: 4,
-            parity_shards: 1,
-        }),
-        ..Default::default()
-    };
+    let options = small_options(None);
     Repository::init(dir, &options).unwrap()
 }
 

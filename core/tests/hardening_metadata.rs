@@ -7,7 +7,6 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use containerarchive_core::check::{Level, VerifyReport};
-use containerarchive_core::config::{ChunkingOptions, ParityConfig};
 use containerarchive_core::crypto::{Sealer, AAD_PARITY};
 use containerarchive_core::repair::repair;
 use containerarchive_core::restore::{restore_chunks, select_item};
@@ -15,7 +14,7 @@ use containerarchive_core::{InitOptions, Repository};
 use serde_json::{json, Value};
 
 mod common;
-use common::{check, data, ingest_bytes};
+use common::{check, data, ingest_bytes, small_options};
 
 struct Fixture {
     dir: PathBuf,
@@ -29,20 +28,7 @@ impl Drop for Fixture {
 }
 
 fn options(passphrase: Option<&str>) -> InitOptions {
-    InitOptions {
-        passphrase: passphrase.map(String::from),
-        chunking: Some(ChunkingOptions {
-            min_size: 4096,
-            avg_size: 16384,
-            max_size: 65536,
-        }),
-        pack_target_size: Some(65536),
-        parity: Some(ParityConfig {
-            data_shards: 4,
-            parity_shards: 1,
-        }),
-        ..Default::default()
-    }
+    small_options(passphrase)
 }
 
 fn fixture(passphrase: Option<&str>) -> Fixture {

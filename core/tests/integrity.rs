@@ -6,14 +6,13 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use containerarchive_core::check::Level;
-use containerarchive_core::config::{ChunkingOptions, ParityConfig};
 use containerarchive_core::ingest::{ingest, IngestItem, IngestOptions};
 use containerarchive_core::repair::{reindex, repair};
 use containerarchive_core::restore::{restore_chunks, select_item};
 use containerarchive_core::{InitOptions, Repository};
 
 mod common;
-use common::{check, data, ingest_bytes};
+use common::{check, data, ingest_bytes, small_options};
 
 struct Fixture {
     dir: PathBuf,
@@ -23,20 +22,7 @@ struct Fixture {
 
 fn fixture(passphrase: Option<&str>) -> Fixture {
     let dir = std::env::temp_dir().join(format!("ca-integrity-{}", containerarchive_core::fsutil::random_hex(6)));
-    let options = InitOptions {
-        passphrase: passphrase.map(String::from),
-        chunking: Some(ChunkingOptions {
-            min_size: 4096,
-            avg_size: 16384,
-            max_size: 65536,
-        }),
-        pack_target_size: Some(65536),
-        parity: Some(ParityConfig {
-            data_shards: 4,
-            parity_shards: 1,
-        }),
-        ..Default::default()
-    };
+    let options = small_options(passphrase);
     let repo = Repository::init(&dir, &options).unwrap();
     let mut snapshots = Vec::new();
     for seed in 1..=3 {

@@ -6,8 +6,27 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use containerarchive_core::check::{verify, Level, VerifyReport};
+use containerarchive_core::config::{ChunkingOptions, ParityConfig};
 use containerarchive_core::ingest::{ingest, IngestItem, IngestOptions};
-use containerarchive_core::{Manifest, Repository};
+use containerarchive_core::{InitOptions, Manifest, Repository};
+
+/// Small chunks, 64 KiB packs and RS(4,1) groups: several packs and groups from a few MB.
+pub fn small_options(passphrase: Option<&str>) -> InitOptions {
+    InitOptions {
+        passphrase: passphrase.map(String::from),
+        chunking: Some(ChunkingOptions {
+            min_size: 4096,
+            avg_size: 16384,
+            max_size: 65536,
+        }),
+        pack_target_size: Some(65536),
+        parity: Some(ParityConfig {
+            data_shards: 4,
+            parity_shards: 1,
+        }),
+        ..Default::default()
+    }
+}
 
 /// Ingests `bytes` as one item named "data" with default options.
 pub fn ingest_bytes(repo: &Repository, bytes: &[u8]) -> Manifest {

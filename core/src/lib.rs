@@ -14,6 +14,7 @@ pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod fsutil;
+pub mod gc;
 pub mod index;
 pub mod ingest;
 pub mod lock;

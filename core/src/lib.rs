@@ -13,6 +13,7 @@ pub mod codec;
 pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod forget;
 pub mod fsutil;
 pub mod gc;
 pub mod index;

@@ -1,0 +1,45 @@
+'use strict';
+// `init`: creates a repository, encrypted with --encrypt.
+
+const { BIN, ENV_VAR, usageError, lib, q, envPassphrase, askPassphrase, canPrompt } = require('../common');
+
+async function cmdInit({ values, positionals: [repoPath], io }) {
+  const compression = values.compression;
+  if (compression !== undefined && !['gzip', 'zstd', 'none'].includes(compression)) {
+    throw usageError(`--compression takes gzip, zstd or none, not ${q(compression)}`);
+  }
+  let passphrase;
+  if (values.encrypt && io.env[ENV_VAR] === '') {
+    // Likely a variable meant to be filled; never fall back to a prompt or to no encryption.
+    throw usageError(`init --encrypt: ${ENV_VAR} is set but empty; set it to the passphrase, or leave out --encrypt for an unencrypted repository`);
+  }
+  if (values.encrypt) {
+    passphrase = envPassphrase(io);
+    if (passphrase === undefined) {
+      if (!canPrompt(io.stdin)) {
+        throw usageError(`init --encrypt needs a passphrase and there is no terminal to ask on; set ${ENV_VAR}`);
+      }
+      passphrase = await askPassphrase(io, `New passphrase for ${repoPath}: `);
+      const again = await askPassphrase(io, 'Repeat the passphrase: ');
+      if (again !== passphrase) throw usageError('the two passphrases differ; run init again');
+    }
+  } else if (envPassphrase(io) !== undefined) {
+    io.stderr.write(`${BIN}: note: ${ENV_VAR} is set, but without --encrypt the repository is NOT encrypted\n`);
+  }
+  const { ContainerArchive } = lib();
+  const options = {};
+  if (passphrase !== undefined) options.passphrase = passphrase;
+  if (compression !== undefined) options.compression = compression;
+  const repo = await ContainerArchive.init(repoPath, options);
+  await repo.close();
+  io.stdout.write(`created repository ${repoPath} (${compression || 'gzip'} compression, ${passphrase !== undefined ? 'encrypted' : 'not encrypted'})\n`);
+  return 0;
+}
+
+module.exports = {
+  usage: 'init <repo> [--encrypt] [--compression gzip|zstd|none]',
+  summary: 'create a repository (encrypted with --encrypt)',
+  options: { encrypt: { type: 'boolean' }, compression: { type: 'string' } },
+  positionals: [1, 1],
+  run: cmdInit,
+};

@@ -1,0 +1,83 @@
+'use strict';
+// `restore`: writes one item of a snapshot to a file (atomically) or stdout.
+
+const fs = require('node:fs');
+const path = require('node:path');
+const { Transform } = require('node:stream');
+const { pipeline } = require('node:stream/promises');
+
+const { Progress, formatBytes, formatElapsed } = require('../progress');
+const { BIN, CliError, usageError, q, short, selection, withRepo, resolveSnapshot } = require('../common');
+
+async function cmdRestore({ values, positionals: [repoPath, ref], io }) {
+  const filter = selection(values);
+  const output = values.output === undefined || values.output === '-' ? null : values.output;
+  if (output === null && io.stdout.isTTY) {
+    throw usageError(`stdout is a terminal; restore to a file with -o FILE, or redirect: ${BIN} restore ${q(repoPath)} ${q(ref)} > FILE`);
+  }
+  if (output !== null && !values.force && fs.existsSync(output)) {
+    throw usageError(`${q(output)} exists; pass --force to overwrite it, or choose another -o`);
+  }
+  return withRepo(repoPath, io, async (repo) => {
+    const snapshot = await resolveSnapshot(repo, ref, repoPath, filter);
+    const itemNames = snapshot.items.map((i) => i.name).join(', ');
+    let item;
+    if (values.item !== undefined) {
+      item = snapshot.items.find((i) => i.name === values.item);
+      if (!item) throw usageError(`snapshot ${short(snapshot.id)} has no item ${q(values.item)}; its items: ${itemNames}`);
+    } else if (snapshot.items.length === 1) {
+      item = snapshot.items[0];
+    } else {
+      throw usageError(`snapshot ${short(snapshot.id)} has ${snapshot.items.length} items (${itemNames}); choose one with --item NAME`);
+    }
+
+    const progress = new Progress('restore', { stream: io.stderr, total: item.size });
+    let bytes = 0;
+    const counter = new Transform({
+      transform(chunk, _encoding, callback) {
+        bytes += chunk.length;
+        progress.update({ bytes });
+        callback(null, chunk);
+      },
+    });
+    const source = await repo.restore(snapshot.id, { item: item.name });
+    try {
+      if (output === null) {
+        await pipeline(source, counter, io.stdout, { end: false });
+      } else {
+        // Written next to the target and renamed into place, so a failed restore leaves no partial file.
+        const tmp = path.join(path.dirname(output), `.${path.basename(output)}.${process.pid}.containerarchive-tmp`);
+        try {
+          await pipeline(source, counter, fs.createWriteStream(tmp, { flags: 'wx' }));
+          fs.renameSync(tmp, output);
+        } catch (err) {
+          fs.rmSync(tmp, { force: true });
+          throw err;
+        }
+      }
+    } finally {
+      progress.finish();
+    }
+    if (bytes !== item.size) {
+      throw new CliError(1, `restored ${bytes} bytes of ${q(item.name)}, but snapshot ${short(snapshot.id)} records ${item.size}; run: ${BIN} verify ${q(repoPath)} --level full`);
+    }
+    io.stderr.write(
+      `restored ${item.name} from snapshot ${short(snapshot.id)}: ${formatBytes(bytes)} to ${output === null ? 'stdout' : output} in ${formatElapsed(progress.elapsedMs())}\n`,
+    );
+    return 0;
+  });
+}
+
+module.exports = {
+  usage: 'restore <repo> <snapshot|latest> [--tag k=v]... [--host H] [--item name] [-o file|-] [--force]',
+  summary: 'write one item of a snapshot to a file or stdout',
+  options: {
+    item: { type: 'string' },
+    output: { type: 'string', short: 'o' },
+    force: { type: 'boolean' },
+    tag: { type: 'string', multiple: true },
+    host: { type: 'string' },
+  },
+  positionals: [2, 2],
+  run: cmdRestore,
+};

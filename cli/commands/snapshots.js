@@ -1,0 +1,43 @@
+'use strict';
+// `snapshots`: lists snapshots, oldest first.
+
+const { formatBytes } = require('../progress');
+const { usageError, short, parseCount, selection, withRepo, formatDate, formatTags, plural, writeJson, table, parseDateFlag, JSON_OPTION } = require('../common');
+
+async function cmdSnapshots({ values, positionals: [repoPath], io }) {
+  const filter = selection(values);
+  const after = parseDateFlag(values.after, '--after');
+  const before = parseDateFlag(values.before, '--before');
+  const latest = parseCount(values.latest, '--latest');
+  if (latest === 0) throw usageError('--latest takes a count of 1 or more; e.g. --latest 5');
+  return withRepo(repoPath, io, async (repo) => {
+    let list = await repo.listSnapshots({ ...filter, ...(after ? { after } : {}), ...(before ? { before } : {}) });
+    if (latest !== undefined) list = list.slice(-latest);
+    if (values.json) {
+      writeJson(io, list);
+      return 0;
+    }
+    const rows = [['ID', 'DATE (UTC)', 'HOST', 'TAGS', 'ITEMS', 'SIZE']];
+    for (const s of list) {
+      rows.push([short(s.id), formatDate(s.createdAt), s.host || '-', formatTags(s.tags), s.items.map((i) => i.name).join(','), formatBytes(s.originalSize)]);
+    }
+    io.stdout.write(`${table(rows, [5])}\n`);
+    io.stdout.write(`${plural(list.length, 'snapshot')}\n`);
+    return 0;
+  });
+}
+
+module.exports = {
+  usage: 'snapshots <repo> [--tag k=v]... [--host H] [--after DATE] [--before DATE] [--latest N] [--json]',
+  summary: 'list snapshots, oldest first',
+  options: {
+    tag: { type: 'string', multiple: true },
+    host: { type: 'string' },
+    after: { type: 'string' },
+    before: { type: 'string' },
+    latest: { type: 'string' },
+    ...JSON_OPTION,
+  },
+  positionals: [1, 1],
+  run: cmdSnapshots,
+};

@@ -2,7 +2,7 @@
 // What every CLI command shares: errors, argument parsing, opening a repository
 // (with its passphrase), tables and JSON output.
 
-const { ENV_VAR, PromptAborted, promptHidden, canPrompt } = require('./passphrase');
+const { ENV_VAR, SOURCES_HINT, PromptAborted, promptHidden, canPrompt, passphraseFromSources } = require('./passphrase');
 
 const BIN = 'containerarchive';
 const PACKAGE = '@serve.zone/containerarchive';
@@ -75,14 +75,9 @@ function parseItem(spec) {
 
 // ---------------------------------------------------------------------------
 // Repository access and passphrases
-function envPassphrase(io) {
-  const value = io.env[ENV_VAR];
-  return value === undefined || value === '' ? undefined : value;
-}
-
 async function askPassphrase(io, prompt) {
   const value = await promptHidden(prompt, io.stdin, io.stderr);
-  if (value.length === 0) throw usageError(`empty passphrase; type the passphrase, or set ${ENV_VAR}`);
+  if (value.length === 0) throw usageError(`empty passphrase; type the passphrase, or ${SOURCES_HINT}`);
   return value;
 }
 
@@ -93,10 +88,18 @@ async function openRepo(repoPath, io) {
   } catch (err) {
     if (err.code !== 'ERR_PASSPHRASE_REQUIRED') throw err;
   }
-  const fromEnv = envPassphrase(io);
-  if (fromEnv !== undefined) return ContainerArchive.open(repoPath, { passphrase: fromEnv });
+  // `io.passphraseFile` is the global --passphrase-file option.
+  const given = passphraseFromSources(io.env, io.passphraseFile);
+  if (given !== undefined) {
+    try {
+      return await ContainerArchive.open(repoPath, { passphrase: given.passphrase });
+    } catch (err) {
+      if (err.code !== 'ERR_WRONG_PASSPHRASE') throw err;
+      throw new CliError(2, `wrong passphrase: the one from ${given.source} does not unlock ${q(repoPath)}; check it`);
+    }
+  }
   if (!canPrompt(io.stdin)) {
-    throw usageError(`${q(repoPath)} is encrypted and there is no terminal to ask on; set ${ENV_VAR} to its passphrase`);
+    throw usageError(`${q(repoPath)} is encrypted and there is no terminal to ask on; ${SOURCES_HINT}`);
   }
   for (let attempt = 1; ; attempt += 1) {
     const passphrase = await askPassphrase(io, `Passphrase for ${repoPath}: `);
@@ -194,6 +197,6 @@ function issueLine(issue) {
 
 module.exports = {
   BIN, PACKAGE, ENV_VAR, CliError, PromptAborted, usageError, lib, oneLine, q, short, JSON_OPTION,
-  parseKeyValues, parseCount, parseItem, envPassphrase, askPassphrase, canPrompt, openRepo, withRepo, subscribe,
+  parseKeyValues, parseCount, parseItem, askPassphrase, canPrompt, openRepo, withRepo, subscribe,
   selection, describeSelection, resolveSnapshot, formatDate, formatTags, plural, writeJson, table, parseDateFlag, issueLine,
 };

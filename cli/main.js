@@ -5,7 +5,7 @@
 
 const { parseArgs } = require('node:util');
 
-const { ENV_VAR, PromptAborted } = require('./passphrase');
+const { ENV_VAR, FILE_VAR, COMMAND_VAR, SOURCES_HINT, PromptAborted, PassphraseSourceError } = require('./passphrase');
 const { BIN, PACKAGE, CliError, usageError, oneLine, q } = require('./common');
 
 // Each command lives in cli/commands/<name>.js as { usage, summary, options, positionals, run }.
@@ -26,7 +26,12 @@ function mainHelp() {
     '',
     `Run '${BIN} <command> --help' for a command's options.`,
     '',
-    `Passphrase: set ${ENV_VAR}; on a terminal you are prompted (no echo) when it is unset.`,
+    'Passphrase of an encrypted repository, from the first of:',
+    '  --passphrase-file FILE   (any command) the file\'s content, one trailing newline stripped',
+    `  ${ENV_VAR}         the passphrase itself`,
+    `  ${FILE_VAR}    a file holding it`,
+    `  ${COMMAND_VAR} a shell command that prints it (e.g. 'pass show backup')`,
+    '  a no-echo prompt on a terminal. Set at most one of the variables.',
     'Exit codes: 0 success, 1 the operation found a problem, 2 bad usage or input.',
     '',
   ];
@@ -45,7 +50,7 @@ function commandHelp(name) {
 /** Maps any failure to { exitCode, message } (the message names the fix). */
 function explain(err, ctx) {
   if (err instanceof CliError) return { exitCode: err.exitCode, message: err.message };
-  if (err instanceof PromptAborted) return { exitCode: err.exitCode, message: err.message };
+  if (err instanceof PromptAborted || err instanceof PassphraseSourceError) return { exitCode: err.exitCode, message: err.message };
   const repo = ctx.repo === undefined ? '<repo>' : q(ctx.repo);
   const message = oneLine(err && err.message ? err.message : String(err));
   const code = err && typeof err.code === 'string' ? err.code : '';
@@ -56,9 +61,9 @@ function explain(err, ctx) {
       case 'ERR_REPO_EXISTS':
         return { exitCode: 2, message: `${repo} already holds a repository; use it as it is, or give init another path` };
       case 'ERR_PASSPHRASE_REQUIRED':
-        return { exitCode: 2, message: `${repo} is encrypted; set ${ENV_VAR} to its passphrase` };
+        return { exitCode: 2, message: `${repo} is encrypted; ${SOURCES_HINT}` };
       case 'ERR_WRONG_PASSPHRASE':
-        return { exitCode: 2, message: `wrong passphrase for ${repo}; set ${ENV_VAR} to the passphrase it was created with` };
+        return { exitCode: 2, message: `wrong passphrase for ${repo}; give one of its passphrases (${SOURCES_HINT})` };
       case 'ERR_SNAPSHOT_NOT_FOUND':
         return { exitCode: 2, message: `${message}; list the snapshots with: ${BIN} snapshots ${repo}` };
       case 'ERR_ITEM_NOT_FOUND':
@@ -105,13 +110,13 @@ async function dispatch(argv, io, ctx) {
   ctx.command = command;
   const spec = COMMANDS[command];
   if (rest.some((a) => a === '--passphrase' || a.startsWith('--passphrase='))) {
-    throw usageError(`the passphrase is never taken from the command line; set ${ENV_VAR} (or type it when prompted on a terminal)`);
+    throw usageError(`the passphrase is never taken from the command line, where other users can read it; ${SOURCES_HINT} (or type it when prompted on a terminal)`);
   }
   let parsed;
   try {
     parsed = parseArgs({
       args: rest,
-      options: { ...spec.options, help: { type: 'boolean', short: 'h' } },
+      options: { ...spec.options, 'passphrase-file': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
       allowPositionals: true,
       strict: true,
     });
@@ -132,7 +137,9 @@ async function dispatch(argv, io, ctx) {
     throw usageError(`${command}: unexpected argument ${q(positionals[max])}; usage: ${BIN} ${spec.usage}`);
   }
   ctx.repo = positionals[0];
-  return spec.run({ values: parsed.values, positionals, io, ctx });
+  const passphraseFile = parsed.values['passphrase-file'];
+  if (passphraseFile === '') throw usageError('--passphrase-file needs a file name');
+  return spec.run({ values: parsed.values, positionals, io: { ...io, passphraseFile }, ctx });
 }
 
 /** Runs the CLI; resolves to the exit code. Never rejects. */

@@ -1,7 +1,8 @@
 'use strict';
 // `init`: creates a repository, encrypted with --encrypt.
 
-const { BIN, ENV_VAR, usageError, lib, q, envPassphrase, askPassphrase, canPrompt } = require('../common');
+const { ENV_VAR, FILE_VAR, COMMAND_VAR, SOURCES_HINT, passphraseFromSources } = require('../passphrase');
+const { BIN, usageError, lib, q, askPassphrase, canPrompt } = require('../common');
 
 async function cmdInit({ values, positionals: [repoPath], io }) {
   const compression = values.compression;
@@ -14,17 +15,20 @@ async function cmdInit({ values, positionals: [repoPath], io }) {
     throw usageError(`init --encrypt: ${ENV_VAR} is set but empty; set it to the passphrase, or leave out --encrypt for an unencrypted repository`);
   }
   if (values.encrypt) {
-    passphrase = envPassphrase(io);
+    passphrase = passphraseFromSources(io.env, io.passphraseFile)?.passphrase;
     if (passphrase === undefined) {
       if (!canPrompt(io.stdin)) {
-        throw usageError(`init --encrypt needs a passphrase and there is no terminal to ask on; set ${ENV_VAR}`);
+        throw usageError(`init --encrypt needs a passphrase and there is no terminal to ask on; ${SOURCES_HINT}`);
       }
       passphrase = await askPassphrase(io, `New passphrase for ${repoPath}: `);
       const again = await askPassphrase(io, 'Repeat the passphrase: ');
       if (again !== passphrase) throw usageError('the two passphrases differ; run init again');
     }
-  } else if (envPassphrase(io) !== undefined) {
-    io.stderr.write(`${BIN}: note: ${ENV_VAR} is set, but without --encrypt the repository is NOT encrypted\n`);
+  } else {
+    const given = [io.passphraseFile !== undefined && '--passphrase-file', ...[ENV_VAR, FILE_VAR, COMMAND_VAR].filter((v) => io.env[v])].filter(Boolean);
+    if (given.length > 0) {
+      io.stderr.write(`${BIN}: note: ${given.join(' and ')} ${given.length === 1 ? 'is' : 'are'} set, but without --encrypt the repository is NOT encrypted\n`);
+    }
   }
   const { ContainerArchive } = lib();
   const options = {};

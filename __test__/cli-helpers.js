@@ -48,14 +48,23 @@ function expectExit(r, code, what) {
   assert.equal(r.status, code, `${what}: expected exit ${code}, got ${show(r)}`);
 }
 
+/** The CLI's exit codes (README), restic's numbers for 10-12. */
+const EXIT = { OK: 0, PROBLEM: 1, USAGE: 2, NO_REPOSITORY: 10, LOCKED: 11, PASSPHRASE: 12 };
+
 /** Exit 2 with exactly one line on stderr that matches every pattern (the fix it names). */
 function expectUsage(r, patterns, what) {
-  expectExit(r, 2, what);
+  expectFailure(r, EXIT.USAGE, patterns, what);
+}
+
+/** Exit `code` with exactly one line on stderr that matches every pattern, and nothing on stdout. */
+function expectFailure(r, code, patterns, what) {
+  expectExit(r, code, what);
   const lines = r.stderr.split('\n').filter((l) => l.length > 0);
   assert.equal(lines.length, 1, `${what}: a usage error is ONE line on stderr, got:\n${r.stderr}`);
   assert.match(lines[0], /^containerarchive: /, what);
   for (const p of patterns) assert.match(lines[0], p, `${what}: the message must match ${p}`);
   assert.equal(r.out, '', `${what}: nothing on stdout`);
+  return r;
 }
 
 function ok(r, what) {
@@ -68,4 +77,4 @@ function snapshotsJson(repo, env) {
   return JSON.parse(r.out);
 }
 
-module.exports = { BIN, ENV_VAR, baseEnv, cli, show, expectExit, expectUsage, ok, snapshotsJson };
+module.exports = { BIN, ENV_VAR, EXIT, baseEnv, cli, show, expectExit, expectUsage, expectFailure, ok, snapshotsJson };

@@ -12,7 +12,7 @@ const os = require('node:os');
 const path = require('node:path');
 
 const { textishBytes, KiB } = require('./helpers');
-const { ENV_VAR, baseEnv, cli, expectUsage, ok, snapshotsJson } = require('./cli-helpers');
+const { ENV_VAR, EXIT, baseEnv, cli, expectFailure, ok, snapshotsJson } = require('./cli-helpers');
 
 const FILE_VAR = `${ENV_VAR}_FILE`;
 const COMMAND_VAR = `${ENV_VAR}_COMMAND`;
@@ -64,7 +64,7 @@ describe('CLI: passphrase sources', () => {
     assert.ok(back.equals(more));
   });
 
-  it('a source that is set but unusable exits 2 with one line naming it, and changes nothing', () => {
+  it('a source that is set but unusable exits 12 (no passphrase) with one line naming it, and changes nothing', () => {
     const before = snapshotsJson(repo, baseEnv({ [ENV_VAR]: PASSPHRASE })).length;
     const empty = path.join(dir, 'empty.txt');
     fs.writeFileSync(empty, '\n');
@@ -79,18 +79,18 @@ describe('CLI: passphrase sources', () => {
     ];
     for (const [flags, vars, patterns] of cases) {
       const what = `${flags.join(' ')} ${JSON.stringify(vars)}`;
-      expectUsage(cli(['backup', repo, '-', ...flags], { input: 'data', env: baseEnv(vars) }), patterns, what);
+      expectFailure(cli(['backup', repo, '-', ...flags], { input: 'data', env: baseEnv(vars) }), EXIT.PASSPHRASE, patterns, what);
     }
     const wrong = path.join(dir, 'wrong.txt');
     fs.writeFileSync(wrong, 'not it\n');
-    expectUsage(cli(['backup', repo, '-', '--passphrase-file', wrong], { input: 'data' }), [/wrong passphrase/, /wrong\.txt/], 'a wrong passphrase names its source');
-    expectUsage(cli(['backup', repo, '-'], { input: 'data', env: baseEnv({ [COMMAND_VAR]: 'echo nope' }) }), [/wrong passphrase/, new RegExp(COMMAND_VAR)], 'wrong from a command');
+    expectFailure(cli(['backup', repo, '-', '--passphrase-file', wrong], { input: 'data' }), EXIT.PASSPHRASE, [/wrong passphrase/, /wrong\.txt/], 'a wrong passphrase names its source');
+    expectFailure(cli(['backup', repo, '-'], { input: 'data', env: baseEnv({ [COMMAND_VAR]: 'echo nope' }) }), EXIT.PASSPHRASE, [/wrong passphrase/, new RegExp(COMMAND_VAR)], 'wrong from a command');
     assert.equal(snapshotsJson(repo, baseEnv({ [ENV_VAR]: PASSPHRASE })).length, before, 'no snapshot was written');
   });
 
   it('init --encrypt with an unusable source creates nothing', () => {
     const target = path.join(dir, 'never');
-    expectUsage(cli(['init', target, '--encrypt'], { env: baseEnv({ [COMMAND_VAR]: 'exit 1' }) }), [new RegExp(COMMAND_VAR)], 'failing command');
+    expectFailure(cli(['init', target, '--encrypt'], { env: baseEnv({ [COMMAND_VAR]: 'exit 1' }) }), EXIT.PASSPHRASE, [new RegExp(COMMAND_VAR)], 'failing command');
     assert.ok(!fs.existsSync(path.join(target, 'config.json')));
   });
 });

@@ -64,6 +64,22 @@ function parseCount(value, flag) {
   return Number(value);
 }
 
+const LOCK_WAIT_VAR = 'CONTAINERARCHIVE_LOCK_WAIT';
+const DURATION_UNITS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** A duration such as 30s, 10m, 1h30m or 0 (restic's --retry-lock) -> milliseconds. */
+function parseDuration(value, flag) {
+  const text = String(value).trim();
+  const parts = [...text.matchAll(/(\d+)(ms|s|m|h)/g)];
+  const bad = () => usageError(`${flag} takes a duration such as 30s, 10m or 1h30m, not ${q(text)}`);
+  if (text === '0') return 0;
+  if (parts.length === 0 || parts.map((m) => m[0]).join('') !== text) throw bad();
+  const ms = parts.reduce((sum, [, n, unit]) => sum + Number(n) * DURATION_UNITS[unit], 0);
+  // The engine takes a u32 of milliseconds: about 49 days.
+  if (!Number.isSafeInteger(ms) || ms > 0xffffffff) throw usageError(`${flag} ${text} is too long; at most 1000h`);
+  return ms;
+}
+
 /** "name[:type]"; the last ':' separates the type, so names may contain ':'. */
 function parseItem(spec) {
   const colon = spec.lastIndexOf(':');
@@ -77,14 +93,19 @@ function parseItem(spec) {
 // Repository access and passphrases
 async function askPassphrase(io, prompt) {
   const value = await promptHidden(prompt, io.stdin, io.stderr);
-  if (value.length === 0) throw usageError(`empty passphrase; type the passphrase, or ${SOURCES_HINT}`);
+  if (value.length === 0) throw passphraseError(`empty passphrase; type the passphrase, or ${SOURCES_HINT}`);
   return value;
 }
 
+/** Wrong or missing passphrase: restic's exit code 12. */
+const passphraseError = (message) => new CliError(12, message);
+
 async function openRepo(repoPath, io) {
   const { ContainerArchive } = lib();
+  // `io.lockWaitMs` is the global --lock-wait option: how long each operation waits for a lock.
+  const lock = io.lockWaitMs === undefined ? {} : { lockTimeoutMs: io.lockWaitMs };
   try {
-    return await ContainerArchive.open(repoPath);
+    return await ContainerArchive.open(repoPath, lock);
   } catch (err) {
     if (err.code !== 'ERR_PASSPHRASE_REQUIRED') throw err;
   }
@@ -92,19 +113,19 @@ async function openRepo(repoPath, io) {
   const given = passphraseFromSources(io.env, io.passphraseFile);
   if (given !== undefined) {
     try {
-      return await ContainerArchive.open(repoPath, { passphrase: given.passphrase });
+      return await ContainerArchive.open(repoPath, { passphrase: given.passphrase, ...lock });
     } catch (err) {
       if (err.code !== 'ERR_WRONG_PASSPHRASE') throw err;
-      throw new CliError(2, `wrong passphrase: the one from ${given.source} does not unlock ${q(repoPath)}; check it`);
+      throw passphraseError(`wrong passphrase: the one from ${given.source} does not unlock ${q(repoPath)}; check it`);
     }
   }
   if (!canPrompt(io.stdin)) {
-    throw usageError(`${q(repoPath)} is encrypted and there is no terminal to ask on; ${SOURCES_HINT}`);
+    throw passphraseError(`${q(repoPath)} is encrypted and there is no terminal to ask on; ${SOURCES_HINT}`);
   }
   for (let attempt = 1; ; attempt += 1) {
     const passphrase = await askPassphrase(io, `Passphrase for ${repoPath}: `);
     try {
-      return await ContainerArchive.open(repoPath, { passphrase });
+      return await ContainerArchive.open(repoPath, { passphrase, ...lock });
     } catch (err) {
       if (err.code !== 'ERR_WRONG_PASSPHRASE' || attempt === 3) throw err;
       io.stderr.write('wrong passphrase, try again\n');
@@ -196,7 +217,7 @@ function issueLine(issue) {
 }
 
 module.exports = {
-  BIN, PACKAGE, ENV_VAR, CliError, PromptAborted, usageError, lib, oneLine, q, short, JSON_OPTION,
+  BIN, PACKAGE, ENV_VAR, LOCK_WAIT_VAR, CliError, passphraseError, parseDuration, PromptAborted, usageError, lib, oneLine, q, short, JSON_OPTION,
   parseKeyValues, parseCount, parseItem, askPassphrase, canPrompt, openRepo, withRepo, subscribe,
   selection, describeSelection, resolveSnapshot, formatDate, formatTags, plural, writeJson, table, parseDateFlag, issueLine,
 };

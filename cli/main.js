@@ -5,8 +5,9 @@
 
 const { parseArgs } = require('node:util');
 
-const { ENV_VAR, FILE_VAR, COMMAND_VAR, SOURCES_HINT, PromptAborted, PassphraseSourceError } = require('./passphrase');
-const { BIN, PACKAGE, CliError, usageError, oneLine, q } = require('./common');
+const { ENV_VAR, FILE_VAR, COMMAND_VAR, SOURCES_HINT } = require('./passphrase');
+const { BIN, LOCK_WAIT_VAR, usageError, oneLine, q, parseDuration } = require('./common');
+const { explain } = require('./errors');
 
 // Each command lives in cli/commands/<name>.js as { usage, summary, options, positionals, run }.
 const COMMANDS = Object.fromEntries(
@@ -32,7 +33,10 @@ function mainHelp() {
     `  ${FILE_VAR}    a file holding it`,
     `  ${COMMAND_VAR} a shell command that prints it (e.g. 'pass show backup')`,
     '  a no-echo prompt on a terminal. Set at most one of the variables.',
-    'Exit codes: 0 success, 1 the operation found a problem, 2 bad usage or input.',
+    `Waiting for a lock: --lock-wait 10m (any command), or set ${LOCK_WAIT_VAR}; by default a locked repository fails at once.`,
+    '',
+    'Exit codes: 0 success, 1 the operation found a problem (or the filesystem failed), 2 bad usage or input,',
+    '  10 no repository at the path, 11 locked by another process, 12 wrong or missing passphrase.',
     '',
   ];
   return lines.join('\n');
@@ -44,51 +48,32 @@ function commandHelp(name) {
 }
 
 // ---------------------------------------------------------------------------
-// Dispatch and error reporting
+// Dispatch
 // ---------------------------------------------------------------------------
 
-/** Maps any failure to { exitCode, message } (the message names the fix). */
-function explain(err, ctx) {
-  if (err instanceof CliError) return { exitCode: err.exitCode, message: err.message };
-  if (err instanceof PromptAborted || err instanceof PassphraseSourceError) return { exitCode: err.exitCode, message: err.message };
-  const repo = ctx.repo === undefined ? '<repo>' : q(ctx.repo);
-  const message = oneLine(err && err.message ? err.message : String(err));
-  const code = err && typeof err.code === 'string' ? err.code : '';
-  if (err && err.name === 'ArchiveError') {
-    switch (code) {
-      case 'ERR_REPO_NOT_FOUND':
-        return { exitCode: 2, message: `no repository at ${repo}; check the path, or create one with: ${BIN} init ${repo}` };
-      case 'ERR_REPO_EXISTS':
-        return { exitCode: 2, message: `${repo} already holds a repository; use it as it is, or give init another path` };
-      case 'ERR_PASSPHRASE_REQUIRED':
-        return { exitCode: 2, message: `${repo} is encrypted; ${SOURCES_HINT}` };
-      case 'ERR_WRONG_PASSPHRASE':
-        return { exitCode: 2, message: `wrong passphrase for ${repo}; give one of its passphrases (${SOURCES_HINT})` };
-      case 'ERR_SNAPSHOT_NOT_FOUND':
-        return { exitCode: 2, message: `${message}; list the snapshots with: ${BIN} snapshots ${repo}` };
-      case 'ERR_ITEM_NOT_FOUND':
-        return { exitCode: 2, message: `${message}; list the items with: ${BIN} snapshots ${repo}` };
-      case 'ERR_INVALID_ARGUMENT':
-        return { exitCode: 2, message: `${message}; see: ${BIN} ${ctx.command ? `${ctx.command} ` : ''}--help` };
-      case 'ERR_UNSUPPORTED_FORMAT':
-        return { exitCode: 2, message: `${message}; upgrade ${PACKAGE} to read this repository` };
-      case 'ERR_LOCKED':
-        return { exitCode: 2, message: `${message}; wait for it to finish, or if that process is gone run: ${BIN} unlock ${repo}` };
-      case 'ERR_CORRUPT':
-        // Without any config.json the repository cannot be opened, so verify/repair cannot help.
-        if (/config\.json is missing and its copy/.test(message)) return { exitCode: 1, message };
-        return { exitCode: 1, message: `${message}; run: ${BIN} verify ${repo} --level full, then: ${BIN} repair ${repo}` };
-      case 'ERR_INTERNAL':
-        return { exitCode: 1, message: `${message}; this is a bug, please report it` };
-      default:
-        return { exitCode: 1, message };
-    }
+/** Options every command takes; they reach the command as `io` fields. */
+const GLOBAL_OPTIONS = {
+  'passphrase-file': { type: 'string' },
+  'lock-wait': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+};
+
+/** Node's parser text ("Unknown option '--x'. To specify a positional…") in our words. */
+function parseFailure(err, command, spec) {
+  const option = /'(-[^' ]*)/.exec(err.message)?.[1] ?? '';
+  const help = `see: ${BIN} ${command} --help`;
+  switch (err.code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
+      return usageError(`${command}: unknown option ${option}; ${help}`);
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+      return usageError(
+        /argument missing/.test(err.message)
+          ? `${command}: ${option} needs a value; ${help}`
+          : `${command}: ${option} takes no value; ${help}`,
+      );
+    default:
+      return usageError(`${command}: ${oneLine(err.message)}; usage: ${BIN} ${spec.usage}`);
   }
-  if (code === 'EPIPE') return { exitCode: 1, message: 'the output was closed before the restore finished (EPIPE)' };
-  if (['ENOENT', 'EACCES', 'EPERM', 'EISDIR', 'ENOTDIR', 'EEXIST'].includes(code)) {
-    return { exitCode: 2, message: `${message}; check the path and its permissions` };
-  }
-  return { exitCode: 1, message };
 }
 
 async function dispatch(argv, io, ctx) {
@@ -114,14 +99,9 @@ async function dispatch(argv, io, ctx) {
   }
   let parsed;
   try {
-    parsed = parseArgs({
-      args: rest,
-      options: { ...spec.options, 'passphrase-file': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-      allowPositionals: true,
-      strict: true,
-    });
+    parsed = parseArgs({ args: rest, options: { ...spec.options, ...GLOBAL_OPTIONS }, allowPositionals: true, strict: true });
   } catch (err) {
-    throw usageError(`${command}: ${oneLine(err.message)}; usage: ${BIN} ${spec.usage}`);
+    throw parseFailure(err, command, spec);
   }
   if (parsed.values.help) {
     io.stdout.write(commandHelp(command));
@@ -139,7 +119,9 @@ async function dispatch(argv, io, ctx) {
   ctx.repo = positionals[0];
   const passphraseFile = parsed.values['passphrase-file'];
   if (passphraseFile === '') throw usageError('--passphrase-file needs a file name');
-  return spec.run({ values: parsed.values, positionals, io: { ...io, passphraseFile }, ctx });
+  const lockWait = parsed.values['lock-wait'] ?? (io.env[LOCK_WAIT_VAR] || undefined);
+  const lockWaitMs = lockWait === undefined ? undefined : parseDuration(lockWait, parsed.values['lock-wait'] === undefined ? LOCK_WAIT_VAR : '--lock-wait');
+  return spec.run({ values: parsed.values, positionals, io: { ...io, passphraseFile, lockWaitMs }, ctx });
 }
 
 /** Runs the CLI; resolves to the exit code. Never rejects. */

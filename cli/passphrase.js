@@ -37,7 +37,7 @@ function promptHidden(prompt, input, output) {
     };
     const onEnd = () => {
       cleanup();
-      reject(new PromptAborted('no passphrase entered (input ended)', 2));
+      reject(new PromptAborted('no passphrase entered (input ended)', 12));
     };
     const onData = (data) => {
       const text = typeof data === 'string' ? data : data.toString('utf8');
@@ -62,7 +62,7 @@ function promptHidden(prompt, input, output) {
             return;
           case '\u0004': // Ctrl-D
             cleanup();
-            if (value.length === 0) reject(new PromptAborted('no passphrase entered', 2));
+            if (value.length === 0) reject(new PromptAborted('no passphrase entered', 12));
             else resolve(value);
             return;
           case '\u007f': // DEL (backspace on most terminals)
@@ -93,11 +93,11 @@ function canPrompt(stdin) {
   return Boolean(stdin && stdin.isTTY && typeof stdin.setRawMode === 'function');
 }
 
-/** A passphrase source that is set but unusable: exit code 2, nothing touched. */
+/** A passphrase source that is set but unusable: exit code 12 (no passphrase), nothing touched. */
 class PassphraseSourceError extends Error {
   constructor(message) {
     super(message);
-    this.exitCode = 2;
+    this.exitCode = 12;
   }
 }
 

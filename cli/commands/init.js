@@ -2,7 +2,7 @@
 // `init`: creates a repository, encrypted with --encrypt.
 
 const { ENV_VAR, FILE_VAR, COMMAND_VAR, SOURCES_HINT, passphraseFromSources } = require('../passphrase');
-const { BIN, usageError, lib, q, askPassphrase, canPrompt } = require('../common');
+const { BIN, usageError, passphraseError, lib, q, askPassphrase, canPrompt } = require('../common');
 
 async function cmdInit({ values, positionals: [repoPath], io }) {
   const compression = values.compression;
@@ -12,17 +12,17 @@ async function cmdInit({ values, positionals: [repoPath], io }) {
   let passphrase;
   if (values.encrypt && io.env[ENV_VAR] === '') {
     // Likely a variable meant to be filled; never fall back to a prompt or to no encryption.
-    throw usageError(`init --encrypt: ${ENV_VAR} is set but empty; set it to the passphrase, or leave out --encrypt for an unencrypted repository`);
+    throw passphraseError(`init --encrypt: ${ENV_VAR} is set but empty; set it to the passphrase, or leave out --encrypt for an unencrypted repository`);
   }
   if (values.encrypt) {
     passphrase = passphraseFromSources(io.env, io.passphraseFile)?.passphrase;
     if (passphrase === undefined) {
       if (!canPrompt(io.stdin)) {
-        throw usageError(`init --encrypt needs a passphrase and there is no terminal to ask on; ${SOURCES_HINT}`);
+        throw passphraseError(`init --encrypt needs a passphrase and there is no terminal to ask on; ${SOURCES_HINT}`);
       }
       passphrase = await askPassphrase(io, `New passphrase for ${repoPath}: `);
       const again = await askPassphrase(io, 'Repeat the passphrase: ');
-      if (again !== passphrase) throw usageError('the two passphrases differ; run init again');
+      if (again !== passphrase) throw passphraseError('the two passphrases differ; run init again');
     }
   } else {
     const given = [io.passphraseFile !== undefined && '--passphrase-file', ...[ENV_VAR, FILE_VAR, COMMAND_VAR].filter((v) => io.env[v])].filter(Boolean);

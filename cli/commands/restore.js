@@ -9,15 +9,31 @@ const { pipeline } = require('node:stream/promises');
 const { Progress, formatBytes, formatElapsed } = require('../progress');
 const { BIN, CliError, usageError, q, short, selection, withRepo, resolveSnapshot } = require('../common');
 
+/** -o must name a file (new, or existing with --force) in an existing directory. */
+function checkOutput(output, force) {
+  let stat = null;
+  try {
+    stat = fs.statSync(output);
+  } catch (err) {
+    if (err.code !== 'ENOENT') throw new CliError(1, `cannot write ${q(output)}: ${err.code}; check the path and its permissions`);
+  }
+  if (stat && stat.isDirectory()) {
+    throw usageError(`${q(output)} is a directory; give -o a file name, e.g. -o ${q(path.join(output, 'restored.bin'))}`);
+  }
+  if (stat && !force) throw usageError(`${q(output)} exists; pass --force to overwrite it, or choose another -o`);
+  const dir = path.dirname(path.resolve(output));
+  if (!fs.existsSync(dir)) {
+    throw new CliError(1, `cannot write ${q(output)}: the directory ${q(dir)} does not exist; create it or choose another -o`);
+  }
+}
+
 async function cmdRestore({ values, positionals: [repoPath, ref], io }) {
   const filter = selection(values);
   const output = values.output === undefined || values.output === '-' ? null : values.output;
   if (output === null && io.stdout.isTTY) {
     throw usageError(`stdout is a terminal; restore to a file with -o FILE, or redirect: ${BIN} restore ${q(repoPath)} ${q(ref)} > FILE`);
   }
-  if (output !== null && !values.force && fs.existsSync(output)) {
-    throw usageError(`${q(output)} exists; pass --force to overwrite it, or choose another -o`);
-  }
+  if (output !== null) checkOutput(output, values.force);
   return withRepo(repoPath, io, async (repo) => {
     const snapshot = await resolveSnapshot(repo, ref, repoPath, filter);
     const itemNames = snapshot.items.map((i) => i.name).join(', ');
@@ -52,6 +68,10 @@ async function cmdRestore({ values, positionals: [repoPath, ref], io }) {
           fs.renameSync(tmp, output);
         } catch (err) {
           fs.rmSync(tmp, { force: true });
+          // The engine's errors explain themselves; a filesystem error names the user's path, not the temp file.
+          if (err && err.name !== 'ArchiveError' && /^E[A-Z]+$/.test(err.code ?? '')) {
+            throw new CliError(1, `cannot write ${q(output)}: ${err.code}${err.code === 'ENOSPC' ? ' (the disk is full)' : ''}; check the directory, its permissions and free space`);
+          }
           throw err;
         }
       }

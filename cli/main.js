@@ -33,6 +33,9 @@ function mainHelp() {
     `  ${FILE_VAR}    a file holding it`,
     `  ${COMMAND_VAR} a shell command that prints it (e.g. 'pass show backup')`,
     '  a no-echo prompt on a terminal. Set at most one of the variables.',
+    'Every command also takes: -q/--quiet (nothing printed on success), -v/--verbose (per-item detail),',
+    '  --no-progress, --lock-wait DURATION, --passphrase-file FILE, -h/--help.',
+    '',
     `Waiting for a lock: --lock-wait 10m (any command), or set ${LOCK_WAIT_VAR}; by default a locked repository fails at once.`,
     '',
     'Exit codes: 0 success, 1 the operation found a problem (or the filesystem failed), 2 bad usage or input,',
@@ -55,8 +58,14 @@ function commandHelp(name) {
 const GLOBAL_OPTIONS = {
   'passphrase-file': { type: 'string' },
   'lock-wait': { type: 'string' },
+  quiet: { type: 'boolean', short: 'q' },
+  verbose: { type: 'boolean', short: 'v' },
+  'no-progress': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 };
+
+/** Swallows output: what --quiet gives a command instead of stdout. */
+const SILENT = { write: () => true, isTTY: false };
 
 /** Node's parser text ("Unknown option '--x'. To specify a positional…") in our words. */
 function parseFailure(err, command, spec) {
@@ -121,7 +130,13 @@ async function dispatch(argv, io, ctx) {
   if (passphraseFile === '') throw usageError('--passphrase-file needs a file name');
   const lockWait = parsed.values['lock-wait'] ?? (io.env[LOCK_WAIT_VAR] || undefined);
   const lockWaitMs = lockWait === undefined ? undefined : parseDuration(lockWait, parsed.values['lock-wait'] === undefined ? LOCK_WAIT_VAR : '--lock-wait');
-  return spec.run({ values: parsed.values, positionals, io: { ...io, passphraseFile, lockWaitMs }, ctx });
+  const { quiet = false, verbose = false } = parsed.values;
+  if (quiet && verbose) throw usageError(`${command}: --quiet and --verbose contradict each other; give one`);
+  const noProgress = quiet || Boolean(parsed.values['no-progress']);
+  // --quiet: nothing on stdout on success, unless it is the data (restore) or JSON asked for; errors still reach stderr.
+  const stdout = quiet && !parsed.values.json && command !== 'restore' ? SILENT : io.stdout;
+  const commandIo = { ...io, stdout, passphraseFile, lockWaitMs, quiet, verbose, noProgress };
+  return spec.run({ values: parsed.values, positionals, io: commandIo, ctx });
 }
 
 /** Runs the CLI; resolves to the exit code. Never rejects. */

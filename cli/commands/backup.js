@@ -61,7 +61,7 @@ async function cmdBackup({ values, positionals: [repoPath, ...files], io }) {
   });
 
   return withRepo(repoPath, io, async (repo) => {
-    const progress = new Progress('backup', { stream: io.stderr, total });
+    const progress = new Progress('backup', { stream: io.stderr, total, json: values.json, off: io.noProgress });
     const sub = repo.on('ingest:progress', (e) => progress.update({ bytes: e.bytesProcessed, percentage: e.percentage }));
     // Started only now, so a usage error or a locked repository never runs the producer.
     const producer = values.command !== undefined ? startProducer(values.command, io.stderr) : null;
@@ -96,6 +96,11 @@ async function cmdBackup({ values, positionals: [repoPath, ...files], io }) {
     if (values.json) {
       writeJson(io, snapshot);
     } else {
+      if (io.verbose) {
+        for (const item of snapshot.items) {
+          io.stdout.write(`  item ${item.name}${item.type ? ` (${item.type})` : ''}: ${formatBytes(item.size)}${item.sha256 ? `, sha256 ${item.sha256}` : ''}\n`);
+        }
+      }
       io.stdout.write(
         `snapshot ${snapshot.id} saved: ${plural(snapshot.items.length, 'item')}, ${formatBytes(snapshot.originalSize)} read, ` +
           `${formatBytes(snapshot.storedSize)} added, ${snapshot.newChunks} new / ${snapshot.reusedChunks} reused chunks, ` +

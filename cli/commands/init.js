@@ -26,7 +26,7 @@ async function cmdInit({ values, positionals: [repoPath], io }) {
     }
   } else {
     const given = [io.passphraseFile !== undefined && '--passphrase-file', ...[ENV_VAR, FILE_VAR, COMMAND_VAR].filter((v) => io.env[v])].filter(Boolean);
-    if (given.length > 0) {
+    if (given.length > 0 && !io.quiet) {
       io.stderr.write(`${BIN}: note: ${given.join(' and ')} ${given.length === 1 ? 'is' : 'are'} set, but without --encrypt the repository is NOT encrypted\n`);
     }
   }

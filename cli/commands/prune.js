@@ -50,7 +50,7 @@ async function cmdPrune({ values, positionals: [repoPath], io }) {
   const dryRun = Boolean(values['dry-run']);
   return withRepo(repoPath, io, async (repo) => {
     const before = new Map((await repo.listSnapshots()).map((s) => [s.id, s]));
-    const progress = new Progress(dryRun ? 'prune (dry run)' : 'prune', { stream: io.stderr });
+    const progress = new Progress(dryRun ? 'prune (dry run)' : 'prune', { stream: io.stderr, off: io.noProgress });
     const sub = subscribe(repo, 'prune:progress', (e) => progress.update({ bytes: e.bytesProcessed, percentage: e.percentage }));
     let result;
     try {

@@ -7,7 +7,7 @@ const { Transform } = require('node:stream');
 const { pipeline } = require('node:stream/promises');
 
 const { Progress, formatBytes, formatElapsed } = require('../progress');
-const { BIN, CliError, usageError, q, short, selection, withRepo, resolveSnapshot } = require('../common');
+const { BIN, CliError, usageError, q, short, selection, withRepo, resolveSnapshot, JSON_OPTION } = require('../common');
 
 /** -o must name a file (new, or existing with --force) in an existing directory. */
 function checkOutput(output, force) {
@@ -47,7 +47,7 @@ async function cmdRestore({ values, positionals: [repoPath, ref], io }) {
       throw usageError(`snapshot ${short(snapshot.id)} has ${snapshot.items.length} items (${itemNames}); choose one with --item NAME`);
     }
 
-    const progress = new Progress('restore', { stream: io.stderr, total: item.size });
+    const progress = new Progress('restore', { stream: io.stderr, total: item.size, json: values.json, off: io.noProgress });
     let bytes = 0;
     const counter = new Transform({
       transform(chunk, _encoding, callback) {
@@ -81,15 +81,24 @@ async function cmdRestore({ values, positionals: [repoPath, ref], io }) {
     if (bytes !== item.size) {
       throw new CliError(1, `restored ${bytes} bytes of ${q(item.name)}, but snapshot ${short(snapshot.id)} records ${item.size}; run: ${BIN} verify ${q(repoPath)} --level full`);
     }
-    io.stderr.write(
-      `restored ${item.name} from snapshot ${short(snapshot.id)}: ${formatBytes(bytes)} to ${output === null ? 'stdout' : output} in ${formatElapsed(progress.elapsedMs())}\n`,
-    );
+    // stdout may carry the data, so the summary goes to stderr: a JSON line with --json, nothing with --quiet.
+    if (values.json) {
+      const summary = { type: 'summary', snapshot: snapshot.id, item: item.name, bytes, sha256: item.sha256 ?? null, output: output ?? '-', elapsedMs: Math.round(progress.elapsedMs()) };
+      io.stderr.write(`${JSON.stringify(summary)}\n`);
+    } else if (!io.quiet) {
+      if (io.verbose) {
+        io.stderr.write(`  item ${item.name}${item.type ? ` (${item.type})` : ''}: ${formatBytes(item.size)}${item.sha256 ? `, sha256 ${item.sha256} verified` : ''}\n`);
+      }
+      io.stderr.write(
+        `restored ${item.name} from snapshot ${short(snapshot.id)}: ${formatBytes(bytes)} to ${output === null ? 'stdout' : output} in ${formatElapsed(progress.elapsedMs())}\n`,
+      );
+    }
     return 0;
   });
 }
 
 module.exports = {
-  usage: 'restore <repo> <snapshot|latest> [--tag k=v]... [--host H] [--item name] [-o file|-] [--force]',
+  usage: 'restore <repo> <snapshot|latest> [--tag k=v]... [--host H] [--item name] [-o file|-] [--force] [--json]',
   summary: 'write one item of a snapshot to a file or stdout',
   options: {
     item: { type: 'string' },
@@ -97,6 +106,7 @@ module.exports = {
     force: { type: 'boolean' },
     tag: { type: 'string', multiple: true },
     host: { type: 'string' },
+    ...JSON_OPTION,
   },
   positionals: [2, 2],
   run: cmdRestore,

@@ -22,6 +22,15 @@ async function cmdSnapshots({ values, positionals: [repoPath], io }) {
       rows.push([short(s.id), formatDate(s.createdAt), s.host || '-', formatTags(s.tags), s.items.map((i) => i.name).join(','), formatBytes(s.originalSize)]);
     }
     io.stdout.write(`${table(rows, [5])}\n`);
+    if (io.verbose) {
+      // Per item: its type, size and checksum, under the snapshot's full id.
+      for (const s of list) {
+        io.stdout.write(`${s.id}${s.user ? ` by ${s.user}` : ''}\n`);
+        for (const i of s.items) {
+          io.stdout.write(`  ${i.name}${i.type ? ` (${i.type})` : ''}  ${formatBytes(i.size)}${i.sha256 ? `  sha256 ${i.sha256}` : ''}\n`);
+        }
+      }
+    }
     io.stdout.write(`${plural(list.length, 'snapshot')}\n`);
     return 0;
   });

@@ -10,7 +10,7 @@ async function cmdVerify({ values, positionals: [repoPath], io }) {
   const level = values.level === undefined ? 'standard' : values.level;
   if (!LEVELS.includes(level)) throw usageError(`--level takes quick, standard or full, not ${q(level)}`);
   return withRepo(repoPath, io, async (repo) => {
-    const progress = new Progress(`verify (${level})`, { stream: io.stderr });
+    const progress = new Progress(`verify (${level})`, { stream: io.stderr, off: io.noProgress });
     const sub = repo.on('verify:progress', (e) => progress.update({ bytes: e.bytesProcessed, percentage: e.percentage }));
     let result;
     try {

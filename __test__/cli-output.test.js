@@ -96,4 +96,19 @@ describe('CLI: output modes', () => {
     off.finish();
     assert.deepEqual(written, [], 'off: nothing drawn');
   });
+
+  it('<command> --help describes every option of that command and of all commands, with an example', () => {
+    const { COMMANDS } = require('../cli/main');
+    for (const [name, spec] of Object.entries(COMMANDS)) {
+      const help = ok(cli([name, '--help']), `${name} --help`).out;
+      for (const [option, def] of Object.entries(spec.options)) {
+        const flag = new RegExp(`^  (-${def.short}, )?--${option}\\b.*\\S{3,}`, 'm');
+        assert.match(help, flag, `${name} --help describes --${option}`);
+      }
+      for (const global of ['--quiet', '--verbose', '--no-progress', '--lock-wait', '--passphrase-file']) {
+        assert.match(help, new RegExp(`  (-\\w, )?${global}\\b`), `${name} --help lists ${global}`);
+      }
+      assert.match(help, /^Examples?:\n  containerarchive /m, `${name} --help has an example`);
+    }
+  });
 });

@@ -33,6 +33,7 @@ function mainHelp() {
     `  ${FILE_VAR}    a file holding it`,
     `  ${COMMAND_VAR} a shell command that prints it (e.g. 'pass show backup')`,
     '  a no-echo prompt on a terminal. Set at most one of the variables.',
+    '',
     'Every command also takes: -q/--quiet (nothing printed on success), -v/--verbose (per-item detail),',
     '  --no-progress, --lock-wait DURATION, --passphrase-file FILE, -h/--help.',
     '',
@@ -45,9 +46,28 @@ function mainHelp() {
   return lines.join('\n');
 }
 
+/** Options every command takes, for each command's --help. */
+const GLOBAL_HELP = {
+  '-q, --quiet': 'print nothing on success (errors still go to stderr)',
+  '-v, --verbose': 'per-item detail',
+  '--no-progress': 'no progress bar, even on a terminal',
+  '--lock-wait D': `wait up to D (30s, 10m, 1h) for another process's lock; default: fail at once (${LOCK_WAIT_VAR})`,
+  '--passphrase-file FILE': `the passphrase of an encrypted repository (or ${ENV_VAR}, ${FILE_VAR}, ${COMMAND_VAR})`,
+  '-h, --help': 'this help',
+};
+
+function optionLines(help) {
+  const width = Math.max(...Object.keys(help).map((k) => k.length));
+  return Object.entries(help).map(([flag, text]) => `  ${flag.padEnd(width)}  ${text}`);
+}
+
 function commandHelp(name) {
   const c = COMMANDS[name];
-  return `Usage: ${BIN} ${c.usage}\n\n${c.summary}\n`;
+  const lines = [`Usage: ${BIN} ${c.usage}`, '', `${c.summary[0].toUpperCase()}${c.summary.slice(1)}.`, ''];
+  if (c.optionHelp && Object.keys(c.optionHelp).length > 0) lines.push('Options:', ...optionLines(c.optionHelp), '');
+  lines.push('Options of every command:', ...optionLines(GLOBAL_HELP), '');
+  if (c.examples && c.examples.length > 0) lines.push(c.examples.length === 1 ? 'Example:' : 'Examples:', ...c.examples.map((e) => `  ${e}`), '');
+  return `${lines.join('\n')}`;
 }
 
 // ---------------------------------------------------------------------------

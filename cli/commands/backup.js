@@ -116,5 +116,16 @@ module.exports = {
   summary: "store files (or stdin as -, or a command's output) as one snapshot",
   options: { tag: { type: 'string', multiple: true }, host: { type: 'string' }, item: { type: 'string', multiple: true }, command: { type: 'string' }, ...JSON_OPTION },
   positionals: [1, Infinity],
+  optionHelp: {
+    '--tag k=v': 'tag the snapshot (repeatable); prune and restore select by tags',
+    '--host H': 'record H as the snapshot\'s host (default: this machine\'s name)',
+    '--item name[:type]': 'name (and type) the inputs in order (default: the file name, stdin for -, stdout for --command)',
+    "--command 'CMD'": 'run CMD through the shell and store its stdout; no snapshot unless it exits 0',
+    '--json': 'print the snapshot as JSON; JSON progress lines on stderr',
+  },
+  examples: [
+    "containerarchive backup /backups/db --command 'pg_dump mydb' --item database.sql:database-dump --tag service=postgres",
+    'tar -C /srv/data -cf - . | containerarchive backup /backups/data - --item data.tar',
+  ],
   run: cmdBackup,
 };

@@ -45,5 +45,12 @@ module.exports = {
   summary: 'create a repository (encrypted with --encrypt)',
   options: { encrypt: { type: 'boolean' }, compression: { type: 'string' } },
   positionals: [1, 1],
+  optionHelp: {
+    '--encrypt': 'encrypt with AES-256-GCM under a passphrase (see the passphrase sources in --help); default: not encrypted',
+    '--compression ALG': 'gzip (default), zstd or none',
+  },
+  examples: [
+    'containerarchive init /backups/my-service --encrypt --compression zstd',
+  ],
   run: cmdInit,
 };

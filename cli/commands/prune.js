@@ -104,5 +104,22 @@ module.exports = {
     ...JSON_OPTION,
   },
   positionals: [1, 1],
+  optionHelp: {
+    '--keep-last N': 'keep the N newest snapshots of each group',
+    '--keep-hourly N': 'keep the newest snapshot of each of the last N hours that have one',
+    '--keep-daily N': '... of each of the last N days',
+    '--keep-weekly N': '... of each of the last N weeks',
+    '--keep-monthly N': '... of each of the last N months',
+    '--keep-yearly N': '... of each of the last N years',
+    '--keep-within D': 'keep every snapshot younger than D (e.g. 30d, 12h, 1y6m)',
+    '--keep-tag k=v': 'keep every snapshot with this tag (repeatable)',
+    '--tag k=v': 'apply the policy only to snapshots with these tags (repeatable)',
+    '--group-by KEYS': 'group by these keys (host and tag keys, comma-separated) or none; default: host and every tag',
+    '--dry-run': 'show what would be removed and freed; change nothing',
+    '--json': 'print the result as JSON',
+  },
+  examples: [
+    'containerarchive prune /backups/my-service --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --dry-run',
+  ],
   run: cmdPrune,
 };

@@ -17,5 +17,9 @@ module.exports = {
   summary: 'rebuild the global index from the packs',
   options: { ...JSON_OPTION },
   positionals: [1, 1],
+  optionHelp: { '--json': 'print the result as JSON' },
+  examples: [
+    'containerarchive reindex /backups/my-service',
+  ],
   run: cmdReindex,
 };

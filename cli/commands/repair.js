@@ -35,5 +35,9 @@ module.exports = {
   summary: 'rebuild what parity and the packs can restore (exit 1 when something is lost)',
   options: { ...JSON_OPTION },
   positionals: [1, 1],
+  optionHelp: { '--json': 'print the result as JSON' },
+  examples: [
+    'containerarchive repair /backups/my-service',
+  ],
   run: cmdRepair,
 };

@@ -109,5 +109,17 @@ module.exports = {
     ...JSON_OPTION,
   },
   positionals: [2, 2],
+  optionHelp: {
+    '--item name': 'the item to restore (needed when the snapshot has several)',
+    '-o, --output FILE': 'write to FILE, atomically (default: stdout; - is stdout)',
+    '--force': 'replace an existing FILE',
+    '--tag k=v': 'with latest or a prefix: only snapshots with these tags (repeatable)',
+    '--host H': 'with latest or a prefix: only snapshots of host H',
+    '--json': 'JSON progress lines and a summary line on stderr',
+  },
+  examples: [
+    'containerarchive restore /backups/my-service latest --tag service=postgres --item database.sql | psql mydb',
+    'containerarchive restore /backups/my-service 3f2a9c1b --item volumes.tar -o /tmp/volumes.tar',
+  ],
   run: cmdRestore,
 };

@@ -48,5 +48,16 @@ module.exports = {
     ...JSON_OPTION,
   },
   positionals: [1, 1],
+  optionHelp: {
+    '--tag k=v': 'only snapshots with these tags (repeatable)',
+    '--host H': 'only snapshots of host H',
+    '--after DATE': 'only snapshots taken after DATE (e.g. 2026-01-31)',
+    '--before DATE': 'only snapshots taken before DATE',
+    '--latest N': 'only the N newest that match',
+    '--json': 'print the list as JSON (listSnapshots\' shape)',
+  },
+  examples: [
+    'containerarchive snapshots /backups/my-service --tag service=postgres --latest 5',
+  ],
   run: cmdSnapshots,
 };

@@ -37,5 +37,9 @@ module.exports = {
   summary: 'snapshots, logical vs unique vs stored bytes, dedup and compression ratios, parity overhead',
   options: { ...JSON_OPTION },
   positionals: [1, 1],
+  optionHelp: { '--json': 'print the figures as JSON' },
+  examples: [
+    'containerarchive stats /backups/my-service',
+  ],
   run: cmdStats,
 };

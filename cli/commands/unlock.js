@@ -16,5 +16,9 @@ module.exports = {
   summary: 'remove stale locks (every lock with --force)',
   options: { force: { type: 'boolean' } },
   positionals: [1, 1],
+  optionHelp: { '--force': 'remove every lock, also live ones (only when no other process uses the repository)' },
+  examples: [
+    'containerarchive unlock /backups/my-service',
+  ],
   run: cmdUnlock,
 };

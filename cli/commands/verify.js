@@ -41,5 +41,12 @@ module.exports = {
   summary: 'check the repository (exit 1 when it finds a problem)',
   options: { level: { type: 'string' }, ...JSON_OPTION },
   positionals: [1, 1],
+  optionHelp: {
+    '--level L': 'quick (files and metadata), standard (default: also pack headers and the index) or full (also every byte)',
+    '--json': 'print the result as JSON',
+  },
+  examples: [
+    'containerarchive verify /backups/my-service --level full',
+  ],
   run: cmdVerify,
 };

@@ -89,9 +89,8 @@ fn check_specs(ids: &[String]) -> Result<()> {
         ));
     }
     if let Some(spec) = ids.iter().find(|s| s.as_str() == "latest") {
-        // Too easy to destroy the wrong snapshot: which one is latest changes with every backup.
         return Err(Error::invalid(format!(
-            "forget() does not accept {spec:?}; name the snapshot by its full id or a unique prefix of at least {MIN_PREFIX} hex digits (see listSnapshots())"
+            "{spec:?} names whichever snapshot is newest, which changes with every backup, so forget does not take it; name the snapshot by its full id or a unique prefix of at least {MIN_PREFIX} hex digits (see listSnapshots())"
         )));
     }
     Ok(())

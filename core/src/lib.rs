@@ -33,6 +33,7 @@ pub mod restore;
 pub mod select;
 pub mod snapshot;
 pub mod stats;
+pub mod storage;
 
 pub use config::{InitOptions, RepoConfig, FORMAT_VERSION};
 pub use error::{Error, Result};

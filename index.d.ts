@@ -76,6 +76,22 @@ export interface LockOptions {
 
 export type Tags = Record<string, string>;
 
+/** A chunk an iterable source may yield. */
+export type SourceChunk = Buffer | Uint8Array | string;
+
+/**
+ * What `ingest` and `ingestMulti` read: a Node `Readable`, a web `ReadableStream`
+ * (e.g. a `fetch()` body; it must not be locked to a reader), or an (async)
+ * iterable of Buffers, Uint8Arrays or strings (e.g. an async generator). When
+ * an ingest fails, a web stream is cancelled and an iterator is returned.
+ */
+export type IngestSource =
+  | NodeJS.ReadableStream
+  | Readable
+  | ReadableStream<Uint8Array>
+  | AsyncIterable<SourceChunk>
+  | Iterable<SourceChunk>;
+
 export interface ItemSpec {
   name: string;
   type?: string;
@@ -106,7 +122,7 @@ export interface IngestOptions extends LockOptions {
 }
 
 export interface IngestMultiItem extends ItemSpec {
-  stream: NodeJS.ReadableStream | Readable;
+  stream: IngestSource;
 }
 
 export interface IngestMultiOptions extends LockOptions {
@@ -415,7 +431,7 @@ export declare class ContainerArchive {
   readonly path: string;
   static init(path: string, options?: InitOptions): Promise<ContainerArchive>;
   static open(path: string, options?: OpenOptions): Promise<ContainerArchive>;
-  ingest(stream: NodeJS.ReadableStream | Readable, options?: IngestOptions): Promise<Snapshot>;
+  ingest(stream: IngestSource, options?: IngestOptions): Promise<Snapshot>;
   ingestMulti(items: IngestMultiItem[], options?: IngestMultiOptions): Promise<Snapshot>;
   restore(snapshotId: SnapshotSpec, options?: RestoreOptions): Promise<Readable>;
   listSnapshots(filter?: SnapshotFilter): Promise<Snapshot[]>;

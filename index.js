@@ -113,10 +113,42 @@ function checkPath(path) {
   return path;
 }
 
-function checkStream(stream, name) {
-  if (!stream || typeof stream.read !== 'function' || typeof stream.on !== 'function') {
-    throw invalid(`${name} must be a readable stream`);
+const isNodeReadable = (s) => Boolean(s) && typeof s.read === 'function' && typeof s.on === 'function';
+const isWebReadable = (s) => Boolean(s) && typeof s.getReader === 'function' && typeof s.locked === 'boolean';
+
+/**
+ * Checks a source the API takes and returns how to read it as a Node Readable:
+ * a Node Readable as it is, a web ReadableStream through Readable.fromWeb, an
+ * (async) iterable of Buffers, Uint8Arrays or strings through Readable.from.
+ * Nothing is converted until every argument is checked, so bad input leaves
+ * every source untouched (a web stream unlocked). Destroying the Readable
+ * cancels the web stream or returns the iterator.
+ */
+function checkSource(source, name) {
+  if (isNodeReadable(source)) {
+    checkStream(source, name);
+    return () => source;
   }
+  if (isWebReadable(source)) {
+    if (source.locked) throw invalid(`${name} is a web ReadableStream that is locked to a reader; pass one nobody reads yet`);
+    return () => Readable.fromWeb(source);
+  }
+  const bytesLike = typeof source === 'string' || source instanceof Uint8Array || source instanceof ArrayBuffer;
+  const iterable = source != null && (typeof source[Symbol.asyncIterator] === 'function' || typeof source[Symbol.iterator] === 'function');
+  if (iterable && !bytesLike) return () => Readable.from(source, { objectMode: true });
+  const hint = bytesLike ? ' (to store bytes you already hold, pass Readable.from([bytes]))' : '';
+  throw invalid(`${name} must be a Node Readable, a web ReadableStream or an async iterable of Buffers, Uint8Arrays or strings, not ${describeValue(source)}${hint}`);
+}
+
+function describeValue(v) {
+  if (v === null) return 'null';
+  if (Buffer.isBuffer(v)) return 'a Buffer';
+  if (v instanceof Uint8Array) return 'a Uint8Array';
+  if (Array.isArray(v)) return 'an array';
+  return typeof v === 'object' ? `an object (${v.constructor?.name ?? 'no prototype'})` : `a ${typeof v}`;
+}
+
+function checkStream(stream, name) {
   // A stream in any of these states never emits again: ingesting it would wait forever.
   if (stream.errored) throw invalid(`${name} has already failed (${stream.errored.message ?? stream.errored}); pass a fresh stream`);
   if (stream.destroyed) throw invalid(`${name} is already destroyed; pass a fresh stream`);
@@ -465,6 +497,7 @@ class ContainerArchive {
 
   async #ingest(items, options, streamName) {
     const specs = [];
+    const opens = [];
     const names = new Set();
     items.forEach((item, i) => {
       if (!isPlainObject(item)) throw invalid(`items[${i}] must be an object { name, type, stream }`);
@@ -474,7 +507,7 @@ class ContainerArchive {
       names.add(item.name);
       if (item.type !== undefined && typeof item.type !== 'string') throw invalid(`items[${i}].type must be a string`);
       if (item.size !== undefined) checkSafeInteger(item.size, `items[${i}].size`);
-      checkStream(item.stream, streamName(i));
+      opens.push(checkSource(item.stream, streamName(i)));
       specs.push({ name: item.name, type: item.type ?? 'data', size: item.size ?? knownSize(item.stream) });
     });
     const tagMap = checkTags(options.tags);
@@ -482,7 +515,8 @@ class ContainerArchive {
     const createdAt = checkTestCreatedAt(options.createdAt);
     const host = checkHost(options.host);
     const until = checkUntil(options.until);
-    const pullers = items.map((item) => makePuller(item.stream));
+    const sources = opens.map((open) => open());
+    const pullers = sources.map((stream) => makePuller(stream));
     makeGate(until, pullers);
     try {
       const spec = JSON.stringify({ tags: tagMap, lockTimeoutMs, createdAt, host });
@@ -501,6 +535,10 @@ class ContainerArchive {
       throw mapped.code === 'ERR_SOURCE' ? new ArchiveError('ERR_CANCELLED', mapped.message) : mapped;
     } finally {
       for (const p of pullers) p.detach();
+      // Wrappers we made (web streams, iterables) are ours to stop: that cancels the web stream or returns the iterator.
+      sources.forEach((stream, i) => {
+        if (stream !== items[i].stream && !stream.readableEnded) stream.destroy();
+      });
     }
   }
 

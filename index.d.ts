@@ -16,7 +16,9 @@ export type ArchiveErrorCode =
   | 'ERR_IO'
   | 'ERR_CANCELLED'
   | 'ERR_CLOSED'
-  | 'ERR_INTERNAL';
+  | 'ERR_INTERNAL'
+  /** Thrown by require()/import when this platform's prebuilt engine is not installed. */
+  | 'ERR_NATIVE_MISSING';
 
 export declare class ArchiveError extends Error {
   readonly code: ArchiveErrorCode;

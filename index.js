@@ -7,7 +7,6 @@
 const fs = require('node:fs');
 const os = require('node:os');
 const { Readable } = require('node:stream');
-const { NativeArchive } = require('./binding.js');
 
 class ArchiveError extends Error {
   constructor(code, message) {
@@ -15,6 +14,53 @@ class ArchiveError extends Error {
     this.name = 'ArchiveError';
     this.code = code;
   }
+}
+
+const { NativeArchive } = loadNative();
+
+/** This machine as napi-rs names platform packages: linux-x64-gnu, darwin-arm64, win32-x64-msvc, ... */
+function platformName() {
+  if (process.platform === 'linux') {
+    const glibc = typeof process.report?.getReport === 'function' && process.report.getReport().header?.glibcVersionRuntime;
+    return `linux-${process.arch}-${glibc ? 'gnu' : 'musl'}`;
+  }
+  if (process.platform === 'win32') return `win32-${process.arch}-msvc`;
+  return `${process.platform}-${process.arch}`;
+}
+
+/**
+ * The generated loader, or our own message when this platform's prebuilt
+ * engine is missing: napi-rs's generic text (with a wasm32-wasi cause chain)
+ * does not say what to install.
+ */
+function loadNative() {
+  try {
+    return require('./binding.js');
+  } catch (err) {
+    const { name, version, napi } = require('./package.json');
+    const platform = platformName();
+    const pkg = `${name}-${platform}`;
+    const prebuilt = napi.targets.map(platformOfTriple);
+    const message = prebuilt.includes(platform)
+      ? `the native engine of ${name} for ${platform} is not installed: the optional package ${pkg} is missing ` +
+        `(npm install --omit=optional, or a lockfile made on another platform, leaves it out). ` +
+        `Install it with: npm install ${pkg}@${version} (or reinstall ${name} without --omit=optional)`
+      : `${name} has no prebuilt native engine for ${platform} (Node ${process.version}); ` +
+        `prebuilt platforms: ${prebuilt.join(', ')}. Building it needs a Rust toolchain: see the README's Development section`;
+    const missing = new ArchiveError('ERR_NATIVE_MISSING', message);
+    missing.cause = err; // the loader's own errors, for a bug report
+    throw missing;
+  }
+}
+
+/** napi-rs platform name of a Rust target triple (as scripts/pack.js does). */
+function platformOfTriple(triple) {
+  const [cpu, , sys, abi] = triple.split('-');
+  const arch = { x86_64: 'x64', aarch64: 'arm64', i686: 'ia32', armv7: 'arm' }[cpu] ?? cpu;
+  if (sys === 'linux') return `linux-${arch}-${abi}`;
+  if (sys === 'darwin') return `darwin-${arch}`;
+  if (sys === 'windows') return `win32-${arch}-${abi}`;
+  return triple;
 }
 
 const CODED = /^(ERR_[A-Z_]+): ([\s\S]*)$/;

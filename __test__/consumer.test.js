@@ -218,12 +218,12 @@ describe(`consumer: packed tarballs installed offline (${PLATFORM})`, () => {
     }
 
     const mainFiles = main.files.map((f) => f.path).sort();
-    const allowed = /^(package\.json|README\.md|LICENSE(\.md)?|index\.js|index\.d\.ts|binding\.js|binding\.d\.ts|bin\/[\w.-]+\.js|cli\/(commands\/)?[\w.-]+\.js)$/;
+    const allowed = /^(package\.json|README\.md|LICENSE(\.md)?|index\.m?js|index\.d\.ts|binding\.js|binding\.d\.ts|bin\/[\w.-]+\.js|cli\/(commands\/)?[\w.-]+\.js|docs\/[\w.-]+\.md)$/;
     for (const f of mainFiles) assert.match(f, allowed, `the main tarball must not contain ${f}`);
-    for (const needed of ['package.json', 'README.md', 'index.js', 'index.d.ts', 'binding.js', 'binding.d.ts', 'bin/containerarchive.js']) {
+    for (const needed of ['package.json', 'README.md', 'index.js', 'index.mjs', 'index.d.ts', 'binding.js', 'binding.d.ts', 'bin/containerarchive.js', 'docs/FORMAT.md']) {
       assert.ok(mainFiles.includes(needed), `the main tarball lacks ${needed}`);
     }
-    assert.ok(!mainFiles.some((f) => /\.rs$|Cargo\.|\.node$|(^|\/)(src|core|__test__|npm|scripts|bench|docs|examples|target)\//.test(f)), 'Rust sources, tests or binaries leaked into the main tarball');
+    assert.ok(!mainFiles.some((f) => /\.rs$|Cargo\.|\.node$|(^|\/)(src|core|__test__|npm|scripts|bench|examples|target)\//.test(f)), 'Rust sources, tests or binaries leaked into the main tarball');
     assert.ok(main.size < 256 * 1024, `the main tarball is ${main.size} bytes; something big slipped in`);
 
     const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
@@ -370,5 +370,73 @@ describe(`consumer: packed tarballs installed offline (${PLATFORM})`, () => {
     assert.ok(errors.length > 0, `tsc printed no error: ${explain(bad)}`);
     for (const e of errors) assert.match(e, new RegExp(`^misuse\\.ts\\(${misuseLine},\\d+\\): error TS2322: .*'"?lz4"?'`), `unexpected tsc error: ${e}`);
     t.diagnostic(`tsc rejects misuse.ts: ${errors[0]}`);
+  });
+
+  it('the exports map: one engine for require and import, package.json exported, internals not', () => {
+    assert.ok(project, 'install failed');
+    const script = path.join(project, 'exports.mjs');
+    fs.writeFileSync(
+      script,
+      [
+        "import { createRequire } from 'node:module';",
+        "import * as ns from '@serve.zone/containerarchive';",
+        "import api, { ContainerArchive, ArchiveError } from '@serve.zone/containerarchive';",
+        'const require = createRequire(import.meta.url);',
+        "const cjs = require('@serve.zone/containerarchive');",
+        "const pkg = require('@serve.zone/containerarchive/package.json');",
+        'let internal = null;',
+        "try { require('@serve.zone/containerarchive/cli/main.js'); } catch (err) { internal = err.code; }",
+        'let internalEsm = null;',
+        "try { await import('@serve.zone/containerarchive/index.js'); } catch (err) { internalEsm = err.code; }",
+        'console.log(JSON.stringify({',
+        '  same: ContainerArchive === cjs.ContainerArchive && ArchiveError === cjs.ArchiveError && api === cjs,',
+        '  named: Object.keys(ns).sort(),',
+        '  version: pkg.version,',
+        '  internal,',
+        '  internalEsm,',
+        '}));',
+      ].join('\n'),
+    );
+    const r = run(process.execPath, [script], { cwd: project, env });
+    assert.equal(r.status, 0, explain(r));
+    const out = JSON.parse(r.stdout);
+    const expectedVersion = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version;
+    assert.deepEqual(out, {
+      same: true,
+      named: ['ArchiveError', 'ContainerArchive', 'default'],
+      version: expectedVersion,
+      internal: 'ERR_PACKAGE_PATH_NOT_EXPORTED',
+      internalEsm: 'ERR_PACKAGE_PATH_NOT_EXPORTED',
+    });
+  });
+
+  it('without the platform package, require() and import fail with our message: platform, package, install command', (t) => {
+    assert.ok(tarballs, 'packing failed');
+    const bare = path.join(work, 'bare');
+    fs.mkdirSync(bare);
+    fs.writeFileSync(path.join(bare, 'package.json'), `${JSON.stringify({ name: 'bare', version: '1.0.0', private: true }, null, 2)}\n`);
+    const npm = npmCommand();
+    // As after `npm install --omit=optional`: only the main package.
+    const install = run(
+      npm.file,
+      [...npm.args, 'install', '--offline', '--omit=optional', '--no-audit', '--no-fund', '--cache', path.join(work, 'npm-cache-bare'), tarballs.main.path],
+      { cwd: bare, env, shell: npm.shell },
+    );
+    assert.equal(install.status, 0, `npm install --offline --omit=optional failed: ${explain(install)}`);
+    const version = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version;
+    for (const [file, code] of [
+      ['probe.cjs', "try { require('@serve.zone/containerarchive'); } catch (err) { console.log(JSON.stringify({ code: err.code, message: err.message })); }"],
+      ['probe.mjs', "try { await import('@serve.zone/containerarchive'); } catch (err) { console.log(JSON.stringify({ code: err.code, message: err.message })); }"],
+    ]) {
+      fs.writeFileSync(path.join(bare, file), code);
+      const r = run(process.execPath, [file], { cwd: bare, env });
+      assert.equal(r.status, 0, explain(r));
+      const err = JSON.parse(r.stdout);
+      assert.equal(err.code, 'ERR_NATIVE_MISSING', `${file}: ${r.stdout}`);
+      assert.match(err.message, new RegExp(PLATFORM), `${file}: names the platform`);
+      assert.match(err.message, new RegExp(`npm install ${NATIVE_PKG.replace('.', '\\.')}@${version.replace(/\./g, '\\.')}`), `${file}: names the install command`);
+      assert.doesNotMatch(err.message, /npm has a bug|wasm32-wasi/, `${file}: not napi-rs's generic text`);
+      t.diagnostic(`${file}: ${err.message}`);
+    }
   });
 });

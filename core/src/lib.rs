@@ -16,6 +16,7 @@ pub mod error;
 pub mod fsutil;
 pub mod index;
 pub mod ingest;
+pub mod keys;
 pub mod lock;
 pub mod manifests;
 pub mod pack;

@@ -153,10 +153,10 @@ describe('CLI: latest, prefixes and filters', () => {
 });
 
 describe('CLI: no repository is unencrypted by accident', () => {
-  it('init --encrypt with an empty passphrase variable exits 2 and creates nothing', T, (t) => {
+  it('init --encrypt with an empty passphrase variable exits 12 and creates nothing', T, (t) => {
     const dir = tmpFor(t);
     const repo = path.join(dir, 'repo');
-    const r = expectExit(cli(['init', repo, '--encrypt'], { env: { [ENV_VAR]: '' } }), 2, 'empty variable');
+    const r = expectExit(cli(['init', repo, '--encrypt'], { env: { [ENV_VAR]: '' } }), 12, 'empty variable (12: no passphrase)');
     assert.match(r.stderr, new RegExp(`${ENV_VAR} is set but empty`));
     assert.match(r.stderr, /leave out --encrypt/);
     assert.equal(require('node:fs').existsSync(repo), false);

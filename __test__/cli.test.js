@@ -6,75 +6,17 @@
 
 const { describe, it } = require('node:test');
 const assert = require('node:assert/strict');
-const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const { PassThrough } = require('node:stream');
 
-const { tmpFor, randomBytes, textishBytes, sha256, KiB, MiB, PKG_DIR, loadPackage } = require('./helpers');
+const { tmpFor, randomBytes, textishBytes, sha256, KiB, MiB, loadPackage } = require('./helpers');
 const { Progress, formatBytes } = require('../cli/progress');
 const { promptHidden } = require('../cli/passphrase');
 
-const BIN = path.join(PKG_DIR, 'bin', 'containerarchive.js');
-const ENV_VAR = 'CONTAINERARCHIVE_PASSPHRASE';
-
-/** The environment a user's shell would give: no passphrase unless the test sets one. */
-function baseEnv(extra = {}) {
-  const env = { ...process.env };
-  delete env[ENV_VAR];
-  delete env.NODE_TEST_CONTEXT;
-  delete env.CONTAINERARCHIVE_DEBUG;
-  return { ...env, ...extra };
-}
-
-/** Runs the CLI; stdout is a Buffer (restores are binary), stderr a string. */
-function cli(args, { input, env, cwd } = {}) {
-  const result = spawnSync(process.execPath, [BIN, ...args], {
-    input: input === undefined ? '' : input,
-    env: env || baseEnv(),
-    cwd,
-    maxBuffer: 256 * MiB,
-    timeout: 60000,
-  });
-  if (result.error) throw result.error;
-  return {
-    status: result.status,
-    signal: result.signal,
-    stdout: result.stdout,
-    out: result.stdout.toString('utf8'),
-    stderr: result.stderr.toString('utf8'),
-  };
-}
-
-function show(r) {
-  return `exit ${r.status}${r.signal ? ` (signal ${r.signal})` : ''}\n--- stdout ---\n${r.out.slice(0, 4000)}\n--- stderr ---\n${r.stderr}`;
-}
-
-function expectExit(r, code, what) {
-  assert.equal(r.status, code, `${what}: expected exit ${code}, got ${show(r)}`);
-}
-
-/** Exit 2 with exactly one line on stderr that matches every pattern (the fix it names). */
-function expectUsage(r, patterns, what) {
-  expectExit(r, 2, what);
-  const lines = r.stderr.split('\n').filter((l) => l.length > 0);
-  assert.equal(lines.length, 1, `${what}: a usage error is ONE line on stderr, got:\n${r.stderr}`);
-  assert.match(lines[0], /^containerarchive: /, what);
-  for (const p of patterns) assert.match(lines[0], p, `${what}: the message must match ${p}`);
-  assert.equal(r.out, '', `${what}: nothing on stdout`);
-}
-
-function ok(r, what) {
-  expectExit(r, 0, what);
-  return r;
-}
+const { BIN, ENV_VAR, EXIT, baseEnv, cli, expectExit, expectUsage, expectFailure, ok, snapshotsJson } = require('./cli-helpers');
 
 const lines = (text) => text.split('\n').filter((l) => l.length > 0);
-
-function snapshotsJson(repo, env) {
-  const r = ok(cli(['snapshots', repo, '--json'], { env }), 'snapshots --json');
-  return JSON.parse(r.out);
-}
 
 describe('CLI: usage errors exit 2 with one line naming the fix', () => {
   it('--help and --version exit 0', () => {
@@ -96,8 +38,10 @@ describe('CLI: usage errors exit 2 with one line naming the fix', () => {
     expectUsage(cli(['backup', dir]), [/missing <file\|->/], 'backup without inputs');
     expectUsage(cli(['restore', dir]), [/missing <snapshot/], 'restore without snapshot');
     expectUsage(cli(['verify', dir, '--level', 'deep']), [/--level takes quick, standard or full/, /deep/], 'bad --level');
-    expectUsage(cli(['verify', dir, '--level']), [/--level/, /usage:/], '--level without value');
-    expectUsage(cli(['snapshots', dir, '--colour']), [/Unknown option '--colour'/, /usage: containerarchive snapshots/], 'unknown option');
+    expectUsage(cli(['verify', dir, '--level']), [/^containerarchive: verify: --level needs a value; see: containerarchive verify --help$/], '--level without value');
+    expectUsage(cli(['verify', dir, '--json=1']), [/^containerarchive: verify: --json takes no value; see: containerarchive verify --help$/], '--json with a value');
+    expectUsage(cli(['snapshots', dir, '--colour']), [/^containerarchive: snapshots: unknown option --colour; see: containerarchive snapshots --help$/], 'unknown option');
+    expectUsage(cli(['restore', dir, 'latest', '-x']), [/^containerarchive: restore: unknown option -x; see: containerarchive restore --help$/], 'unknown short option');
     expectUsage(cli(['snapshots', dir, 'extra']), [/unexpected argument extra/], 'extra positional');
     expectUsage(cli(['init', dir, '--compression', 'lz4']), [/--compression takes gzip, zstd or none/], 'bad --compression');
     expectUsage(cli(['backup', dir, '-', '--tag', 'novalue']), [/--tag takes key=value/], 'bad --tag');
@@ -110,8 +54,8 @@ describe('CLI: usage errors exit 2 with one line naming the fix', () => {
   it('bad input: no repository, no such file, a directory, an unknown snapshot', (t) => {
     const dir = tmpFor(t);
     const missing = path.join(dir, 'nope');
-    expectUsage(cli(['snapshots', missing]), [/no repository at/, /containerarchive init /], 'ERR_REPO_NOT_FOUND');
-    expectUsage(cli(['verify', missing]), [/no repository at/], 'ERR_REPO_NOT_FOUND (verify)');
+    expectFailure(cli(['snapshots', missing]), EXIT.NO_REPOSITORY, [/no repository at/, /containerarchive init /], 'ERR_REPO_NOT_FOUND');
+    expectFailure(cli(['verify', missing]), EXIT.NO_REPOSITORY, [/no repository at/], 'ERR_REPO_NOT_FOUND (verify)');
     const repo = path.join(dir, 'repo');
     ok(cli(['init', repo]), 'init');
     expectUsage(cli(['init', repo]), [/already holds a repository/], 'ERR_REPO_EXISTS');
@@ -210,6 +154,14 @@ describe('CLI: backup, snapshots, restore', () => {
     ok(cli(['restore', repo, stdinId, '-o', target, '--force']), 'restore --force');
     assert.ok(fs.readFileSync(target).equals(piped));
     assert.deepEqual(fs.readdirSync(dir).filter((f) => f.includes('containerarchive-tmp')), [], 'no temp files left behind');
+
+    // -o DIR is a usage error, with or without --force; a missing directory is a filesystem failure (exit 1) naming the user's path.
+    for (const force of [[], ['--force']]) {
+      expectUsage(cli(['restore', repo, stdinId, '-o', dir, ...force]), [/is a directory/, /give -o a file name/], `restore -o DIR ${force}`);
+    }
+    const nowhere = path.join(dir, 'no', 'such', 'dir', 'x.sql');
+    const r = expectFailure(cli(['restore', repo, stdinId, '-o', nowhere]), EXIT.PROBLEM, [/does not exist/, /no\/such\/dir/], 'restore into a missing directory');
+    assert.doesNotMatch(r.stderr, /containerarchive-tmp|ENOENT/, 'the message names the user\'s path, not a temp file');
   });
 
   it('stats: figures from the index and the disk, true after prune (two identical backups, keep last 1)', (t) => {
@@ -323,7 +275,7 @@ describe('CLI: verify, repair, reindex, unlock (exit 1 when a problem is found)'
 });
 
 describe('CLI: locks', () => {
-  it('a live lock makes a conflicting command exit 2 naming unlock; unlock --force removes it', (t) => {
+  it('a live lock makes a conflicting command exit 11 naming --lock-wait and unlock; unlock --force removes it', (t) => {
     const dir = tmpFor(t);
     const repo = path.join(dir, 'repo');
     ok(cli(['init', repo]), 'init');
@@ -336,12 +288,81 @@ describe('CLI: locks', () => {
       path.join(repo, 'locks', `${id}.json`),
       JSON.stringify({ id, exclusive: true, hostname: require('node:os').hostname(), pid: process.pid, createdAt: now, refreshedAt: now }),
     );
-    expectUsage(cli(['verify', repo]), [/lock/i, /containerarchive unlock /], 'verify against a live exclusive lock');
+    expectFailure(cli(['verify', repo]), EXIT.LOCKED, [/lock/i, /--lock-wait/, /containerarchive unlock /], 'verify against a live exclusive lock');
     assert.equal(ok(cli(['unlock', repo]), 'unlock').out, 'removed 0 stale locks\n', 'a live lock is not stale');
     assert.equal(ok(cli(['unlock', repo, '--force']), 'unlock --force').out, 'removed 1 lock\n');
     ok(cli(['verify', repo]), 'verify after unlock --force');
   });
+
+  it('--lock-wait (or CONTAINERARCHIVE_LOCK_WAIT) waits that long for a lock, then exits 11; a lock released meanwhile lets it run', async (t) => {
+    const dir = tmpFor(t);
+    const repo = path.join(dir, 'repo');
+    ok(cli(['init', repo]), 'init');
+    ok(cli(['backup', repo, '-'], { input: 'data' }), 'backup');
+    const lockFile = holdLiveLock(repo);
+    for (const [args, env, what] of [
+      [['--lock-wait', '400ms'], undefined, '--lock-wait 400ms'],
+      [[], baseEnv({ CONTAINERARCHIVE_LOCK_WAIT: '400ms' }), 'the variable'],
+    ]) {
+      const started = Date.now();
+      const r = cli(['verify', repo, ...args], { env });
+      expectFailure(r, EXIT.LOCKED, [/locked/, /--lock-wait/], what);
+      assert.ok(Date.now() - started >= 400, `${what}: it waited for the lock before giving up`);
+      assert.doesNotMatch(r.stderr, /\w\(\)|lockTimeoutMs/, `${what}: the message names CLI options and commands only`);
+    }
+    expectUsage(cli(['verify', repo, '--lock-wait', 'soon']), [/--lock-wait takes a duration/, /soon/], 'a bad duration');
+    // Waiting for a long time; the lock goes away while (or before) it waits.
+    const waiting = cliAsync(['verify', repo, '--lock-wait', '2m']);
+    fs.rmSync(lockFile);
+    const r = await waiting;
+    assert.equal(r.status, 0, `verify ran once the lock was gone: ${r.stderr}`);
+  });
 });
+
+describe('CLI: messages in CLI words', () => {
+  it('no message names an API call or option: a damaged manifest, no repository, an existing one, a lock', (t) => {
+    const dir = tmpFor(t);
+    const repo = path.join(dir, 'repo');
+    ok(cli(['init', repo]), 'init');
+    ok(cli(['backup', repo, '-'], { input: 'data' }), 'backup');
+    const [snap] = snapshotsJson(repo);
+    // Damage both copies of the manifest so nothing can restore it.
+    for (const f of [path.join(repo, 'snapshots', snap.id), path.join(repo, 'packs', 'parity', 'snapshots', snap.id)]) {
+      fs.writeFileSync(f, Buffer.alloc(fs.statSync(f).size, 0x5a));
+    }
+    const failures = [
+      [cli(['restore', repo, snap.id]), EXIT.PROBLEM, [/damaged/, /containerarchive verify /, /containerarchive repair /]],
+      [cli(['snapshots', path.join(dir, 'nothing')]), EXIT.NO_REPOSITORY, [/containerarchive init /]],
+      [cli(['init', repo]), EXIT.USAGE, [/already holds a repository/]],
+    ];
+    holdLiveLock(repo);
+    failures.push([cli(['repair', repo]), EXIT.LOCKED, [/containerarchive unlock /]]);
+    for (const [r, code, patterns] of failures) {
+      expectFailure(r, code, patterns, r.stderr);
+      assert.doesNotMatch(r.stderr, /\w\(\)|\{ ?\w+ ?\}|lockTimeoutMs/, 'CLI words only');
+    }
+  });
+});
+
+/** An exclusive lock held by a live process on this host (this test process); returns its path. */
+function holdLiveLock(repo) {
+  const id = 'cd'.repeat(16);
+  const now = new Date().toISOString();
+  const file = path.join(repo, 'locks', `${id}.json`);
+  fs.writeFileSync(file, JSON.stringify({ id, exclusive: true, hostname: require('node:os').hostname(), pid: process.pid, createdAt: now, refreshedAt: now }));
+  return file;
+}
+
+/** The CLI as a child that runs while the test goes on; resolves to { status, stderr }. */
+function cliAsync(args, env = baseEnv()) {
+  const child = require('node:child_process').spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (status) => resolve({ status, stderr }));
+  });
+}
 
 describe('CLI: passphrase from the environment', () => {
   it('init --encrypt, backup, list and restore with CONTAINERARCHIVE_PASSPHRASE; without it exit 2 naming the variable', (t) => {
@@ -350,7 +371,7 @@ describe('CLI: passphrase from the environment', () => {
     const env = baseEnv({ [ENV_VAR]: 'correct horse battery staple' });
     const data = textishBytes(MiB + 3, 61);
 
-    expectUsage(cli(['init', repo, '--encrypt']), [new RegExp(ENV_VAR)], 'init --encrypt without a passphrase, no TTY');
+    expectFailure(cli(['init', repo, '--encrypt']), EXIT.PASSPHRASE, [new RegExp(ENV_VAR)], 'init --encrypt without a passphrase, no TTY');
     assert.ok(!fs.existsSync(path.join(repo, 'config.json')), 'nothing was created');
     const init = ok(cli(['init', repo, '--encrypt'], { env }), 'init --encrypt');
     assert.match(init.out, /encrypted/);
@@ -360,9 +381,9 @@ describe('CLI: passphrase from the environment', () => {
 
     ok(cli(['backup', repo, '-'], { input: data, env }), 'backup with the passphrase');
     // (It fails before reading stdin, so a big input would only get EPIPE in this test's writer.)
-    expectUsage(cli(['backup', repo, '-'], { input: 'x' }), [/is encrypted/, new RegExp(ENV_VAR)], 'backup without the passphrase');
-    expectUsage(cli(['snapshots', repo]), [new RegExp(ENV_VAR)], 'snapshots without the passphrase');
-    expectUsage(cli(['snapshots', repo], { env: baseEnv({ [ENV_VAR]: 'wrong' }) }), [/wrong passphrase/, new RegExp(ENV_VAR)], 'wrong passphrase');
+    expectFailure(cli(['backup', repo, '-'], { input: 'x' }), EXIT.PASSPHRASE, [/is encrypted/, new RegExp(ENV_VAR)], 'backup without the passphrase');
+    expectFailure(cli(['snapshots', repo]), EXIT.PASSPHRASE, [new RegExp(ENV_VAR)], 'snapshots without the passphrase');
+    expectFailure(cli(['snapshots', repo], { env: baseEnv({ [ENV_VAR]: 'wrong' }) }), EXIT.PASSPHRASE, [/wrong passphrase/, new RegExp(ENV_VAR)], 'wrong passphrase');
     const list = snapshotsJson(repo, env);
     assert.equal(list.length, 1);
     assert.ok(ok(cli(['restore', repo, list[0].id.slice(0, 10)], { env }), 'restore').stdout.equals(data));

@@ -39,16 +39,20 @@ function formatElapsed(ms) {
 }
 
 const RENDER_INTERVAL_MS = 100;
+const JSON_INTERVAL_MS = 1000;
 
 class Progress {
   /**
    * @param {string} label e.g. "backup"
-   * @param {{ stream?: NodeJS.WriteStream, total?: number | null, now?: () => number }} [options]
+   * @param {{ stream?: NodeJS.WriteStream, total?: number | null, now?: () => number, json?: boolean, off?: boolean }} [options]
+   *   json: one JSON line per second on the stream (restic's `backup --json`), whatever the stream is;
+   *   off: no bar even on a terminal (--no-progress, --quiet).
    */
   constructor(label, options = {}) {
     this.label = label;
     this.stream = options.stream || process.stderr;
-    this.enabled = Boolean(this.stream.isTTY);
+    this.json = Boolean(options.json) && !options.off;
+    this.enabled = !options.off && (this.json || Boolean(this.stream.isTTY));
     this.now = options.now || (() => performance.now());
     this.total = options.total ?? null;
     this.bytes = 0;
@@ -111,16 +115,40 @@ class Progress {
 
   render() {
     if (!this.enabled) return;
+    if (this.json) {
+      if (this.now() - this.lastRender < JSON_INTERVAL_MS) return;
+      this.lastRender = this.now();
+      this.stream.write(`${JSON.stringify(this.status())}\n`);
+      return;
+    }
     this.lastRender = this.now();
     const width = this.stream.columns || 80;
     this.stream.write(`\r${this.line(width)}\x1b[K`);
     this.drawn = true;
   }
 
-  /** Stops redrawing and clears the bar, so the summary line starts clean. */
+  /** The JSON progress line: what restic's `backup --json` status messages carry, in our names. */
+  status() {
+    const frac = this.fraction();
+    return {
+      type: 'progress',
+      operation: this.label,
+      bytes: this.bytes,
+      total: this.total,
+      percentage: frac === null ? null : Math.round(frac * 10000) / 100,
+      elapsedMs: Math.round(this.elapsedMs()),
+    };
+  }
+
+  /** Stops redrawing and clears the bar, so the summary line starts clean (JSON: one last line). */
   finish() {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    if (this.json && this.enabled) {
+      this.enabled = false;
+      this.stream.write(`${JSON.stringify(this.status())}\n`);
+      return;
+    }
     if (this.enabled && this.drawn) this.stream.write('\r\x1b[K');
     this.drawn = false;
   }

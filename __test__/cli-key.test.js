@@ -64,7 +64,7 @@ describe('CLI: key', () => {
 
   it('the last key is never removed; unknown ids are named, exit 2, nothing changes', () => {
     const only = keyList('first')[0].id;
-    expectUsage(cli(['key', 'remove', repo, only], { env: as('first') }), [/last key/], 'remove the last key');
+    expectUsage(cli(['key', 'remove', repo, only], { env: as('first') }), [/last key/, /containerarchive key add /, /containerarchive key passwd /], 'remove the last key (in CLI words)');
     expectUsage(cli(['key', 'remove', repo, 'deadbeef00'], { env: as('first') }), [/no key/, new RegExp(only)], 'unknown id');
     expectUsage(cli(['key', 'remove', repo], { env: as('first') }), [/missing <id>/], 'no id');
     assert.deepEqual(keyList('first').map((k) => k.id), [only]);

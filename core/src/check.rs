@@ -484,7 +484,7 @@ fn check_config_and_keys(repo: &Repository, findings: &Findings) {
                     Some(why) => findings.add(Issue::new(
                         "key",
                         format!(
-                            "{rel} is an unknown key file: {why}; remove it (removeKey('{}')) if nobody you trust added it",
+                            "{rel} is an unknown key file: {why}; remove it (removeKey() with id {}) if nobody you trust added it",
                             crate::repo::key_id_of(rel)
                         ),
                     )),

@@ -502,4 +502,64 @@ mod tests {
             "ERR_CORRUPT"
         );
     }
+
+    /// Re-seals `file` after `change` as a writer holding the master key would.
+    fn resealed(master: &[u8; 32], file: &KeyFile, change: impl Fn(&mut KeyFile)) -> Vec<u8> {
+        let mut f = file.clone();
+        change(&mut f);
+        f.seal(master);
+        serde_json::to_vec(&f).unwrap()
+    }
+
+    #[test]
+    fn version_2_key_files_are_authenticated_and_unambiguous() {
+        let master = [5u8; 32];
+        let file = wrap_master_key("pw", &master, "db:1\n").unwrap();
+        assert_eq!(
+            file.host.as_deref(),
+            Some("db_1_"),
+            "':' and control characters are replaced"
+        );
+        assert!(file.mac_verifies(&master));
+        assert!(!file.mac_verifies(&[6u8; 32]));
+        let ok = resealed(&master, &file, |_| {});
+        assert!(KeyFile::parse(&ok, "key").is_ok());
+        // Fields that would make the ':'-joined string ambiguous, or a version mix-up, are damage.
+        let bad: Vec<Box<dyn Fn(&mut KeyFile)>> = vec![
+            Box::new(|f| f.host = Some("a:b".into())),
+            Box::new(|f| f.created_at = "2026-01-01T00:00:00Z".into()),
+            Box::new(|f| f.host = None),
+            Box::new(|f| f.version = 1),
+            Box::new(|f| f.version = 3),
+            Box::new(|f| f.kdf.salt = format!("{}:00", f.kdf.salt)),
+        ];
+        for change in bad {
+            let bytes = resealed(&master, &file, change);
+            assert_eq!(KeyFile::parse(&bytes, "key").unwrap_err().code(), "ERR_CORRUPT");
+        }
+        let mut no_mac = file.clone();
+        no_mac.mac = None;
+        no_mac.checksum = no_mac.compute_checksum();
+        assert_eq!(
+            KeyFile::parse(&serde_json::to_vec(&no_mac).unwrap(), "key")
+                .unwrap_err()
+                .code(),
+            "ERR_CORRUPT"
+        );
+        // The MAC covers the host and createdAt: changing them without the master key shows.
+        let mut moved = file.clone();
+        moved.host = Some("elsewhere".into());
+        moved.checksum = moved.compute_checksum();
+        assert!(KeyFile::parse(&serde_json::to_vec(&moved).unwrap(), "key").is_ok());
+        assert!(!moved.mac_verifies(&master));
+        assert_eq!(unwrap_master_key("pw", &moved).unwrap_err().code(), "ERR_CORRUPT");
+        // An upgraded version-1 file keeps id, time and wrapped key, and opens with its passphrase.
+        let mut v1 = file.clone();
+        (v1.version, v1.host, v1.mac) = (1, None, None);
+        v1.checksum = v1.compute_checksum();
+        assert!(KeyFile::parse(&serde_json::to_vec(&v1).unwrap(), "key").is_ok());
+        let up = v1.upgraded(&master);
+        assert_eq!((up.version, up.host.as_deref(), &up.id), (2, Some(""), &file.id));
+        assert_eq!(unwrap_master_key("pw", &up).unwrap(), master);
+    }
 }

@@ -63,7 +63,7 @@ fn master(repo: &Repository) -> Result<[u8; 32]> {
     repo.master().copied().ok_or_else(|| {
         Error::invalid(
             "this repository is not encrypted, so it has no keys or passphrase; key operations need an encrypted \
-             repository (create one with init({ passphrase }))",
+             repository",
         )
     })
 }
@@ -209,7 +209,7 @@ fn remove_locked(repo: &Repository, found: &[Found], id: &str, hook: StepHook) -
     if genuine.contains(id) && genuine.len() == 1 {
         return Err(Error::invalid(format!(
             "key {id} is the repository's last key; removing it would leave nothing that opens the repository. \
-             Add another key first (addKey), or use changePassphrase to replace it"
+             Add another key first with addKey(), or replace it with changePassphrase()"
         )));
     }
     for rel in [key_copy_path(id), format!("keys/{id}.json")] {
@@ -241,7 +241,7 @@ fn resolve(found: &[Found], spec: &str) -> Result<String> {
     match matches.as_slice() {
         [one] => Ok(one.to_string()),
         [] => Err(Error::invalid(format!(
-            "no key {spec:?} in this repository (give a key id, or a unique prefix of at least 8 characters); its key files: {}",
+            "no key {spec:?} in this repository (give a key id, or a unique prefix of at least 8 characters, as listKeys() shows them); its key files: {}",
             ids.iter().copied().collect::<Vec<_>>().join(", ")
         ))),
         several => Err(Error::invalid(format!(

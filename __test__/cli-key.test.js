@@ -9,6 +9,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
+const { PassThrough } = require('node:stream');
 
 const { textishBytes, KiB } = require('./helpers');
 const { ENV_VAR, EXIT, baseEnv, cli, expectUsage, expectFailure, ok } = require('./cli-helpers');
@@ -99,5 +100,57 @@ describe('CLI: key', () => {
     const plain = path.join(dir, 'plain');
     ok(cli(['init', plain]), 'init plain');
     expectUsage(cli(['key', 'list', plain]), [/not encrypted/], 'key list on a plain repository');
+  });
+});
+
+describe('CLI: key add/passwd ask a terminal twice for the new passphrase', () => {
+  const { run } = require('../cli/main');
+
+  /** A fake terminal that types each answer once its prompt was written (no timing involved). */
+  function terminal(answers) {
+    const stdin = new PassThrough();
+    stdin.isTTY = true;
+    stdin.isRaw = false;
+    stdin.setRawMode = (on) => { stdin.isRaw = on; return stdin; };
+    const prompts = [];
+    const stderr = {
+      isTTY: false,
+      text: '',
+      write(chunk) {
+        this.text += chunk;
+        if (/passphrase: $/.test(String(chunk))) {
+          prompts.push(String(chunk));
+          const answer = answers.shift();
+          if (answer !== undefined) setImmediate(() => stdin.write(`${answer}\r`));
+        }
+        return true;
+      },
+    };
+    const stdout = { isTTY: false, text: '', write(chunk) { this.text += chunk; return true; } };
+    return { stdin, stdout, stderr, prompts };
+  }
+
+  it('two equal answers add the key; two different ones change nothing (exit 2)', async (t) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ca-key-tty-'));
+    t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const repo = path.join(dir, 'repo');
+    ok(cli(['init', repo, '--encrypt'], { env: baseEnv({ [ENV_VAR]: 'first' }) }), 'init');
+    const env = baseEnv({ [ENV_VAR]: 'first' });
+
+    const same = terminal(['typed twice', 'typed twice']);
+    assert.equal(await run(['key', 'add', repo], { ...same, env }), 0, same.stderr.text);
+    assert.deepEqual(same.prompts, ['New passphrase: ', 'Repeat the new passphrase: ']);
+    assert.match(same.stdout.text, /^added key /);
+    ok(cli(['snapshots', repo], { env: baseEnv({ [ENV_VAR]: 'typed twice' }) }), 'the typed passphrase opens');
+
+    const differ = terminal(['one thing', 'another']);
+    assert.equal(await run(['key', 'passwd', repo], { ...differ, env }), EXIT.USAGE);
+    assert.match(differ.stderr.text, /differ; nothing was changed/);
+    const keys = JSON.parse(ok(cli(['key', 'list', repo, '--json'], { env }), 'key list').out);
+    assert.equal(keys.length, 2, 'nothing was changed');
+
+    const empty = terminal(['']);
+    assert.equal(await run(['key', 'add', repo], { ...empty, env }), EXIT.USAGE);
+    assert.match(empty.stderr.text, /cannot be empty/);
   });
 });

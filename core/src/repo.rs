@@ -608,7 +608,12 @@ pub fn read_key_files(path: &Path) -> Result<Vec<(String, Result<KeyFile>)>> {
 /// The key id a key file's path names: `keys/<id>.json` or `packs/parity/key-<id>.json`.
 pub fn key_id_of(rel: &str) -> &str {
     let name = rel.rsplit('/').next().unwrap_or("");
-    name.strip_prefix("key-").unwrap_or(name).trim_end_matches(".json")
+    let name = name.strip_suffix(".json").unwrap_or(name);
+    if rel.starts_with("keys/") {
+        name
+    } else {
+        name.strip_prefix("key-").unwrap_or(name)
+    }
 }
 
 /// Tells the repository's own key files from unknown (planted or foreign) ones.

@@ -605,3 +605,34 @@ fn format_md_defines_the_version_2_key_file() {
     assert_eq!(json["checksum"].as_str().unwrap(), checksum);
     assert_eq!(json["version"], 2);
 }
+
+#[test]
+fn a_genuine_key_file_under_another_name_is_unknown_and_removable_by_that_name() {
+    let (dir, repo, _, _) = fixture("renamed");
+    let id = current_id(&repo);
+    let planted = "keys/planted.json.json";
+    fs::copy(dir.0.join(format!("keys/{id}.json")), dir.0.join(planted)).unwrap();
+    let report = check(&repo, Level::Quick);
+    let unknown: Vec<_> = report
+        .errors
+        .iter()
+        .filter(|e| e.error.contains("unknown key file"))
+        .collect();
+    assert_eq!(unknown.len(), 1, "{:#?}", report.errors);
+    assert!(
+        unknown[0].error.contains(planted) && unknown[0].error.contains("planted.json"),
+        "{}",
+        unknown[0].error
+    );
+    assert_eq!(list_keys(&repo).unwrap().len(), 1, "listed once, under its own name");
+    let r = repair(&repo, T).unwrap();
+    assert!(r.errors.is_empty(), "{:#?}", r.errors);
+    assert!(
+        !dir.0.join("packs/parity/key-planted.json.json").exists(),
+        "never copied"
+    );
+    assert_eq!(remove_key(&repo, "planted.json", T).unwrap(), "planted.json");
+    assert!(!dir.0.join(planted).exists());
+    assert!(dir.0.join(format!("keys/{id}.json")).exists(), "the genuine key stays");
+    assert_clean(&repo, "after removing the renamed copy");
+}

@@ -36,6 +36,8 @@ export declare class NativeArchive {
   reindex(optionsJson: string): Promise<string>
   /** Applies a retention policy and collects garbage; resolves the report as JSON. */
   prune(retentionJson: string, dryRun: boolean, lockTimeoutMs: number): Promise<string>
+  /** Removes the named snapshots (and with `prune` their data); resolves the report as JSON. */
+  forget(idsJson: string, optionsJson: string): Promise<string>
   /** Removes stale locks, or all with `force`; resolves the number removed. */
   unlock(optionsJson: string): Promise<number>
   /** The repository's keys as JSON: `[{ id, createdAt, host, current }]`. */

@@ -324,6 +324,31 @@ export interface PruneGroup {
   reasons: Record<string, string[]>;
 }
 
+export interface ForgetOptions extends LockOptions {
+  /** Report what would be removed (and, with prune, freed) and change nothing. */
+  dryRun?: boolean;
+  /**
+   * Also reclaim at once the data only the forgotten snapshots referenced,
+   * as prune() would (maxUnused 0.1), in the same exclusive-lock session.
+   * Without it a later prune() reclaims it.
+   */
+  prune?: boolean;
+}
+
+export interface ForgetResult {
+  dryRun: boolean;
+  /** Full ids of the snapshots removed (or that would be), oldest first, each once. */
+  removedSnapshots: string[];
+  /** Whether garbage was collected (or, in a dry run, estimated). */
+  pruned: boolean;
+  /** Present when pruned: pack files deleted (including packs whose live chunks were repacked). */
+  removedPacks?: number;
+  /** Present when pruned. */
+  repackedPacks?: number;
+  /** Present when pruned: pack bytes deleted minus pack bytes written. */
+  freedBytes?: number;
+}
+
 export interface ChunkTotals {
   count: number;
   /** Bytes before compression and encryption. */
@@ -445,6 +470,16 @@ export declare class ContainerArchive {
    * the state it finds. Resolves the new key (current: true).
    */
   changePassphrase(newPassphrase: string, options?: LockOptions): Promise<KeyInfo>;
+  /**
+   * Removes the named snapshots under the exclusive lock. `ids` are full ids
+   * or unique prefixes of at least 8 hex digits; 'latest' is refused. Every
+   * id is resolved first: an unknown one rejects with ERR_SNAPSHOT_NOT_FOUND,
+   * an ambiguous one (or 'latest') with ERR_INVALID_ARGUMENT, and nothing is
+   * removed. Naming a snapshot twice removes it once. Their data stays until
+   * prune() runs, or is reclaimed at once with `{ prune: true }` (which
+   * emits 'prune:progress').
+   */
+  forget(ids: string | string[], options?: ForgetOptions): Promise<ForgetResult>;
   on<E extends keyof ArchiveEvents>(event: E, handler: (event: ArchiveEvents[E]) => void): Subscription;
   close(): Promise<void>;
 }

@@ -326,6 +326,15 @@ function checkRetention(retention) {
   return out;
 }
 
+/** forget()'s ids: one string or a non-empty array of strings. */
+function checkForgetIds(ids) {
+  const list = typeof ids === 'string' ? [ids] : ids;
+  if (!Array.isArray(list) || list.length === 0 || !list.every((id) => typeof id === 'string')) {
+    throw invalid('forget() needs a snapshot id or a non-empty array of them: full ids or unique prefixes of at least 8 hex digits');
+  }
+  return list;
+}
+
 function checkLockTimeout(value, fallback) {
   if (value === undefined) return fallback;
   checkSafeInteger(value, 'lockTimeoutMs');
@@ -658,6 +667,21 @@ class ContainerArchive {
       const o = checkOptions(options, 'options', ['lockTimeoutMs']);
       const lockTimeoutMs = checkLockTimeout(o.lockTimeoutMs, this.#lockTimeoutMs);
       return JSON.parse(await this.#native.changePassphrase(newPassphrase, JSON.stringify({ lockTimeoutMs })));
+    });
+  }
+
+  forget(ids, options) {
+    return this.#track(async () => {
+      const list = checkForgetIds(ids);
+      const o = checkOptions(options, 'options', ['dryRun', 'prune', 'lockTimeoutMs']);
+      for (const key of ['dryRun', 'prune']) {
+        if (o[key] !== undefined && typeof o[key] !== 'boolean') throw invalid(`${key} must be a boolean`);
+      }
+      const lockTimeoutMs = checkLockTimeout(o.lockTimeoutMs, this.#lockTimeoutMs);
+      const spec = { dryRun: o.dryRun === true, prune: o.prune === true, lockTimeoutMs };
+      const json = await this.#native.forget(JSON.stringify(list), JSON.stringify(spec));
+      await this.#eventsDelivered();
+      return JSON.parse(json);
     });
   }
 

@@ -2,7 +2,7 @@
 
 // Operator safety at the API: retention per group, `until` (a failed producer
 // never becomes a snapshot), 'latest' and id prefixes with filters, the
-// passphrase rule, and stats() that stay true after ingest, prune and repair.
+// passphrase rule, and stats() that stay true after ingest, forget, prune and repair.
 // Each "today" reproduction of the issue is a regression test here.
 
 process.env.CONTAINERARCHIVE_TEST_CREATED_AT = '1';
@@ -200,7 +200,7 @@ describe('stats() stay true', () => {
     assert.equal(stats.parityOverhead, ratio(stats.parity.bytes, stats.packs.bytes));
   }
 
-  it('after ingest, prune and repair', T, async (t) => {
+  it('after ingest, prune, repair and forget', T, async (t) => {
     const { dir, repo } = await fresh(t, { compression: 'zstd', packTargetSize: 256 * KiB, parity: { dataShards: 3, parityShards: 1 } });
     assertTrue(await repo.stats(), dir, { snapshots: 0, logical: 0, uniqueRaw: 0 });
     const a = randomBytes(MiB, 11);
@@ -236,5 +236,27 @@ describe('stats() stay true', () => {
     assertTrue(repaired, dir, { snapshots: 1, logical: b.length, uniqueRaw: b.length });
     assert.deepEqual(repaired.packs, after.packs);
     await rejectsWithCode(repo.stats({ json: true }), 'ERR_INVALID_ARGUMENT');
+
+    // forget without prune: the snapshot's data stays on disk, unreferenced.
+    const c = randomBytes(500 * KiB, 13);
+    const sc = await repo.ingest(Readable.from([c]));
+    const grown = await repo.stats();
+    assertTrue(grown, dir, { snapshots: 2, logical: b.length + c.length, uniqueRaw: b.length + c.length });
+    await repo.forget(sc.id.slice(0, 8));
+    const forgotten = await repo.stats();
+    assertTrue(forgotten, dir, { snapshots: 1, logical: b.length, uniqueRaw: b.length });
+    assert.deepEqual(forgotten.packs, grown.packs);
+    assert.equal(forgotten.unreferencedChunks.rawBytes, grown.unreferencedChunks.rawBytes + c.length);
+
+    // forget with prune: reclaimed at once, and what stays is what forget left.
+    const d = randomBytes(500 * KiB, 14);
+    const sd = await repo.ingest(Readable.from([d]));
+    const before = await repo.stats();
+    const report = await repo.forget([sd.id], { prune: true });
+    const reclaimed = await repo.stats();
+    assertTrue(reclaimed, dir, { snapshots: 1, logical: b.length, uniqueRaw: b.length });
+    assert.equal(report.freedBytes, before.packs.bytes - reclaimed.packs.bytes);
+    assert.ok(reclaimed.packs.bytes < forgotten.packs.bytes, JSON.stringify(reclaimed));
+    assert.ok(reclaimed.unreferencedChunks.storedBytes <= reclaimed.packs.bytes / 10, 'at most maxUnused (10%) garbage stays');
   });
 });

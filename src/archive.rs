@@ -14,6 +14,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use containerarchive_core::check::{verify, Level};
+use containerarchive_core::forget::{forget, ForgetOptions};
 use containerarchive_core::ingest::{ingest, IngestItem, IngestOptions};
 use containerarchive_core::keys;
 use containerarchive_core::prune::{prune, Retention};
@@ -66,6 +67,17 @@ struct MaintenanceSpec {
 #[derive(serde::Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct LockSpec {
+    #[serde(default)]
+    lock_timeout_ms: u64,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ForgetSpec {
+    #[serde(default)]
+    dry_run: bool,
+    #[serde(default)]
+    prune: bool,
     #[serde(default)]
     lock_timeout_ms: u64,
 }
@@ -296,6 +308,31 @@ impl NativeArchive {
                 &progress,
                 Duration::from_millis(lock_timeout_ms as u64),
             )
+        })
+        .await?;
+        Ok(serde_json::to_string(&report).expect("report serialises"))
+    }
+
+    /// Removes the named snapshots (and with `prune` their data); resolves the report as JSON.
+    #[napi]
+    pub async fn forget(&self, ids_json: String, options_json: String) -> Result<String> {
+        let repo = self.repo()?;
+        let ids: Vec<String> = parse(&ids_json, "snapshot ids")?;
+        let spec: ForgetSpec = parse(&options_json, "forget options")?;
+        let events = lock(&self.events).clone();
+        let report = run_blocking(move || {
+            // The collection is prune's, so it reports as prune does.
+            let progress = |update: ProgressUpdate| {
+                if let Some(sink) = &events {
+                    emit(sink, "prune:progress", progress_payload("prune", &update));
+                }
+            };
+            let options = ForgetOptions {
+                dry_run: spec.dry_run,
+                prune: spec.prune,
+                lock_timeout: Duration::from_millis(spec.lock_timeout_ms),
+            };
+            forget(&repo, &ids, &options, &progress)
         })
         .await?;
         Ok(serde_json::to_string(&report).expect("report serialises"))

@@ -13,7 +13,9 @@ pub mod codec;
 pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod forget;
 pub mod fsutil;
+pub mod gc;
 pub mod index;
 pub mod ingest;
 pub mod keys;
@@ -32,6 +34,7 @@ pub mod restore;
 pub mod select;
 pub mod snapshot;
 pub mod stats;
+pub mod storage;
 
 pub use config::{InitOptions, RepoConfig, FORMAT_VERSION};
 pub use error::{Error, Result};

@@ -3,8 +3,8 @@
 //! see of them: which file holds which manifest, and what to rewrite.
 //!
 //! `snapshots/<id>` is the commit point: ingest writes the copy first, prune
-//! removes the copy first, so a copy alone is an ingest that stopped between
-//! the two writes or a manifest lost to damage. Either way every chunk it
+//! and forget remove the copy first, so a copy alone is an ingest that
+//! stopped between the two writes or a manifest lost to damage. Either way every chunk it
 //! references was durable when it was written, so repair restores it as a
 //! snapshot when all those chunks are still indexed, and prune keeps them.
 

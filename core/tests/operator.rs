@@ -1,5 +1,5 @@
 //! Operator safety: choosing snapshots by 'latest' or prefix with filters, and
-//! statistics that stay true across ingest, prune and repair.
+//! statistics that stay true across ingest, forget, prune and repair.
 
 use std::fs;
 use std::path::Path;
@@ -7,6 +7,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use containerarchive_core::config::{ChunkingOptions, ParityConfig};
+use containerarchive_core::forget::{forget, ForgetOptions};
 use containerarchive_core::ingest::{ingest, IngestItem, IngestOptions};
 use containerarchive_core::prune::{prune, Retention};
 use containerarchive_core::repair::repair;
@@ -148,7 +149,7 @@ fn latest_and_prefixes_resolve_with_filters() {
 }
 
 #[test]
-fn stats_stay_true_after_ingest_prune_and_repair() {
+fn stats_stay_true_after_ingest_forget_prune_and_repair() {
     let dir = tempdir("stats");
     let repo = small_repo(&dir);
     let empty = stats(&repo, Duration::ZERO).unwrap();
@@ -239,6 +240,81 @@ fn stats_stay_true_after_ingest_prune_and_repair() {
     assert_eq!(repaired.unique_chunks, after.unique_chunks);
     assert_eq!(repaired.logical_bytes, after.logical_bytes);
     assert_on_disk(&repo, &repaired);
+
+    // A new snapshot, forgotten without prune: its data stays, unreferenced.
+    let extra = data(9, 300 * 1024);
+    let extra_id = backup(&repo, &extra, &[], "2026-01-04T00:00:00.000Z").id;
+    let grown = stats(&repo, Duration::ZERO).unwrap();
+    assert_eq!(
+        (grown.snapshots, grown.logical_bytes),
+        (2, repaired.logical_bytes + extra.len() as u64)
+    );
+    assert_eq!(
+        grown.unique_chunks.raw_bytes,
+        repaired.unique_chunks.raw_bytes + extra.len() as u64
+    );
+    assert_on_disk(&repo, &grown);
+    let options = |prune| ForgetOptions {
+        dry_run: false,
+        prune,
+        lock_timeout: Duration::ZERO,
+    };
+    forget(&repo, &[extra_id[..8].to_string()], &options(false), &|_| {}).unwrap();
+    let forgotten = stats(&repo, Duration::ZERO).unwrap();
+    assert_eq!(
+        (forgotten.snapshots, forgotten.logical_bytes),
+        (1, repaired.logical_bytes)
+    );
+    assert_eq!(forgotten.unique_chunks, repaired.unique_chunks);
+    assert_eq!(
+        forgotten.unreferenced_chunks.count,
+        (grown.unreferenced_chunks.count + grown.unique_chunks.count) - forgotten.unique_chunks.count,
+        "the forgotten snapshot's own chunks are unreferenced now"
+    );
+    assert_eq!(
+        forgotten.unreferenced_chunks.stored_bytes,
+        (grown.unreferenced_chunks.stored_bytes + grown.unique_chunks.stored_bytes)
+            - forgotten.unique_chunks.stored_bytes
+    );
+    assert_eq!(
+        (forgotten.packs, forgotten.parity),
+        (grown.packs, grown.parity),
+        "no data was removed"
+    );
+    assert_eq!(forgotten.dedup_ratio, repaired.dedup_ratio);
+    assert_eq!(forgotten.compression_ratio, repaired.compression_ratio);
+    assert!(
+        forgotten.repository_bytes < grown.repository_bytes,
+        "the manifests are gone"
+    );
+    assert_on_disk(&repo, &forgotten);
+
+    // Another one, forgotten with prune: both snapshots' data is reclaimed.
+    let extra2 = data(10, 300 * 1024);
+    let extra2_id = backup(&repo, &extra2, &[], "2026-01-05T00:00:00.000Z").id;
+    let grown2 = stats(&repo, Duration::ZERO).unwrap();
+    assert_eq!(grown2.snapshots, 2);
+    assert_on_disk(&repo, &grown2);
+    let report = forget(&repo, &[extra2_id], &options(true), &|_| {}).unwrap();
+    let reclaimed = stats(&repo, Duration::ZERO).unwrap();
+    assert_eq!(
+        (reclaimed.snapshots, reclaimed.logical_bytes),
+        (1, repaired.logical_bytes)
+    );
+    assert_eq!(reclaimed.unique_chunks, repaired.unique_chunks);
+    assert!(
+        reclaimed.unreferenced_chunks.stored_bytes <= reclaimed.packs.bytes / 10,
+        "at most maxUnused (10%) garbage stays: {reclaimed:?}"
+    );
+    assert_eq!(
+        report.freed_bytes,
+        Some(grown2.packs.bytes as i64 - reclaimed.packs.bytes as i64)
+    );
+    assert!(reclaimed.packs.bytes < forgotten.packs.bytes, "{reclaimed:?}");
+    assert_eq!(reclaimed.dedup_ratio, repaired.dedup_ratio);
+    assert_eq!(reclaimed.compression_ratio, repaired.compression_ratio);
+    assert!(reclaimed.repository_bytes < grown2.repository_bytes);
+    assert_on_disk(&repo, &reclaimed);
     fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -262,6 +338,7 @@ fn assert_on_disk(repo: &Repository, s: &containerarchive_core::stats::Stats) {
         sum(&repo.root().join("packs/parity"), &["par", "group"])
     );
     assert_eq!(s.missing_chunks, 0);
+    assert!(s.repository_bytes >= s.packs.bytes + s.parity.bytes);
     if s.packs.bytes > 0 {
         assert_eq!(s.parity_overhead, Some(s.parity.bytes as f64 / s.packs.bytes as f64));
     }

@@ -40,6 +40,14 @@ export declare class NativeArchive {
   forget(idsJson: string, optionsJson: string): Promise<string>
   /** Removes stale locks, or all with `force`; resolves the number removed. */
   unlock(optionsJson: string): Promise<number>
+  /** The repository's keys as JSON: `[{ id, createdAt, host, current }]`. */
+  listKeys(): Promise<string>
+  /** Adds a key for `passphrase`; resolves its summary as JSON. */
+  addKey(passphrase: string, optionsJson: string): Promise<string>
+  /** Removes key `id` (or a unique prefix); resolves the full id. */
+  removeKey(id: string, optionsJson: string): Promise<string>
+  /** Replaces the key in use by one for `passphrase`; resolves its summary as JSON. */
+  changePassphrase(passphrase: string, optionsJson: string): Promise<string>
   /**
    * Sends a marker behind every event queued so far; the facade waits for it
    * so that an operation's events all arrive before its promise resolves.

@@ -410,6 +410,18 @@ export interface RepositoryStats {
   parityOverhead: number | null;
 }
 
+/** One key of an encrypted repository: a passphrase that opens it (see listKeys()). */
+export interface KeyInfo {
+  /** 32 hex; removeKey() takes it, or a unique prefix of at least 8 characters. */
+  id: string;
+  /** ISO-8601 UTC. */
+  createdAt: string;
+  /** The host that created the key; '' for keys made before key files recorded it. */
+  host: string;
+  /** Whether this handle was opened with this key. */
+  current: boolean;
+}
+
 export interface VerifyErrorEvent {
   pack: string | null;
   chunk: string | null;
@@ -444,6 +456,38 @@ export declare class ContainerArchive {
   reindex(options?: LockOptions): Promise<ReindexResult>;
   unlock(options?: UnlockOptions): Promise<number>;
   prune(retention: RetentionPolicy, dryRun?: boolean): Promise<PruneResult>;
+  /**
+   * The keys of an encrypted repository (one per passphrase that opens it),
+   * oldest first. Only the repository's own keys are listed; planted key
+   * files are not (verify() reports them). ERR_INVALID_ARGUMENT for an
+   * unencrypted repository.
+   */
+  listKeys(): Promise<KeyInfo[]>;
+  /**
+   * Adds a key, so that `passphrase` opens the repository too. Only the
+   * master key is re-wrapped; no data is rewritten. Takes the exclusive lock.
+   * Version-1 key files (from older engines) are upgraded to version 2 first,
+   * keeping their passphrase. Resolves the new key (current: false).
+   * ERR_INVALID_ARGUMENT for an empty passphrase or an unencrypted repository.
+   */
+  addKey(passphrase: string, options?: LockOptions): Promise<KeyInfo>;
+  /**
+   * Removes a key (its key file and copy) by id or unique prefix of at least
+   * 8 characters; resolves the full id. The repository's last key is never
+   * removed; the key this handle was opened with can be removed while another
+   * key remains (the handle keeps working). Unknown (planted) key files can
+   * be removed by id too. ERR_INVALID_ARGUMENT for an unknown or ambiguous id
+   * (the message lists the key ids) or the last key; nothing is changed then.
+   */
+  removeKey(id: string, options?: LockOptions): Promise<string>;
+  /**
+   * Replaces the key this handle was opened with by a new key for
+   * `newPassphrase`: addKey, then removeKey of the old key, under one
+   * exclusive lock. Other keys stay. Crash-safe: killed at any instant, the
+   * old or the new passphrase opens the repository, and repair() completes
+   * the state it finds. Resolves the new key (current: true).
+   */
+  changePassphrase(newPassphrase: string, options?: LockOptions): Promise<KeyInfo>;
   /**
    * Removes the named snapshots under the exclusive lock. `ids` are full ids
    * or unique prefixes of at least 8 hex digits; 'latest' is refused. Every

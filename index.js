@@ -123,6 +123,15 @@ function checkPassphrase(o, call) {
   return p;
 }
 
+/** A new passphrase for addKey/changePassphrase: a non-empty string (undefined, null and '' are refused like in open()). */
+function checkNewPassphrase(p, call) {
+  if (p === undefined || p === null || p === '') {
+    const what = p === '' ? 'an empty string' : String(p);
+    throw invalid(`${call}() needs a new passphrase, got ${what} (an unset environment variable?)`);
+  }
+  if (typeof p !== 'string') throw invalid(`${call}(): the new passphrase must be a string`);
+}
+
 function checkInitOptions(options) {
   const o = checkOptions(options, 'options', ['passphrase', 'compression', 'compressionLevel', 'chunking', 'packTargetSize', 'parity']);
   const out = {};
@@ -711,6 +720,37 @@ class ContainerArchive {
       const json = await this.#native.prune(JSON.stringify(rules), dryRun, lockTimeoutMs);
       await this.#eventsDelivered();
       return JSON.parse(json);
+    });
+  }
+
+  listKeys() {
+    return this.#track(async () => JSON.parse(await this.#native.listKeys()));
+  }
+
+  addKey(passphrase, options) {
+    return this.#track(async () => {
+      checkNewPassphrase(passphrase, 'addKey');
+      const o = checkOptions(options, 'options', ['lockTimeoutMs']);
+      const lockTimeoutMs = checkLockTimeout(o.lockTimeoutMs, this.#lockTimeoutMs);
+      return JSON.parse(await this.#native.addKey(passphrase, JSON.stringify({ lockTimeoutMs })));
+    });
+  }
+
+  removeKey(id, options) {
+    return this.#track(async () => {
+      if (typeof id !== 'string' || id.length === 0) throw invalid('removeKey() needs a key id (a string; see listKeys()), or a unique prefix of at least 8 characters');
+      const o = checkOptions(options, 'options', ['lockTimeoutMs']);
+      const lockTimeoutMs = checkLockTimeout(o.lockTimeoutMs, this.#lockTimeoutMs);
+      return this.#native.removeKey(id, JSON.stringify({ lockTimeoutMs }));
+    });
+  }
+
+  changePassphrase(newPassphrase, options) {
+    return this.#track(async () => {
+      checkNewPassphrase(newPassphrase, 'changePassphrase');
+      const o = checkOptions(options, 'options', ['lockTimeoutMs']);
+      const lockTimeoutMs = checkLockTimeout(o.lockTimeoutMs, this.#lockTimeoutMs);
+      return JSON.parse(await this.#native.changePassphrase(newPassphrase, JSON.stringify({ lockTimeoutMs })));
     });
   }
 

@@ -105,8 +105,10 @@ describe('metadata checksums and range checks', () => {
     key.kdf.iterations = 2;
     const k = key.kdf;
     const w = key.wrappedKey;
-    const canonical = [key.id, k.algorithm, k.version, k.memoryKib, k.iterations, k.parallelism, k.salt, w.algorithm, w.nonce, w.ciphertext].join(':');
-    key.checksum = F.sha256(Buffer.from(canonical));
+    // Key file version 2 (FORMAT.md): the checksum covers the canonical string and the mac
+    // (left as it was: it no longer verifies, as for any planted file).
+    const canonical = [key.version, key.id, key.createdAt, key.host, k.algorithm, k.version, k.memoryKib, k.iterations, k.parallelism, k.salt, w.algorithm, w.nonce, w.ciphertext].join(':');
+    key.checksum = F.sha256(Buffer.from(`${canonical}:${key.mac}`));
     const planted = `keys/${key.id}.json`;
     fs.writeFileSync(path.join(dir, planted), JSON.stringify(key, null, 2));
     const started = Date.now();

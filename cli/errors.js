@@ -37,6 +37,9 @@ function inCliWords(message, repo) {
     'getSnapshot()': `${BIN} snapshots ${repo}`,
     'stats()': `${BIN} stats ${repo}`,
     'listKeys()': `${BIN} key list ${repo}`,
+    'addKey()': `${BIN} key add ${repo}`,
+    'removeKey()': `${BIN} key remove ${repo} <id>`,
+    'changePassphrase()': `${BIN} key passwd ${repo}`,
   };
   let text = message
     .replace(/; run verify\(\) to see the extent and repair\(\) to fix what can be fixed/g, '')

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use containerarchive_core::check::{verify, Level};
 use containerarchive_core::forget::{forget, ForgetOptions};
 use containerarchive_core::ingest::{ingest, IngestItem, IngestOptions};
+use containerarchive_core::keys;
 use containerarchive_core::prune::{prune, Retention};
 use containerarchive_core::repair::{reindex, repair};
 use containerarchive_core::restore::{restore_item, select_item};
@@ -61,6 +62,13 @@ struct MaintenanceSpec {
     lock_timeout_ms: u64,
     #[serde(default)]
     force: bool,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct LockSpec {
+    #[serde(default)]
+    lock_timeout_ms: u64,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -341,6 +349,43 @@ impl NativeArchive {
         })
         .await?;
         Ok(removed as u32)
+    }
+
+    /// The repository's keys as JSON: `[{ id, createdAt, host, current }]`.
+    #[napi]
+    pub async fn list_keys(&self) -> Result<String> {
+        let repo = self.repo()?;
+        let list = run_blocking(move || keys::list_keys(&repo)).await?;
+        Ok(serde_json::to_string(&list).expect("keys serialise"))
+    }
+
+    /// Adds a key for `passphrase`; resolves its summary as JSON.
+    #[napi]
+    pub async fn add_key(&self, passphrase: String, options_json: String) -> Result<String> {
+        let repo = self.repo()?;
+        let spec: LockSpec = parse(&options_json, "addKey options")?;
+        let timeout = Duration::from_millis(spec.lock_timeout_ms);
+        let key = run_blocking(move || keys::add_key(&repo, &passphrase, timeout)).await?;
+        Ok(serde_json::to_string(&key).expect("key serialises"))
+    }
+
+    /// Removes key `id` (or a unique prefix); resolves the full id.
+    #[napi]
+    pub async fn remove_key(&self, id: String, options_json: String) -> Result<String> {
+        let repo = self.repo()?;
+        let spec: LockSpec = parse(&options_json, "removeKey options")?;
+        let timeout = Duration::from_millis(spec.lock_timeout_ms);
+        run_blocking(move || keys::remove_key(&repo, &id, timeout)).await
+    }
+
+    /// Replaces the key in use by one for `passphrase`; resolves its summary as JSON.
+    #[napi]
+    pub async fn change_passphrase(&self, passphrase: String, options_json: String) -> Result<String> {
+        let repo = self.repo()?;
+        let spec: LockSpec = parse(&options_json, "changePassphrase options")?;
+        let timeout = Duration::from_millis(spec.lock_timeout_ms);
+        let key = run_blocking(move || keys::change_passphrase(&repo, &passphrase, timeout)).await?;
+        Ok(serde_json::to_string(&key).expect("key serialises"))
     }
 
     /// Sends a marker behind every event queued so far; the facade waits for it

@@ -480,10 +480,13 @@ fn check_config_and_keys(repo: &Repository, findings: &Findings) {
         let mut intact: HashMap<String, usize> = HashMap::new();
         for (rel, parsed) in &files {
             match parsed {
-                Ok(k) => match judge.unknown(k) {
+                Ok(k) => match judge.unknown(rel, k) {
                     Some(why) => findings.add(Issue::new(
                         "key",
-                        format!("{rel} is an unknown key file: {why}; remove it if nobody you trust added it"),
+                        format!(
+                            "{rel} is an unknown key file: {why}; remove it (removeKey() with id {}) if nobody you trust added it",
+                            crate::repo::key_id_of(rel)
+                        ),
                     )),
                     None => *intact.entry(k.id.clone()).or_default() += 1,
                 },

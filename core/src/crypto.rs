@@ -152,24 +152,39 @@ pub fn chunk_id(keys: Option<&Keys>, data: &[u8]) -> ChunkId {
     }
 }
 
+/// The key-file version `init` and `addKey` write. Version 1 (no `host`, no
+/// `mac`) stays readable: it is authenticated only by unwrapping it.
+pub const KEY_FILE_VERSION: u32 = 2;
+/// Longest host name a key file may carry (bytes), as in snapshot manifests.
+pub const MAX_KEY_HOST_LEN: usize = 255;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct KeyFile {
     pub version: u32,
     pub id: String,
     pub created_at: String,
+    /// The host that created the key (version 2 on; "" when unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
     pub kdf: KdfParams,
     pub wrapped_key: WrappedKey,
-    /// Hex SHA-256 of `canonical()`: tells a damaged key file from a wrong passphrase.
+    /// Version 2: hex HMAC-SHA256 of `canonical()` under the key-file MAC key,
+    /// which proves the file was written by someone holding the master key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    /// Hex SHA-256 of `canonical()` (version 2: `canonical() ":" mac`): tells
+    /// a damaged key file from a wrong passphrase or a forged one.
     pub checksum: String,
 }
 
 impl KeyFile {
-    fn canonical(&self) -> String {
+    /// The fields the checksum and MAC cover, joined by ':'. Version 2 adds
+    /// `version`, `createdAt` and `host`; `check_form` keeps it unambiguous.
+    pub fn canonical(&self) -> String {
         let (k, w) = (&self.kdf, &self.wrapped_key);
-        format!(
-            "{}:{}:{}:{}:{}:{}:{}:{}:{}:{}",
-            self.id,
+        let tail = format!(
+            "{}:{}:{}:{}:{}:{}:{}:{}:{}",
             k.algorithm,
             k.version,
             k.memory_kib,
@@ -179,16 +194,98 @@ impl KeyFile {
             w.algorithm,
             w.nonce,
             w.ciphertext
-        )
+        );
+        match self.version {
+            1 => format!("{}:{tail}", self.id),
+            v => format!(
+                "{v}:{}:{}:{}:{tail}",
+                self.id,
+                self.created_at,
+                self.host.as_deref().unwrap_or("")
+            ),
+        }
     }
 
     pub fn compute_checksum(&self) -> String {
-        hex::encode(sha256(self.canonical().as_bytes()))
+        let covered = match (self.version, &self.mac) {
+            (1, _) | (_, None) => self.canonical(),
+            (_, Some(mac)) => format!("{}:{mac}", self.canonical()),
+        };
+        hex::encode(sha256(covered.as_bytes()))
     }
 
-    /// Parses a key file and checks its checksum.
+    /// The MAC a genuine version-2 file carries under `master`.
+    pub fn compute_mac(&self, master: &[u8; 32]) -> String {
+        let mac_key = hmac_sha256(master, b"containerarchive:v1:key-file-mac");
+        hex::encode(hmac_sha256(&mac_key, self.canonical().as_bytes()))
+    }
+
+    /// Whether this is a version-2 file whose MAC verifies under `master`.
+    pub fn mac_verifies(&self, master: &[u8; 32]) -> bool {
+        let Some(mac) = &self.mac else { return false };
+        let expected = self.compute_mac(master);
+        // Constant time: the comparison must not leak how much of a forged MAC matched.
+        mac.len() == expected.len() && mac.bytes().zip(expected.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    }
+
+    /// This (version-1) key re-issued as version 2: the same id, creation
+    /// time and wrapped key, host "" (unknown), and a MAC under `master`.
+    pub fn upgraded(&self, master: &[u8; 32]) -> KeyFile {
+        let mut file = KeyFile {
+            version: KEY_FILE_VERSION,
+            host: Some(self.host.clone().unwrap_or_default()),
+            mac: None,
+            ..self.clone()
+        };
+        file.seal(master);
+        file
+    }
+
+    fn seal(&mut self, master: &[u8; 32]) {
+        self.mac = Some(self.compute_mac(master));
+        self.checksum = self.compute_checksum();
+    }
+
+    /// Why the fields do not fit this version, if they do not. In version 2 no
+    /// field but `createdAt` may hold ':' and `createdAt` has the one form the
+    /// engine writes, so the ':'-joined canonical string names exactly one file.
+    fn check_form(&self) -> Result<(), String> {
+        match (self.version, &self.host, &self.mac) {
+            (1, None, None) => return Ok(()),
+            (1, ..) => return Err("a version-1 key file has no host or mac".into()),
+            (2, Some(_), Some(_)) => {}
+            (2, ..) => return Err("a version-2 key file needs host and mac".into()),
+            (v, ..) => return Err(format!("unsupported key file version {v}")),
+        }
+        let host = self.host.as_deref().unwrap_or("");
+        if host.len() > MAX_KEY_HOST_LEN || host.chars().any(char::is_control) {
+            return Err("its host is longer than 255 bytes or holds control characters".into());
+        }
+        let (k, w) = (&self.kdf, &self.wrapped_key);
+        let fields = [
+            &self.id,
+            host,
+            &k.algorithm,
+            &k.salt,
+            &w.algorithm,
+            &w.nonce,
+            &w.ciphertext,
+        ];
+        if fields.iter().any(|f| f.contains(':')) {
+            return Err("a field other than createdAt holds ':'".into());
+        }
+        let canonical_time =
+            crate::fsutil::parse_iso8601_millis(&self.created_at).map(crate::fsutil::iso8601_from_millis);
+        if canonical_time.as_deref() != Some(self.created_at.as_str()) {
+            return Err("createdAt is not of the form 2026-01-31T12:00:00.000Z".into());
+        }
+        Ok(())
+    }
+
+    /// Parses a key file and checks its form and checksum.
     pub fn parse(bytes: &[u8], what: &str) -> Result<KeyFile> {
         let file: KeyFile = serde_json::from_slice(bytes).map_err(|e| Error::corrupt(what, e))?;
+        file.check_form().map_err(|why| Error::corrupt(what, why))?;
         if file.checksum != file.compute_checksum() {
             return Err(Error::corrupt(what, "its checksum does not match its content"));
         }
@@ -270,8 +367,9 @@ fn derive_kek(passphrase: &str, kdf: &KdfParams) -> Result<Aes256Gcm> {
     Ok(Aes256Gcm::new_from_slice(&kek).expect("32-byte key"))
 }
 
-/// Wraps `master` under a key derived from `passphrase`.
-pub fn wrap_master_key(passphrase: &str, master: &[u8; 32]) -> Result<KeyFile> {
+/// Wraps `master` under a key derived from `passphrase`: a new version-2
+/// key file, made on `host`.
+pub fn wrap_master_key(passphrase: &str, master: &[u8; 32], host: &str) -> Result<KeyFile> {
     let salt: [u8; 16] = random_bytes();
     let kdf = KdfParams {
         algorithm: "argon2id".into(),
@@ -284,24 +382,41 @@ pub fn wrap_master_key(passphrase: &str, master: &[u8; 32]) -> Result<KeyFile> {
     let kek = derive_kek(passphrase, &kdf)?;
     let sealed = seal_with(&kek, AAD_MASTER_KEY, master);
     let mut file = KeyFile {
-        version: 1,
+        version: KEY_FILE_VERSION,
         id: random_hex(16),
         created_at: now_iso8601(),
+        host: Some(key_host(host)),
         kdf,
         wrapped_key: WrappedKey {
             algorithm: "aes-256-gcm".into(),
             nonce: hex::encode(&sealed[..NONCE_LEN]),
             ciphertext: hex::encode(&sealed[NONCE_LEN..]),
         },
+        mac: None,
         checksum: String::new(),
     };
-    file.checksum = file.compute_checksum();
+    file.seal(master);
     Ok(file)
+}
+
+/// `host` as a key file may record it: ':' and control characters become '_'
+/// and it is cut to 255 bytes (host names never have them; this keeps the
+/// canonical string unambiguous whatever the OS reports).
+pub fn key_host(host: &str) -> String {
+    let mut out = String::new();
+    for c in host.chars() {
+        let c = if c == ':' || c.is_control() { '_' } else { c };
+        if out.len() + c.len_utf8() > MAX_KEY_HOST_LEN {
+            break;
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The master key, or `ERR_WRONG_PASSPHRASE` when the tag does not verify.
 pub fn unwrap_master_key(passphrase: &str, key_file: &KeyFile) -> Result<[u8; 32]> {
-    if key_file.version != 1 || key_file.wrapped_key.algorithm != "aes-256-gcm" {
+    if !(1..=KEY_FILE_VERSION).contains(&key_file.version) || key_file.wrapped_key.algorithm != "aes-256-gcm" {
         return Err(Error::corrupt("key file", "unsupported key file version"));
     }
     let kek = derive_kek(passphrase, &key_file.kdf)?;
@@ -311,9 +426,18 @@ pub fn unwrap_master_key(passphrase: &str, key_file: &KeyFile) -> Result<[u8; 32
     }
     sealed.extend(hex::decode(&key_file.wrapped_key.ciphertext).map_err(|e| Error::corrupt("key file ciphertext", e))?);
     let master = open_with(&kek, AAD_MASTER_KEY, &sealed).ok_or(Error::WrongPassphrase)?;
-    master
+    let master: [u8; 32] = master
         .try_into()
-        .map_err(|_| Error::corrupt("key file", "the wrapped key is not 32 bytes"))
+        .map_err(|_| Error::corrupt("key file", "the wrapped key is not 32 bytes"))?;
+    // A version-2 file must also carry the MAC of the key it wraps: one that
+    // does not was not written by this repository's engine (planted).
+    if key_file.version >= 2 && !key_file.mac_verifies(&master) {
+        return Err(Error::corrupt(
+            "key file",
+            "its mac does not verify under the key it wraps",
+        ));
+    }
+    Ok(master)
 }
 
 #[cfg(test)]
@@ -357,7 +481,7 @@ mod tests {
     #[test]
     fn master_key_unwraps_only_with_the_right_passphrase() {
         let master = [9u8; 32];
-        let file = wrap_master_key("correct horse", &master).unwrap();
+        let file = wrap_master_key("correct horse", &master, "host-1").unwrap();
         assert_eq!(unwrap_master_key("correct horse", &file).unwrap(), master);
         assert_eq!(
             unwrap_master_key("wrong", &file).unwrap_err().code(),
@@ -377,5 +501,65 @@ mod tests {
             KeyFile::parse(damaged.as_bytes(), "key").unwrap_err().code(),
             "ERR_CORRUPT"
         );
+    }
+
+    /// Re-seals `file` after `change` as a writer holding the master key would.
+    fn resealed(master: &[u8; 32], file: &KeyFile, change: impl Fn(&mut KeyFile)) -> Vec<u8> {
+        let mut f = file.clone();
+        change(&mut f);
+        f.seal(master);
+        serde_json::to_vec(&f).unwrap()
+    }
+
+    #[test]
+    fn version_2_key_files_are_authenticated_and_unambiguous() {
+        let master = [5u8; 32];
+        let file = wrap_master_key("pw", &master, "db:1\n").unwrap();
+        assert_eq!(
+            file.host.as_deref(),
+            Some("db_1_"),
+            "':' and control characters are replaced"
+        );
+        assert!(file.mac_verifies(&master));
+        assert!(!file.mac_verifies(&[6u8; 32]));
+        let ok = resealed(&master, &file, |_| {});
+        assert!(KeyFile::parse(&ok, "key").is_ok());
+        // Fields that would make the ':'-joined string ambiguous, or a version mix-up, are damage.
+        let bad: Vec<Box<dyn Fn(&mut KeyFile)>> = vec![
+            Box::new(|f| f.host = Some("a:b".into())),
+            Box::new(|f| f.created_at = "2026-01-01T00:00:00Z".into()),
+            Box::new(|f| f.host = None),
+            Box::new(|f| f.version = 1),
+            Box::new(|f| f.version = 3),
+            Box::new(|f| f.kdf.salt = format!("{}:00", f.kdf.salt)),
+        ];
+        for change in bad {
+            let bytes = resealed(&master, &file, change);
+            assert_eq!(KeyFile::parse(&bytes, "key").unwrap_err().code(), "ERR_CORRUPT");
+        }
+        let mut no_mac = file.clone();
+        no_mac.mac = None;
+        no_mac.checksum = no_mac.compute_checksum();
+        assert_eq!(
+            KeyFile::parse(&serde_json::to_vec(&no_mac).unwrap(), "key")
+                .unwrap_err()
+                .code(),
+            "ERR_CORRUPT"
+        );
+        // The MAC covers the host and createdAt: changing them without the master key shows.
+        let mut moved = file.clone();
+        moved.host = Some("elsewhere".into());
+        moved.checksum = moved.compute_checksum();
+        assert!(KeyFile::parse(&serde_json::to_vec(&moved).unwrap(), "key").is_ok());
+        assert!(!moved.mac_verifies(&master));
+        assert_eq!(unwrap_master_key("pw", &moved).unwrap_err().code(), "ERR_CORRUPT");
+        // An upgraded version-1 file keeps id, time and wrapped key, and opens with its passphrase.
+        let mut v1 = file.clone();
+        (v1.version, v1.host, v1.mac) = (1, None, None);
+        v1.checksum = v1.compute_checksum();
+        assert!(KeyFile::parse(&serde_json::to_vec(&v1).unwrap(), "key").is_ok());
+        let up = v1.upgraded(&master);
+        assert_eq!((up.version, up.host.as_deref(), &up.id), (2, Some(""), &file.id));
+        assert_eq!(unwrap_master_key("pw", &up).unwrap(), master);
     }
 }

@@ -18,6 +18,7 @@ pub mod fsutil;
 pub mod gc;
 pub mod index;
 pub mod ingest;
+pub mod keys;
 pub mod lock;
 pub mod manifests;
 pub mod pack;

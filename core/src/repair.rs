@@ -441,11 +441,13 @@ fn repair_keys(repo: &Repository, report: &mut RepairReport) -> Result<()> {
     let files = crate::repo::read_key_files(repo.root())?;
     let mut judge = crate::repo::KeyJudge::new(repo);
     // Unknown (planted) key files are neither copied nor removed: verify names them.
+    // A key whose primary is still version 1 and whose copy is already
+    // version 2 (an upgrade cut short) keeps both: each is intact and its own.
     let intact: BTreeMap<String, crate::crypto::KeyFile> = files
         .iter()
-        .filter_map(|(_, parsed)| parsed.as_ref().ok())
-        .filter(|k| judge.unknown(k).is_none())
-        .map(|k| (k.id.clone(), k.clone()))
+        .filter_map(|(rel, parsed)| Some((rel, parsed.as_ref().ok()?)))
+        .filter(|(rel, k)| judge.unknown(rel, k).is_none())
+        .map(|(_, k)| (k.id.clone(), k.clone()))
         .collect();
     for (id, key) in &intact {
         let json = serde_json::to_vec_pretty(key).expect("key file serialises");
@@ -458,12 +460,7 @@ fn repair_keys(repo: &Repository, report: &mut RepairReport) -> Result<()> {
     }
     for (rel, parsed) in &files {
         if let Err(e) = parsed {
-            let id = rel
-                .rsplit('/')
-                .next()
-                .unwrap_or("")
-                .trim_start_matches("key-")
-                .trim_end_matches(".json");
+            let id = crate::repo::key_id_of(rel);
             if !intact.contains_key(id) {
                 report
                     .errors

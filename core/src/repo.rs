@@ -38,11 +38,22 @@ pub struct Repository {
     index_flush: Mutex<()>,
     /// Index files that could not be read at open or refresh.
     pub index_problems: Mutex<Vec<String>>,
-    /// The passphrase and master key that unlocked the repository, so verify
-    /// can check that every key file wraps this master key.
-    unlocked_with: Option<(String, [u8; 32])>,
+    /// The master key (encrypted only): verify and the key operations
+    /// authenticate key files with it.
+    master: Option<[u8; 32]>,
+    /// The passphrase and the key file that unlocked the repository; the key
+    /// operations change them (changePassphrase) or clear the key (removeKey).
+    unlocked_by: Mutex<Option<UnlockedBy>>,
     /// Packs this process wrote that may still need parity.
     own_packs: Mutex<Vec<PackInfo>>,
+}
+
+/// How an encrypted repository was unlocked.
+#[derive(Clone)]
+pub struct UnlockedBy {
+    pub passphrase: String,
+    /// The key in use; `None` once removeKey removed it (the handle keeps the master key).
+    pub key_id: Option<String>,
 }
 
 impl Repository {
@@ -55,12 +66,18 @@ impl Repository {
         for dir in ["packs/parity", "packs", "."] {
             fsync_dir(&path.join(dir))?;
         }
-        let mut unlocked_with = None;
+        let mut unlocked = None;
         let keys = match &options.passphrase {
             Some(passphrase) => {
                 let master: [u8; 32] = random_bytes();
-                let key_file = crypto::wrap_master_key(passphrase, &master)?;
-                unlocked_with = Some((passphrase.clone(), master));
+                let key_file = crypto::wrap_master_key(passphrase, &master, &crate::fsutil::hostname())?;
+                unlocked = Some((
+                    master,
+                    UnlockedBy {
+                        passphrase: passphrase.clone(),
+                        key_id: Some(key_file.id.clone()),
+                    },
+                ));
                 let json = serde_json::to_vec_pretty(&key_file).expect("key file serialises");
                 atomic_write(&path.join(key_copy_path(&key_file.id)), &json)?;
                 atomic_write(&path.join("keys").join(format!("{}.json", key_file.id)), &json)?;
@@ -72,19 +89,24 @@ impl Repository {
         let json = serde_json::to_vec_pretty(&config).expect("config serialises");
         atomic_write(&path.join(CONFIG_COPY), &json)?;
         atomic_write(&path.join(CONFIG_FILE), &json)?;
-        let mut repo = Repository::assemble(path, config, keys);
-        repo.unlocked_with = unlocked_with;
+        let repo = Repository::assemble(path, config, keys, unlocked);
         Ok(repo)
     }
 
     pub fn open(path: &Path, passphrase: Option<&str>) -> Result<Repository> {
         let config = choose_config(path)?.config;
-        let mut unlocked_with = None;
+        let mut unlocked = None;
         let keys = match (config.is_encrypted(), passphrase) {
             (true, None) => return Err(Error::PassphraseRequired),
             (true, Some(p)) => {
-                let master = unlock(path, p)?;
-                unlocked_with = Some((p.to_string(), master));
+                let (master, key_id) = unlock(path, p)?;
+                unlocked = Some((
+                    master,
+                    UnlockedBy {
+                        passphrase: p.to_string(),
+                        key_id: Some(key_id),
+                    },
+                ));
                 Some(Keys::from_master(&master))
             }
             (false, Some(_)) => {
@@ -94,14 +116,19 @@ impl Repository {
             }
             (false, None) => None,
         };
-        let mut repo = Repository::assemble(path, config, keys);
-        repo.unlocked_with = unlocked_with;
+        let repo = Repository::assemble(path, config, keys, unlocked);
         repo.ensure_layout()?;
         repo.refresh_index()?;
         Ok(repo)
     }
 
-    fn assemble(root: &Path, config: RepoConfig, keys: Option<Keys>) -> Repository {
+    fn assemble(
+        root: &Path,
+        config: RepoConfig,
+        keys: Option<Keys>,
+        unlocked: Option<([u8; 32], UnlockedBy)>,
+    ) -> Repository {
+        let (master, unlocked_by) = unlocked.unzip();
         Repository {
             root: root.to_path_buf(),
             config,
@@ -109,7 +136,8 @@ impl Repository {
             index: RwLock::new(ChunkIndex::default()),
             index_flush: Mutex::new(()),
             index_problems: Mutex::new(Vec::new()),
-            unlocked_with: None,
+            master,
+            unlocked_by: Mutex::new(unlocked_by),
             own_packs: Mutex::new(Vec::new()),
         }
     }
@@ -166,9 +194,19 @@ impl Repository {
         self.index.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The passphrase and master key this handle was unlocked with (encrypted only).
-    pub fn unlocked_with(&self) -> Option<(&str, &[u8; 32])> {
-        self.unlocked_with.as_ref().map(|(p, m)| (p.as_str(), m))
+    /// The master key (encrypted only).
+    pub fn master(&self) -> Option<&[u8; 32]> {
+        self.master.as_ref()
+    }
+
+    /// The passphrase and key this handle was unlocked with (encrypted only).
+    pub fn unlocked_by(&self) -> Option<UnlockedBy> {
+        self.unlocked_by.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Records that the handle now counts as unlocked by `by` (key operations).
+    pub(crate) fn set_unlocked_by(&self, by: UnlockedBy) {
+        *self.unlocked_by.lock().unwrap_or_else(|p| p.into_inner()) = Some(by);
     }
 
     /// How metadata is sealed here: AES-GCM, or a SHA-256 trailer in plain
@@ -567,6 +605,17 @@ pub fn read_key_files(path: &Path) -> Result<Vec<(String, Result<KeyFile>)>> {
     Ok(out)
 }
 
+/// The key id a key file's path names: `keys/<id>.json` or `packs/parity/key-<id>.json`.
+pub fn key_id_of(rel: &str) -> &str {
+    let name = rel.rsplit('/').next().unwrap_or("");
+    let name = name.strip_suffix(".json").unwrap_or(name);
+    if rel.starts_with("keys/") {
+        name
+    } else {
+        name.strip_prefix("key-").unwrap_or(name)
+    }
+}
+
 /// Tells the repository's own key files from unknown (planted or foreign) ones.
 pub struct KeyJudge<'a> {
     repo: &'a Repository,
@@ -582,20 +631,33 @@ impl<'a> KeyJudge<'a> {
         }
     }
 
-    /// Why an intact key file is not one of this repository's, if it is not:
-    /// parameters beyond the caps, or (with the passphrase this handle was
-    /// opened with) not unwrapping to this repository's master key.
-    pub fn unknown(&mut self, key: &KeyFile) -> Option<String> {
+    /// Why the intact key file at `rel` is not one of this repository's, if it
+    /// is not: another id than its name, parameters beyond the caps, or not
+    /// authenticated by this repository's master key. Version 2 carries a MAC
+    /// under the master key (checked without any derivation); version 1 has
+    /// none, so it must unwrap, with the passphrase this handle was opened
+    /// with, to the master key.
+    pub fn unknown(&mut self, rel: &str, key: &KeyFile) -> Option<String> {
+        if key_id_of(rel) != key.id {
+            return Some(format!(
+                "it carries key id {} instead of the one its name gives",
+                key.id
+            ));
+        }
         if let Some(verdict) = self.seen.get(&key.checksum) {
             return verdict.clone();
         }
         let verdict = key.kdf.out_of_range().or_else(|| {
-            let (passphrase, master) = self.repo.unlocked_with()?;
-            match crypto::unwrap_master_key(passphrase, key) {
+            let master = self.repo.master()?;
+            if key.version >= 2 {
+                return (!key.mac_verifies(master)).then(|| "its mac does not verify under this repository's master key".to_string());
+            }
+            let passphrase = self.repo.unlocked_by()?.passphrase;
+            match crypto::unwrap_master_key(&passphrase, key) {
                 Ok(m) if m == *master => None,
                 Ok(_) => Some("it wraps another master key".to_string()),
                 Err(e) => Some(format!(
-                    "it does not open with this repository's passphrase ({})",
+                    "it is a version-1 key file and does not open with the passphrase this repository was opened with ({})",
                     e.code()
                 )),
             }
@@ -608,13 +670,14 @@ impl<'a> KeyJudge<'a> {
 /// Unlocks with any intact key file or copy, cheapest KDF first, so a planted
 /// expensive key file costs nothing when a normal one unlocks. A passphrase is
 /// wrong only when an intact key file rejects it; damaged ones alone give ERR_CORRUPT.
-fn unlock(path: &Path, passphrase: &str) -> Result<[u8; 32]> {
+/// Returns the master key and the id of the key that opened.
+fn unlock(path: &Path, passphrase: &str) -> Result<([u8; 32], String)> {
     let mut first_error = None;
     let mut rejected = false;
     let mut files = read_key_files(path)?;
     files.sort_by_key(|(rel, parsed)| (parsed.as_ref().map_or(u64::MAX, |k| k.kdf.cost()), rel.clone()));
     let mut tried = std::collections::HashSet::new();
-    for (_, parsed) in files {
+    for (rel, parsed) in files {
         // A key file and its copy are the same bytes: derive once.
         if let Ok(k) = &parsed {
             if !tried.insert(k.checksum.clone()) {
@@ -622,7 +685,7 @@ fn unlock(path: &Path, passphrase: &str) -> Result<[u8; 32]> {
             }
         }
         match parsed.and_then(|k| crypto::unwrap_master_key(passphrase, &k)) {
-            Ok(master) => return Ok(master),
+            Ok(master) => return Ok((master, key_id_of(&rel).to_string())),
             Err(Error::WrongPassphrase) => rejected = true,
             Err(e) => first_error = first_error.or(Some(e)),
         }

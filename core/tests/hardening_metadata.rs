@@ -420,7 +420,7 @@ fn a_version_1_repository_without_checksums_still_opens() {
 }
 
 fn plant_key(dir: &Path, memory_kib: u32, iterations: u32, passphrase: &str) -> String {
-    let mut key = containerarchive_core::crypto::wrap_master_key(passphrase, &[42u8; 32]).unwrap();
+    let mut key = containerarchive_core::crypto::wrap_master_key(passphrase, &[42u8; 32], "planter").unwrap();
     key.kdf.memory_kib = memory_kib;
     key.kdf.iterations = iterations;
     key.id = "f".repeat(32);

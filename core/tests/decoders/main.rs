@@ -274,13 +274,21 @@ fn key_file() -> impl Strategy<Value = KeyFile> {
         timestamp(),
         (any::<u32>(), any::<u32>(), any::<u32>(), any::<[u8; 16]>()),
         (any::<[u8; 12]>(), vec(any::<u8>(), 0..64)),
+        // Key file version 2 (host and mac) or 1.
+        (
+            any::<bool>(),
+            prop::sample::select(vec!["", "db-1", "h\u{e9}te.example.org"]),
+            any::<[u8; 32]>(),
+        ),
     )
         .prop_map(
-            |(id, created_at, (memory_kib, iterations, parallelism, salt), (nonce, ct))| {
+            |(id, created_at, (memory_kib, iterations, parallelism, salt), (nonce, ct), (v2, host, mac))| {
                 let mut file = KeyFile {
-                    version: 1,
+                    version: if v2 { 2 } else { 1 },
                     id: hex::encode(id),
                     created_at,
+                    host: v2.then(|| host.to_string()),
+                    mac: v2.then(|| hex::encode(mac)),
                     kdf: KdfParams {
                         algorithm: "argon2id".into(),
                         version: 0x13,

@@ -348,11 +348,15 @@ impl Storage for S3Storage {
         match self.block(async move { op.read_with(&path).range(offset..end).await })? {
             Ok(buf) if buf.len() == len => Ok(buf.to_vec()),
             Ok(buf) => Err(short(key, offset, len, offset + buf.len() as u64)),
-            Err(e) if e.kind() == ErrorKind::RangeNotSatisfied => match self.size(key)? {
-                Some(size) => Err(short(key, offset, len, size)),
-                None => Err(self.error(key, e)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Err(self.error(key, e)),
+            // A range past the end comes back as "range not satisfiable" or as
+            // a short body, which OpenDAL (rightly: it is usually a dropped
+            // connection) retries before giving up. Only the object's size
+            // tells a truncated object from a failing network.
+            Err(e) => match self.size(key)? {
+                Some(size) if size < end => Err(short(key, offset, len, size)),
+                _ => Err(self.error(key, e)),
             },
-            Err(e) => Err(self.error(key, e)),
         }
     }
 

@@ -238,3 +238,47 @@ fn s3_storage_fails_in_bounded_time_when_the_server_is_down() {
         );
     }
 }
+
+#[test]
+fn s3_storage_on_a_three_node_cluster_survives_one_node_and_fails_cleanly_without_two() {
+    let test = "s3_storage_on_a_three_node_cluster_survives_one_node_and_fails_cleanly_without_two";
+    let Some(mut garage) = Garage::start_cluster(test, 3) else {
+        return;
+    };
+    let rt = runtime(2);
+    let config = S3Config {
+        retry: RetryPolicy {
+            max_retries: 1,
+            min_delay: Duration::from_millis(50),
+            max_delay: Duration::from_millis(200),
+            io_timeout: Duration::from_secs(3),
+            timeout: Duration::from_secs(3),
+        },
+        ..garage.s3_config("cluster")
+    };
+    let s = S3Storage::new(config, rt.handle().clone()).unwrap();
+    let before = pattern(1, 3 << 20);
+    s.write("packs/data/00/before.pack", &before).unwrap();
+
+    // Replication factor 3: with one node of three gone, a quorum of two remains.
+    garage.nodes[2].kill();
+    let after = pattern(2, 3 << 20);
+    s.write("packs/data/00/after.pack", &after).unwrap();
+    assert!(s.read("packs/data/00/before.pack").unwrap().unwrap() == before);
+    assert!(s.read("packs/data/00/after.pack").unwrap().unwrap() == after);
+    assert_eq!(names(s.list("packs/data/00").unwrap()).len(), 2);
+
+    // Without a quorum, requests fail with ERR_IO within the retry budget.
+    garage.nodes[1].kill();
+    let started = Instant::now();
+    let e = s.write("packs/data/00/lost.pack", b"no quorum").unwrap_err();
+    assert_eq!(e.code(), "ERR_IO", "{e}");
+    assert!(e.to_string().contains("packs/data/00/lost.pack"), "{e}");
+    let e = s.read("packs/data/00/before.pack").unwrap_err();
+    assert_eq!(e.code(), "ERR_IO", "{e}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
+}

@@ -509,6 +509,19 @@ mod tests {
             .unwrap();
         let s = S3Storage::new(c, rt.handle().clone()).unwrap();
         assert_eq!(format!("{s:?}"), "S3Storage { location: \"s3://b/p\" }");
+        // A server may echo the key id (Garage: "no such key"): it is removed from the error.
+        let server = opendal::Error::new(ErrorKind::PermissionDenied, "Forbidden: no such key: GK-the-key-id")
+            .with_context("token", "the-token");
+        let e = s.error("snapshots/a", server);
+        let shown = format!("{e} {e:?}");
+        assert_eq!(e.code(), "ERR_IO");
+        assert!(
+            shown.contains("s3://b/p/snapshots/a") && shown.contains("<redacted>"),
+            "{shown}"
+        );
+        for secret in ["GK-the-key-id", "the-secret", "the-token"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
         assert_eq!(s.location(), "s3://b/p");
         assert!(s.local_root().is_none());
     }

@@ -189,6 +189,14 @@ impl S3Storage {
                     .into(),
             ));
         }
+        // Credentials belong in their fields: an endpoint with `user:pass@`
+        // would reach messages (HTTP errors name the URL). Not echoed here.
+        if config.endpoint.as_deref().is_some_and(|e| e.contains('@')) {
+            return Err(Error::invalid(
+                "the S3 endpoint must not contain credentials (user:password@); \
+                 pass them as storage.accessKeyId and storage.secretAccessKey",
+            ));
+        }
         if config.bucket.is_empty() {
             return Err(Error::invalid("no S3 bucket given; use s3://bucket/prefix"));
         }
@@ -207,6 +215,8 @@ impl S3Storage {
         let mut builder = opendal::services::S3::default()
             .bucket(&config.bucket)
             .root(&format!("/{}", config.prefix))
+            // What the AWS SDKs assume; servers with their own region
+            // (Garage: "garage") refuse requests signed for another.
             .region(config.region.as_deref().unwrap_or("us-east-1"))
             .access_key_id(key_id)
             .secret_access_key(secret)
@@ -545,8 +555,17 @@ mod tests {
             ..S3Config::from_url("s3://b/p").unwrap()
         };
         assert_eq!(
-            S3Storage::new(config, single.handle().clone()).unwrap_err().code(),
+            S3Storage::new(config.clone(), single.handle().clone())
+                .unwrap_err()
+                .code(),
             "ERR_INTERNAL"
         );
+        let with_userinfo = S3Config {
+            endpoint: Some("http://user:hunter2@127.0.0.1:9000".into()),
+            ..config
+        };
+        let e = S3Storage::new(with_userinfo, multi.handle().clone()).unwrap_err();
+        assert_eq!(e.code(), "ERR_INVALID_ARGUMENT");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
     }
 }

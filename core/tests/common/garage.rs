@@ -25,7 +25,7 @@ const READY_DEADLINE: Duration = Duration::from_secs(60);
 /// The `garage` binary: `$GARAGE_BIN`, then `PATH`, then cargo's bin directory.
 pub fn binary() -> Option<PathBuf> {
     if let Some(bin) = std::env::var_os("GARAGE_BIN") {
-        return Some(PathBuf::from(bin));
+        return Some(PathBuf::from(bin)).filter(|p| p.is_file());
     }
     let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect())

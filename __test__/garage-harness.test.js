@@ -14,7 +14,8 @@ const T = { timeout: 120000 };
 
 function get(url) {
   return new Promise((resolve, reject) => {
-    const req = http.get(url, (res) => {
+    // A fresh connection each time: a kept-alive socket would see a reset, not a refusal.
+    const req = http.get(url, { agent: false }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (d) => (body += d));

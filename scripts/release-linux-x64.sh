@@ -2,7 +2,9 @@
 # The Linux x64 (glibc) release path. .github/workflows/release.yml runs it for
 # real, and it runs the same way on any Linux x64 machine with Node and npm:
 #
-#   1. build the addon (only with --build, or when containerarchive.linux-x64-gnu.node is missing);
+#   1. build the addon (only with --build, or when containerarchive.linux-x64-gnu.node is missing)
+#      against glibc 2.17 (cargo-zigbuild with zig as the linker: pip install ziglang),
+#      and check that it needs no newer glibc symbol (scripts/check-glibc.js);
 #   2. pack the platform package (a staged copy of npm/linux-x64-gnu/ plus the addon)
 #      and the main package into OUT_DIR, exactly as `npm publish` would upload them;
 #   3. check both tarballs and dry-run `npm publish` on them (no registry writes);
@@ -10,21 +12,22 @@
 #      and back up, restore and verify through the installed package and its CLI.
 #
 # Usage: scripts/release-linux-x64.sh [--build] [OUT_DIR]     (default OUT_DIR: dist/linux-x64-gnu)
-# NAPI_BUILD_FLAGS adds flags to the build, e.g. NAPI_BUILD_FLAGS=--use-napi-cross
-# (glibc 2.17 baseline, as the workflow does).
+# NAPI_BUILD_FLAGS adds flags to the build. GLIBC_BASELINE (default 2.17) is the
+# oldest glibc the addon must load on.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 PLATFORM=linux-x64-gnu
 TARGET=x86_64-unknown-linux-gnu
 BINARY=containerarchive.$PLATFORM.node
+GLIBC_BASELINE=${GLIBC_BASELINE:-2.17}
 
 build=0
 out=dist/$PLATFORM
 for arg in "$@"; do
   case "$arg" in
     --build) build=1 ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "release-linux-x64: unknown option $arg; usage: scripts/release-linux-x64.sh [--build] [OUT_DIR]" >&2; exit 2 ;;
     *) out=$arg ;;
   esac
@@ -38,9 +41,15 @@ fi
 step() { printf '\n== %s\n' "$*"; }
 
 if [ "$build" = 1 ] || [ ! -f "$BINARY" ]; then
-  step "build $TARGET"
+  step "build $TARGET against glibc $GLIBC_BASELINE"
+  # cargo-zigbuild (napi installs it on first use) links with zig against the
+  # baseline glibc: a target suffix .2.17 selects it. zig from PATH or pip's ziglang.
+  if ! command -v zig >/dev/null && ! python3 -m ziglang version >/dev/null 2>&1; then
+    echo "release-linux-x64: zig is needed to link against glibc $GLIBC_BASELINE; install it with: pip install ziglang" >&2
+    exit 2
+  fi
   # shellcheck disable=SC2086 # NAPI_BUILD_FLAGS is a list of flags
-  npm run build -- --target "$TARGET" ${NAPI_BUILD_FLAGS:-}
+  npm run build -- -x --target "$TARGET.$GLIBC_BASELINE" ${NAPI_BUILD_FLAGS:-}
 else
   step "using the existing $BINARY (pass --build to rebuild)"
 fi
@@ -49,6 +58,9 @@ node -e "
   if (typeof b.NativeArchive !== 'function') throw new Error('$BINARY does not export NativeArchive');
 "
 file "$BINARY" 2>/dev/null || true
+
+step "glibc baseline"
+node scripts/check-glibc.js "$BINARY" "$GLIBC_BASELINE"
 
 step "pack into $out"
 rm -rf "$out"
@@ -61,7 +73,7 @@ node -e '
     console.log(`${t.filename}  ${t.size} bytes (${t.unpackedSize} unpacked)`);
     for (const f of t.files) console.log(`  ${String(f.size).padStart(9)}  ${f.path}`);
   }
-  const bad = r.main.files.filter((f) => /\.rs$|Cargo\.|\.node$|^(src|core|__test__|npm|scripts|bench|docs|examples|target)\//.test(f.path));
+  const bad = r.main.files.filter((f) => /\.rs$|Cargo\.|\.node$|^(src|core|__test__|npm|scripts|bench|examples|target)\//.test(f.path));
   if (bad.length) throw new Error(`the main tarball must not contain: ${bad.map((f) => f.path).join(", ")}`);
   const names = r.native.files.map((f) => f.path).sort().join(" ");
   if (names !== "README.md containerarchive.linux-x64-gnu.node package.json") throw new Error(`unexpected platform tarball content: ${names}`);

@@ -13,6 +13,14 @@ use std::path::Path;
 use crate::error::Result;
 
 pub mod local;
+pub mod objects;
+
+pub use local::LocalStorage;
+
+/// A local repository's storage, shared as the engine holds it.
+pub fn local(root: impl Into<std::path::PathBuf>) -> std::sync::Arc<dyn Storage> {
+    std::sync::Arc::new(LocalStorage::new(root))
+}
 
 /// One object (file) in a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]

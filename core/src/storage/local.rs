@@ -114,9 +114,15 @@ pub(crate) fn rename(root: &Path, from: &str, to: &str) -> Result<()> {
     Ok(())
 }
 
-/// An advisory `flock` on the file `key` (created if missing), held while the
-/// returned file is open. Only a filesystem has this.
-pub fn flock(root: &Path, key: &str, exclusive: bool) -> Result<File> {
+/// A held advisory `flock`; dropping it releases the lock.
+#[derive(Debug)]
+pub struct FileLock {
+    _file: File,
+}
+
+/// An advisory `flock` on the file `key` (created if missing), held until the
+/// returned guard is dropped. Only a filesystem has this.
+pub fn flock(root: &Path, key: &str, exclusive: bool) -> Result<FileLock> {
     let path = path_in(root, key)?;
     let file = OpenOptions::new()
         .create(true)
@@ -125,17 +131,24 @@ pub fn flock(root: &Path, key: &str, exclusive: bool) -> Result<File> {
         .open(&path)
         .at(&path)?;
     if exclusive { file.lock() } else { file.lock_shared() }.at(&path)?;
-    Ok(file)
+    Ok(FileLock { _file: file })
 }
 
-/// Creates the directories in `dirs` that are missing; fsyncs the parents
-/// of the ones it created. Returns whether it created any.
-pub fn ensure_dirs(root: &Path, dirs: &[&str]) -> Result<bool> {
+/// Creates the directories in `dirs` that are missing and fsyncs the parents
+/// of the ones it created (with `sync_all`, the parents of every one: init
+/// makes sure a skeleton left by an interrupted init is durable too).
+/// Returns whether it created any.
+pub fn ensure_dirs(root: &Path, dirs: &[&str], sync_all: bool) -> Result<bool> {
     let mut parents = std::collections::BTreeSet::new();
+    let mut created = false;
     for dir in dirs {
         let path = path_in(root, dir)?;
-        if !path.is_dir() {
+        let missing = !path.is_dir();
+        if missing {
             fs::create_dir_all(&path).at(&path)?;
+            created = true;
+        }
+        if missing || sync_all {
             let mut rel = Path::new(dir);
             // Every directory on the way may be new: fsync each parent.
             while let Some(parent) = rel.parent() {
@@ -147,7 +160,7 @@ pub fn ensure_dirs(root: &Path, dirs: &[&str]) -> Result<bool> {
     for parent in parents.iter().rev() {
         fsync_dir(parent)?;
     }
-    Ok(!parents.is_empty())
+    Ok(created)
 }
 
 /// Whether `root` may receive a new repository: missing, empty, or holding

@@ -195,7 +195,7 @@ export interface RestoreOptions extends LockOptions, SnapshotSelector {
 }
 
 export interface ProgressEvent {
-  operation: 'ingest' | 'verify' | 'prune';
+  operation: 'ingest' | 'verify' | 'prune' | 'restore';
   /** 0..100 when the total is known, otherwise null. */
   percentage: number | null;
   bytesProcessed: number;
@@ -434,6 +434,8 @@ export interface ArchiveEvents {
   'verify:progress': ProgressEvent;
   'verify:error': VerifyErrorEvent;
   'prune:progress': ProgressEvent;
+  /** While a restore stream is read: bytes handed to the stream, of the item's size from its manifest (never a null percentage); a last one at 100 just before the stream ends. */
+  'restore:progress': ProgressEvent;
 }
 
 export interface Subscription {

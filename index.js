@@ -426,7 +426,9 @@ function parseDate(value, name) {
   return ms;
 }
 
-const EVENTS = ['ingest:progress', 'ingest:complete', 'verify:progress', 'verify:error', 'prune:progress'];
+const EVENTS = ['ingest:progress', 'ingest:complete', 'verify:progress', 'verify:error', 'prune:progress', 'restore:progress'];
+/** As the engine's own progress events: at most about ten a second. */
+const PROGRESS_INTERVAL_MS = 100;
 const LEVELS = ['quick', 'standard', 'full'];
 
 class ContainerArchive {
@@ -607,14 +609,30 @@ class ContainerArchive {
       const lockTimeoutMs = checkLockTimeout(o.lockTimeoutMs, this.#lockTimeoutMs);
       if (lockTimeoutMs > 0xffffffff) throw invalid('lockTimeoutMs is too large');
       // 'latest' or a prefix is resolved once; the stream reads that snapshot even if a newer one appears.
-      const { id } = JSON.parse(await this.#native.prepareRestore(snapshotId, JSON.stringify(filter), item));
-      return this.#restoreStream(id, item, lockTimeoutMs);
+      const prepared = JSON.parse(await this.#native.prepareRestore(snapshotId, JSON.stringify(filter), item));
+      return this.#restoreStream(prepared, item, lockTimeoutMs);
     });
   }
 
-  #restoreStream(snapshotId, item, lockTimeoutMs) {
+  #restoreStream(prepared, item, lockTimeoutMs) {
+    const snapshotId = prepared.id;
     let parked = null;
     let destroyed = false;
+    // restore:progress, shaped like ingest:progress; the manifest gives the total.
+    let restored = 0;
+    let lastEvent = -Infinity;
+    const progress = (final) => {
+      const now = performance.now();
+      if (!final && now - lastEvent < PROGRESS_INTERVAL_MS) return;
+      lastEvent = now;
+      const total = prepared.size;
+      this.#emit('restore:progress', {
+        operation: 'restore',
+        percentage: total === 0 ? 100 : Math.min(100, (restored * 100) / total),
+        bytesProcessed: restored,
+        message: `restoring ${prepared.item}`,
+      });
+    };
     const stream = new Readable({
       highWaterMark: 4 * 1024 * 1024,
       read() {
@@ -632,12 +650,18 @@ class ContainerArchive {
     });
     const push = (buffer) => {
       if (destroyed) return Promise.reject(new ArchiveError('ERR_CANCELLED', 'the restore stream was destroyed'));
+      restored += buffer.length;
+      progress(false);
       if (stream.push(buffer)) return Promise.resolve(true);
       return new Promise((resolve, reject) => { parked = { resolve, reject }; });
     };
     // Tracked, so close() waits until the native side has stopped.
     this.#track(() => this.#native.restore(snapshotId, item, lockTimeoutMs, push)).then(
-      () => { if (!destroyed) stream.push(null); },
+      () => {
+        if (destroyed) return;
+        progress(true);
+        stream.push(null);
+      },
       (err) => { if (!destroyed) stream.destroy(err); },
     );
     return stream;

@@ -161,3 +161,38 @@ describe('events', () => {
     }
   });
 });
+
+describe('restore:progress', () => {
+  it('reports bytes handed to the stream against the item size from the manifest, ending at 100', async (t) => {
+    const dir = makeTmp();
+    t.after(() => removeTmp(dir));
+    const repo = await ContainerArchive.init(path.join(dir, 'repo'));
+    t.after(() => repo.close());
+    const data = textishBytes(6 * MiB + 123, 17);
+    const snap = await repo.ingest(chunkedStream([data]));
+    const events = [];
+    const sub = repo.on('restore:progress', (e) => events.push(e));
+    let bytes = 0;
+    const stream = await repo.restore(snap.id);
+    for await (const chunk of stream) bytes += chunk.length;
+    sub.unsubscribe();
+    assert.equal(bytes, data.length);
+    assert.ok(events.length >= 1, 'at least the final event');
+    for (const e of events) {
+      assert.deepEqual(Object.keys(e).sort(), ['bytesProcessed', 'message', 'operation', 'percentage']);
+      assert.equal(e.operation, 'restore');
+      assert.equal(typeof e.percentage, 'number', 'the total is known, so the percentage is never null');
+      assert.ok(e.bytesProcessed <= data.length);
+    }
+    for (let i = 1; i < events.length; i++) assert.ok(events[i].bytesProcessed >= events[i - 1].bytesProcessed, 'monotonic');
+    assert.deepEqual({ ...events.at(-1), message: '' }, { operation: 'restore', percentage: 100, bytesProcessed: data.length, message: '' });
+
+    // An empty item reports 100 at once.
+    const empty = await repo.ingest(chunkedStream([Buffer.alloc(0)]));
+    const seen = [];
+    const sub2 = repo.on('restore:progress', (e) => seen.push(e));
+    for await (const _ of await repo.restore(empty.id)) void _;
+    sub2.unsubscribe();
+    assert.deepEqual(seen.map((e) => [e.percentage, e.bytesProcessed]), [[100, 0]]);
+  });
+});

@@ -108,9 +108,11 @@ describe('lock records', () => {
     const repo = await openRepo(t, dir);
     assert.deepEqual(F.lockFiles(dir), [], 'an idle open repository holds no lock record');
 
-    // The JS side reads at most ~1 MiB ahead, so once 3 MiB were handed out the native ingest
-    // is certainly running (it has pulled data); the source then waits for us.
-    const src = pausingSource(7, 4 * MiB + 5, 3 * MiB);
+    // Without the pipeline consuming anything, at most ~5 MiB can leave the source: the JS
+    // read-ahead (1 MiB) plus the bridge's feed channel (4 pulls of up to 1 MiB each). Once
+    // 8 MiB were handed out, the pipeline has consumed data, which it does only after taking
+    // its lock; the source then waits for us.
+    const src = pausingSource(7, 10 * MiB + 5, 8 * MiB);
     const ingest = repo.ingest(src.stream);
     await Promise.race([
       src.stalled,

@@ -2,6 +2,7 @@
 // What every CLI command shares: errors, argument parsing, opening a repository
 // (with its passphrase), tables and JSON output.
 
+const { inCliWords } = require('./words');
 const { ENV_VAR, SOURCES_HINT, PromptAborted, promptHidden, canPrompt, passphraseFromSources } = require('./passphrase');
 
 const BIN = 'containerarchive';
@@ -212,8 +213,9 @@ function parseDateFlag(value, flag) {
   return value;
 }
 
-function issueLine(issue) {
-  return `  ${issue.kind}: ${oneLine(issue.error)}`;
+/** One verify/repair finding, in CLI words (`repo` as the user typed it). */
+function issueLine(issue, repo = '<repo>') {
+  return `  ${issue.kind}: ${inCliWords(oneLine(issue.error), repo)}`;
 }
 
 module.exports = {

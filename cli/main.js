@@ -139,7 +139,7 @@ async function dispatch(argv, io, ctx) {
   const { positionals } = parsed;
   const [min, max] = spec.positionals;
   if (positionals.length < min) {
-    const missing = positionals.length === 0 ? '<repo>' : spec.usage.split(' ')[positionals.length + 1];
+    const missing = spec.usage.split(' ')[positionals.length + 1];
     throw usageError(`${command}: missing ${missing}; usage: ${BIN} ${spec.usage}`);
   }
   if (positionals.length > max) {

@@ -1,7 +1,7 @@
 'use strict';
 // `repair`: rebuilds what parity and the packs can restore; exit 1 when something is lost.
 
-const { oneLine, short, withRepo, plural, writeJson, issueLine, JSON_OPTION } = require('../common');
+const { oneLine, q, short, withRepo, plural, writeJson, issueLine, JSON_OPTION } = require('../common');
 
 async function cmdRepair({ values, positionals: [repoPath], io }) {
   return withRepo(repoPath, io, async (repo) => {
@@ -11,7 +11,7 @@ async function cmdRepair({ values, positionals: [repoPath], io }) {
       writeJson(io, result);
       return lost ? 1 : 0;
     }
-    for (const issue of result.errors) io.stdout.write(`${issueLine(issue)}\n`);
+    for (const issue of result.errors) io.stdout.write(`${issueLine(issue, q(repoPath))}\n`);
     for (const q of result.quarantined ?? []) io.stdout.write(`  quarantined: ${q.file} -> ${q.movedTo} (${oneLine(q.reason)})\n`);
     for (const u of result.unrecoverable) {
       const what = u.pack === null ? 'an unreadable snapshot manifest' : `pack ${u.pack}`;

@@ -28,7 +28,7 @@ async function cmdVerify({ values, positionals: [repoPath], io }) {
       if (result.ok) {
         io.stdout.write(`verify (${level}): ok, ${what}\n`);
       } else {
-        for (const issue of result.errors) io.stdout.write(`${issueLine(issue)}\n`);
+        for (const issue of result.errors) io.stdout.write(`${issueLine(issue, q(repoPath))}\n`);
         io.stdout.write(`verify (${level}): ${plural(result.errors.length, 'problem')} found (${what}); run: ${BIN} repair ${q(repoPath)}\n`);
       }
     }

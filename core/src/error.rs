@@ -26,7 +26,7 @@ pub enum Error {
     Corrupt { what: String, detail: String },
     #[error("{0}")]
     Locked(String),
-    #[error("I/O error on {path}: {source}; check the disk, its free space and permissions")]
+    #[error("I/O error on {path}: {source}; {}", io_hint(path))]
     Io {
         path: String,
         #[source]
@@ -81,6 +81,15 @@ impl Error {
             what: what.into(),
             detail: detail.to_string(),
         }
+    }
+}
+
+/// What to check after an I/O error: the disk, or, for an object in a bucket, the connection to it.
+fn io_hint(path: &str) -> &'static str {
+    if path.starts_with("s3://") {
+        "check the endpoint, the network, the credentials and the bucket's permissions"
+    } else {
+        "check the disk, its free space and permissions"
     }
 }
 

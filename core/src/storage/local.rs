@@ -28,12 +28,7 @@ impl LocalStorage {
 
 /// The file behind `key` under `root`; keys never leave the repository directory.
 fn path_in(root: &Path, key: &str) -> Result<PathBuf> {
-    let safe = !key.is_empty()
-        && !key.starts_with('/')
-        && key
-            .split('/')
-            .all(|part| !part.is_empty() && part != "." && part != "..");
-    if !safe {
+    if !super::is_valid_key(key) {
         return Err(Error::Internal(format!(
             "storage key {key:?} is not a relative repository path"
         )));

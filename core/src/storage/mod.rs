@@ -5,8 +5,8 @@
 //! a local repository holds.
 //!
 //! Two implementations: [`local::LocalStorage`] (today's durability protocol:
-//! tmp, fsync, rename, fsync of the directory) and, later, object storage
-//! through OpenDAL's S3 service, where a PUT is atomic and there is no rename.
+//! tmp, fsync, rename, fsync of the directory) and [`s3::S3Storage`], object
+//! storage through OpenDAL's S3 service, where a PUT is atomic and there is no rename.
 
 use std::path::Path;
 
@@ -14,12 +14,23 @@ use crate::error::Result;
 
 pub mod local;
 pub mod objects;
+pub mod s3;
 
 pub use local::LocalStorage;
 
 /// A local repository's storage, shared as the engine holds it.
 pub fn local(root: impl Into<std::path::PathBuf>) -> std::sync::Arc<dyn Storage> {
     std::sync::Arc::new(LocalStorage::new(root))
+}
+
+/// Whether `key` is a relative repository path: not empty, no leading `/`,
+/// no empty, `.` or `..` component. Keys never leave the repository root.
+pub fn is_valid_key(key: &str) -> bool {
+    !key.is_empty()
+        && !key.starts_with('/')
+        && key
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..")
 }
 
 /// One object (file) in a listing.

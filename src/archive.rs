@@ -345,7 +345,7 @@ impl NativeArchive {
         let spec: MaintenanceSpec = parse(&options_json, "unlock options")?;
         let removed = run_blocking(move || {
             repo.ensure_layout()?;
-            containerarchive_core::lock::remove_locks(repo.root(), spec.force)
+            containerarchive_core::lock::remove_locks(&**repo.storage(), spec.force)
         })
         .await?;
         Ok(removed as u32)

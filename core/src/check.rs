@@ -11,8 +11,6 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
-use std::fs::{self, File};
-use std::io::{BufReader, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -21,15 +19,16 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::crypto::ChunkId;
-use crate::error::{Error, IoContext, Result};
-use crate::fsutil::list_files;
+use crate::error::{Error, Result};
 use crate::index::IdMap;
-use crate::pack::{parse_file_name, read_idx, PackId, PackRecord, PACK_MAGIC};
+use crate::pack::{idx_key, pack_key, parse_file_name, read_idx, PackId, PackRecord, PACK_MAGIC};
 use crate::parity::{self, GroupManifest};
 use crate::progress::{ProgressFn, ProgressUpdate, Throttle};
 use crate::repo::{Repository, CONFIG_COPY};
+use crate::repo::{DATA_DIR, INDEX_DIR, SNAPSHOTS_DIR};
 use crate::restore::decode_blob;
 use crate::snapshot::is_valid_snapshot_id;
+use crate::storage::objects::ObjectReader;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
@@ -186,8 +185,9 @@ pub fn read_disk_index(repo: &Repository, findings: Option<&Findings>) -> Result
     let mut chunks: IdMap<(PackId, u64, usize)> = IdMap::default();
     let mut file_bytes = 0;
     let mut lists = Vec::new();
-    for name in list_files(&repo.index_dir())? {
-        file_bytes += fs::metadata(repo.index_dir().join(&name)).map(|m| m.len()).unwrap_or(0);
+    for entry in repo.storage().list(INDEX_DIR)? {
+        let name = entry.name;
+        file_bytes += entry.size;
         match repo.read_index_file(&name) {
             Ok(list) => lists.push(list),
             Err(e) => {
@@ -224,11 +224,11 @@ pub fn read_disk_index(repo: &Repository, findings: Option<&Findings>) -> Result
 
 /// The packs that exist with their recorded size (symbolic links followed).
 fn present_packs<'r>(repo: &Repository, records: impl Iterator<Item = &'r PackRecord>) -> HashSet<PackId> {
-    let data_dir = repo.data_dir();
     records
         .filter(|r| {
-            fs::metadata(data_dir.join(crate::pack::pack_file_name(&r.id)))
-                .is_ok_and(|m| m.is_file() && m.len() == r.size)
+            repo.storage()
+                .size(&pack_key(&r.id))
+                .is_ok_and(|size| size == Some(r.size))
         })
         .map(|r| r.id)
         .collect()
@@ -241,9 +241,9 @@ pub fn verify(
     progress: ProgressFn<'_>,
     lock_timeout: Duration,
 ) -> Result<VerifyReport> {
-    let lock = crate::lock::acquire(repo.root(), false, lock_timeout)?;
+    let lock = crate::lock::acquire(repo.storage(), false, lock_timeout)?;
     // Packs of a concurrent ingest are briefly on disk before the index lists them.
-    let writers_active = crate::lock::others_active(repo.root(), &lock)?;
+    let writers_active = crate::lock::others_active(&**repo.storage(), &lock)?;
     let findings = Findings::new(on_issue);
     let mut checked = Checked::default();
 
@@ -254,14 +254,13 @@ pub fn verify(
     // Snapshots and the chunks they reference.
     let mut referenced: IdMap<()> = IdMap::default();
     let mut items_to_hash = Vec::new();
-    for name in list_files(&repo.snapshots_dir())? {
+    for entry in repo.storage().list(SNAPSHOTS_DIR)? {
+        let name = entry.name;
         if !is_valid_snapshot_id(&name) {
             continue;
         }
         checked.snapshots += 1;
-        checked.bytes += fs::metadata(repo.snapshots_dir().join(&name))
-            .map(|m| m.len())
-            .unwrap_or(0);
+        checked.bytes += entry.size;
         let manifest = match repo.load_snapshot(&name) {
             Ok(m) => m,
             Err(e) => {
@@ -301,19 +300,13 @@ pub fn verify(
     crate::manifests::check_copies(repo, &findings)?;
 
     // Packs on disk against the index, and their sidecars.
-    let data_dir = repo.data_dir();
     let mut on_disk: IdMap<u64> = IdMap::default();
-    let mut idx_files: HashSet<PackId> = HashSet::new();
-    for name in list_files(&data_dir)? {
-        if let Some(id) = parse_file_name(&name, "pack") {
-            on_disk.insert(
-                id,
-                fs::metadata(data_dir.join(&name))
-                    .map(|m| m.len())
-                    .at(&data_dir.join(&name))?,
-            );
-        } else if let Some(id) = parse_file_name(&name, "idx") {
-            idx_files.insert(id);
+    let mut idx_files: IdMap<u64> = IdMap::default();
+    for entry in repo.storage().list(DATA_DIR)? {
+        if let Some(id) = parse_file_name(&entry.name, "pack") {
+            on_disk.insert(id, entry.size);
+        } else if let Some(id) = parse_file_name(&entry.name, "idx") {
+            idx_files.insert(id, entry.size);
         }
     }
     let mut packs_to_read = Vec::new();
@@ -340,17 +333,16 @@ pub fn verify(
             ),
             Some(_) => packs_to_read.push(*id),
         }
-        if !idx_files.contains(id) {
-            findings.add(Issue::new("missing-idx", format!("packs/data/{hex_id}.idx is missing")).pack(&hex_id));
-        } else {
-            let path = data_dir.join(format!("{hex_id}.idx"));
-            checked.bytes += fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-            match read_idx(&path, *id, repo.sealer()) {
+        if let Some(size) = idx_files.get(id) {
+            checked.bytes += size;
+            match read_idx(&**repo.storage(), &idx_key(id), *id, repo.sealer()) {
                 Ok(idx) if idx == *record => {}
                 Ok(_) => findings
                     .add(Issue::new("idx", format!("packs/data/{hex_id}.idx disagrees with the index")).pack(&hex_id)),
                 Err(e) => findings.add(Issue::new("idx", e.to_string()).pack(&hex_id)),
             }
+        } else {
+            findings.add(Issue::new("missing-idx", format!("packs/data/{hex_id}.idx is missing")).pack(&hex_id));
         }
     }
     if !writers_active {
@@ -363,7 +355,7 @@ pub fn verify(
                 )
                 .pack(&hex_id),
             );
-            if !idx_files.contains(id) {
+            if !idx_files.contains_key(id) {
                 findings.add(Issue::new("missing-idx", format!("packs/data/{hex_id}.idx is missing")).pack(&hex_id));
             }
         }
@@ -379,8 +371,8 @@ pub fn verify(
         }
         // Fields against the files they describe. Quick reads no pack: a pack
         // whose size the index confirms is sound, so the manifest is wrong.
-        let sizes_agree = |path: &std::path::Path, sha: &str, size: u64| {
-            let is_pack = path.extension().is_some_and(|e| e == "pack");
+        let sizes_agree = |_: &dyn crate::storage::Storage, key: &str, sha: &str, size: u64| {
+            let is_pack = key.ends_with(".pack");
             !is_pack
                 || hex::decode(sha)
                     .ok()
@@ -388,7 +380,7 @@ pub fn verify(
                     .and_then(|id| index.records.get(&id))
                     .is_none_or(|r| r.size == size)
         };
-        let witness: &dyn Fn(&std::path::Path, &str, u64) -> bool = if level >= Level::Standard {
+        let witness: &dyn Fn(&dyn crate::storage::Storage, &str, &str, u64) -> bool = if level >= Level::Standard {
             &parity::hash_matches
         } else {
             &sizes_agree
@@ -460,7 +452,7 @@ pub fn verify(
 }
 
 fn check_config_and_keys(repo: &Repository, findings: &Findings) {
-    match crate::repo::choose_config(repo.root()) {
+    match crate::repo::choose_config(&**repo.storage()) {
         Err(e) => findings.add(Issue::new("config", format!("config.json and {CONFIG_COPY}: {e}"))),
         Ok(choice) => {
             for (file, why) in &choice.bad {
@@ -475,7 +467,7 @@ fn check_config_and_keys(repo: &Repository, findings: &Findings) {
         }
     }
     if repo.config.is_encrypted() {
-        let files = crate::repo::read_key_files(repo.root()).unwrap_or_default();
+        let files = crate::repo::read_key_files(&**repo.storage()).unwrap_or_default();
         let mut judge = crate::repo::KeyJudge::new(repo);
         let mut intact: HashMap<String, usize> = HashMap::new();
         for (rel, parsed) in &files {
@@ -505,7 +497,7 @@ fn check_config_and_keys(repo: &Repository, findings: &Findings) {
             }
         }
     }
-    for (name, record) in crate::lock::read_locks(repo.root()).unwrap_or_default() {
+    for (name, record) in crate::lock::read_locks(&**repo.storage()).unwrap_or_default() {
         if record.is_none() {
             findings.add(Issue::new(
                 "lock",
@@ -516,10 +508,9 @@ fn check_config_and_keys(repo: &Repository, findings: &Findings) {
 }
 
 fn check_parity_files(repo: &Repository, group: &GroupManifest, findings: &Findings, checked: &mut Checked) {
-    let dir = parity::parity_dir(repo);
     for p in &group.parity {
         checked.bytes += p.size;
-        let problem = match parity::hash_file(&dir.join(&p.file)) {
+        let problem = match parity::hash_file(&**repo.storage(), &parity::parity_key(&p.file)) {
             Err(e) => Some(e.to_string()),
             Ok((n, _)) if n != p.size => Some(format!("it is {n} bytes, expected {}", p.size)),
             Ok((_, hash)) if hex::encode(hash) != p.sha256 => Some("its content does not match its hash".into()),
@@ -594,13 +585,16 @@ fn check_pack(
     findings: &Findings,
 ) -> Result<()> {
     let hex_id = hex::encode(record.id);
-    let path = repo.data_dir().join(format!("{hex_id}.pack"));
-    let mut reader = BufReader::with_capacity(1 << 20, File::open(&path).at(&path)?);
+    let key = pack_key(&record.id);
+    let mut reader = ObjectReader::open(&**repo.storage(), &key)?.ok_or_else(|| Error::Io {
+        path: crate::storage::objects::describe(&**repo.storage(), &key),
+        source: std::io::ErrorKind::NotFound.into(),
+    })?;
     let mut hasher = Sha256::new();
     let mut offset = 0u64;
     for entry in &record.entries {
         let mut blob = vec![0u8; entry.length as usize];
-        reader.read_exact(&mut blob).at(&path)?;
+        reader.read_exact(&mut blob)?;
         hasher.update(&blob);
         // Only the copy the index points at is what restores read.
         let is_indexed_copy = index
@@ -614,8 +608,7 @@ fn check_pack(
         }
         offset += entry.length as u64;
     }
-    let mut tail = Vec::new();
-    reader.read_to_end(&mut tail).at(&path)?;
+    let tail = reader.read_to_end()?;
     hasher.update(&tail);
     if <[u8; 32]>::from(hasher.finalize()) != record.id {
         findings.add(

@@ -48,7 +48,7 @@ pub fn forget(
 ) -> Result<ForgetReport> {
     check_specs(ids)?;
     repo.ensure_layout()?;
-    let _lock = crate::lock::acquire(repo.root(), true, options.lock_timeout)?;
+    let _lock = crate::lock::acquire(repo.storage(), true, options.lock_timeout)?;
     let targets = resolve_all(repo, ids)?;
     let removed: Vec<String> = targets.iter().map(|m| m.id.clone()).collect();
     let mut report = ForgetReport {

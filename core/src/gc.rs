@@ -10,18 +10,17 @@
 //! delete the old groups -> delete dead packs.
 
 use std::collections::{HashMap, HashSet};
-use std::fs;
 
 use crate::check::read_disk_index;
 use crate::crypto::{ChunkId, AAD_INDEX};
-use crate::error::{Error, IoContext, Result};
-use crate::fsutil::{list_files, read_exact_at, remove_durably};
+use crate::error::{Error, Result};
 use crate::index::{encode_index_file, PackInfo};
-use crate::pack::{idx_file_name, pack_file_name, PackId, PackRecord, PackWriter, ENTRY_LEN};
+use crate::pack::{idx_key, pack_file_name, pack_key, PackId, PackRecord, PackWriter, ENTRY_LEN};
 use crate::parity;
 use crate::progress::{ProgressFn, ProgressUpdate, Throttle};
-use crate::repo::Repository;
+use crate::repo::{Repository, INDEX_DIR, SNAPSHOTS_DIR};
 use crate::snapshot::{is_valid_snapshot_id, Manifest};
+use crate::storage::objects::names;
 
 /// The share of a pack's bytes that may be garbage before it is repacked,
 /// when the caller does not choose one.
@@ -40,7 +39,7 @@ pub struct GcOutcome {
 /// operation in the error for a manifest that cannot be read.
 pub fn load_snapshots(repo: &Repository, caller: &str) -> Result<Vec<Manifest>> {
     let mut snapshots = Vec::new();
-    for name in list_files(&repo.snapshots_dir())? {
+    for name in names(&**repo.storage(), SNAPSHOTS_DIR)? {
         if is_valid_snapshot_id(&name) {
             // A manifest that cannot be read might reference anything: refuse to guess.
             snapshots.push(repo.load_snapshot(&name).map_err(|e| {
@@ -137,10 +136,10 @@ pub fn collect(
         .collect();
     keep_records.extend(new_records.into_iter().filter(|r| !plan.records.contains_key(&r.id)));
     keep_records.sort_by(|a, b| a.id.cmp(&b.id));
-    let old_index_files = list_files(&repo.index_dir())?;
+    let old_index_files = names(&**repo.storage(), INDEX_DIR)?;
     let stored = repo.seal(AAD_INDEX, encode_index_file(&keep_records));
     let new_index = hex::encode(crate::crypto::sha256(&stored));
-    crate::fsutil::atomic_write(&repo.index_dir().join(&new_index), &stored)?;
+    repo.storage().write(&format!("{INDEX_DIR}/{new_index}"), &stored)?;
     report_stage(progress, "index written");
     // 4. Manifests of removed snapshots.
     for id in removed {
@@ -148,14 +147,14 @@ pub fn collect(
     }
     // 5. Old index files: everything they list that stays is in the new one.
     for name in old_index_files.into_iter().filter(|n| *n != new_index) {
-        remove_durably(&repo.index_dir().join(name))?;
+        repo.storage().delete(&format!("{INDEX_DIR}/{name}"))?;
     }
     // 6. Parity: survivors of groups that lose a member get new groups first.
     regroup_parity(repo, &dead_set)?;
     // 7. The dead packs themselves.
     for id in &dead {
-        remove_durably(&repo.data_dir().join(pack_file_name(id)))?;
-        remove_durably(&repo.data_dir().join(idx_file_name(id)))?;
+        repo.storage().delete(&pack_key(id))?;
+        repo.storage().delete(&idx_key(id))?;
     }
     repo.reload_index()?;
     report_stage(progress, "prune complete");
@@ -257,15 +256,14 @@ fn repack(repo: &Repository, plan: &GcPlan, progress: ProgressFn<'_>) -> Result<
     let mut throttle = Throttle::new();
     for (pack_id, live_entries) in &plan.repack {
         let record = &plan.records[pack_id];
-        let path = repo.data_dir().join(pack_file_name(pack_id));
-        let (size, hash) = parity::hash_file(&path)?;
+        let key = pack_key(pack_id);
+        let (size, hash) = parity::hash_file(&**repo.storage(), &key)?;
         if size != record.size || hash != *pack_id {
             return Err(Error::corrupt(
                 format!("packs/data/{}", pack_file_name(pack_id)),
                 "it does not match its hash; run repair() before prune()",
             ));
         }
-        let file = fs::File::open(&path).at(&path)?;
         let offsets: Vec<u64> = record
             .entries
             .iter()
@@ -277,11 +275,10 @@ fn repack(repo: &Repository, plan: &GcPlan, progress: ProgressFn<'_>) -> Result<
             .collect();
         for &i in live_entries {
             let e = &record.entries[i];
-            let mut blob = vec![0u8; e.length as usize];
-            read_exact_at(&file, &mut blob, offsets[i]).at(&path)?;
+            let blob = repo.storage().read_range(&key, offsets[i], e.length as usize)?;
             let w = match &mut writer {
                 Some(w) => w,
-                None => writer.insert(PackWriter::create(&repo.data_dir())?),
+                None => writer.insert(PackWriter::create(&**repo.storage())?),
             };
             // Sealed blobs are bound to their chunk id, not their place: copy them as they are.
             w.add(e.id, e.encoding, e.raw_length, &blob)?;
@@ -363,15 +360,14 @@ fn regroup_parity(repo: &Repository, dead: &HashSet<PackId>) -> Result<()> {
     let mut seen = HashSet::new();
     survivors.retain(|p| seen.insert(p.id));
     parity::cover_packs(repo, &mut unaffected, survivors)?;
-    let dir = parity::parity_dir(repo);
     let still_used: HashSet<String> = unaffected
         .iter()
         .flat_map(|g| g.parity.iter().map(|p| p.file.clone()))
         .collect();
     for g in &affected {
-        remove_durably(&dir.join(g.file_name()))?;
+        repo.storage().delete(&parity::parity_key(&g.file_name()))?;
         for p in g.parity.iter().filter(|p| !still_used.contains(&p.file)) {
-            remove_durably(&dir.join(&p.file))?;
+            repo.storage().delete(&parity::parity_key(&p.file))?;
         }
     }
     Ok(())

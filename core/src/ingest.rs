@@ -21,7 +21,7 @@ use crate::crypto::ChunkId;
 use crate::error::{Error, Result};
 use crate::fsutil::{now_iso8601, random_hex};
 use crate::index::{ChunkLocation, PackInfo};
-use crate::pack::{pack_file_name, PackId, PackWriter};
+use crate::pack::{pack_key, PackId, PackWriter};
 use crate::progress::{ProgressFn, ProgressUpdate, Throttle};
 use crate::repo::Repository;
 use crate::snapshot::{Manifest, ManifestItem, MANIFEST_VERSION};
@@ -89,7 +89,7 @@ pub fn ingest<R: Read + Send>(
             crate::snapshot::MAX_HOST_LEN
         )));
     }
-    let _lock = crate::lock::acquire(repo.root(), false, options.lock_timeout)?;
+    let _lock = crate::lock::acquire(repo.storage(), false, options.lock_timeout)?;
     repo.sync_index()?;
     let outcome = run_pipeline(repo, items, progress, cancel);
     // Index and protect every pack written, even when the ingest failed:
@@ -312,8 +312,10 @@ impl PackCheck {
             return ok;
         }
         // No lock is held across the stat; two workers may both stat a pack once.
-        let path = repo.data_dir().join(pack_file_name(&pack.id));
-        let found = std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == pack.size);
+        let found = repo
+            .storage()
+            .size(&pack_key(&pack.id))
+            .is_ok_and(|size| size == Some(pack.size));
         // A verdict recorded meanwhile (the writer just wrote this pack) wins.
         let ok = *self
             .verdicts
@@ -370,7 +372,6 @@ fn finish_pack(repo: &Repository, packs: &PackCheck, writer: PackWriter) -> Resu
 
 fn write_chunks(repo: &Repository, packs: &PackCheck, done: Receiver<Processed>) -> Result<WriteStats> {
     let target = repo.config.pack_target_size;
-    let data_dir = repo.data_dir();
     let mut stats = WriteStats::default();
     let mut pack: Option<PackWriter> = None;
     let mut in_open_pack: HashSet<ChunkId> = HashSet::new();
@@ -390,7 +391,7 @@ fn write_chunks(repo: &Repository, packs: &PackCheck, done: Receiver<Processed>)
         }
         let writer = match &mut pack {
             Some(w) => w,
-            None => pack.insert(PackWriter::create(&data_dir)?),
+            None => pack.insert(PackWriter::create(&**repo.storage())?),
         };
         writer.add(p.id, encoding as u8, p.raw_len, &blob)?;
         in_open_pack.insert(p.id);

@@ -18,7 +18,6 @@ use serde::Serialize;
 
 use crate::crypto::{self, KeyFile};
 use crate::error::{Error, Result};
-use crate::fsutil::{atomic_write, remove_durably};
 use crate::repo::{key_copy_path, key_id_of, read_key_files, KeyJudge, Repository, UnlockedBy};
 
 /// One key of the repository, as `listKeys` reports it.
@@ -50,7 +49,7 @@ struct Found {
 fn survey(repo: &Repository) -> Result<Vec<Found>> {
     let mut judge = KeyJudge::new(repo);
     let mut out = Vec::new();
-    for (rel, parsed) in read_key_files(repo.root())? {
+    for (rel, parsed) in read_key_files(&**repo.storage())? {
         let file = parsed.ok();
         let genuine = file.as_ref().is_some_and(|k| judge.unknown(&rel, k).is_none());
         let id = key_id_of(&rel).to_string();
@@ -106,7 +105,7 @@ pub fn add_key_with(repo: &Repository, passphrase: &str, lock_timeout: Duration,
     let master = master(repo)?;
     check_new_passphrase(passphrase)?;
     repo.ensure_layout()?;
-    let _lock = crate::lock::acquire(repo.root(), true, lock_timeout)?;
+    let _lock = crate::lock::acquire(repo.storage(), true, lock_timeout)?;
     let file = add_locked(repo, &master, passphrase, hook)?;
     Ok(info(&file, false))
 }
@@ -120,7 +119,7 @@ pub fn remove_key(repo: &Repository, id: &str, lock_timeout: Duration) -> Result
 pub fn remove_key_with(repo: &Repository, id: &str, lock_timeout: Duration, hook: StepHook) -> Result<String> {
     master(repo)?;
     repo.ensure_layout()?;
-    let _lock = crate::lock::acquire(repo.root(), true, lock_timeout)?;
+    let _lock = crate::lock::acquire(repo.storage(), true, lock_timeout)?;
     let found = survey(repo)?;
     let id = resolve(&found, id)?;
     remove_locked(repo, &found, &id, hook)?;
@@ -142,7 +141,7 @@ pub fn change_passphrase_with(
     let master = master(repo)?;
     check_new_passphrase(passphrase)?;
     repo.ensure_layout()?;
-    let _lock = crate::lock::acquire(repo.root(), true, lock_timeout)?;
+    let _lock = crate::lock::acquire(repo.storage(), true, lock_timeout)?;
     let old = repo.unlocked_by().and_then(|u| u.key_id);
     let file = add_locked(repo, &master, passphrase, hook)?;
     let found = survey(repo)?;
@@ -196,7 +195,7 @@ fn upgrade_v1_keys(repo: &Repository, master: &[u8; 32], hook: StepHook) -> Resu
 fn write_key(repo: &Repository, file: &KeyFile, hook: StepHook) -> Result<()> {
     let json = serde_json::to_vec_pretty(file).expect("key file serialises");
     for rel in [key_copy_path(&file.id), format!("keys/{}.json", file.id)] {
-        atomic_write(&repo.root().join(&rel), &json)?;
+        repo.storage().write(&rel, &json)?;
         hook(&format!("wrote {rel}"))?;
     }
     Ok(())
@@ -215,7 +214,7 @@ fn remove_locked(repo: &Repository, found: &[Found], id: &str, hook: StepHook) -
     for rel in [key_copy_path(id), format!("keys/{id}.json")] {
         // Only names that were listed on disk: `id` never builds a path by itself.
         if found.iter().any(|f| f.rel == rel) {
-            remove_durably(&repo.root().join(&rel))?;
+            repo.storage().delete(&rel)?;
             hook(&format!("removed {rel}"))?;
         }
     }

@@ -5,7 +5,8 @@
 //!
 //! Pipeline stages, one module each:
 //! `chunker` -> `crypto` (ids, sealing) -> `codec` -> `pack` -> `index` -> `snapshot`,
-//! driven by `ingest` and `restore` over a `repo::Repository`.
+//! driven by `ingest` and `restore` over a `repo::Repository`. Every
+//! repository file is reached through `storage` (`Repository::storage()`).
 
 pub mod check;
 pub mod chunker;

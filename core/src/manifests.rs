@@ -9,15 +9,13 @@
 //! snapshot when all those chunks are still indexed, and prune keeps them.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs;
-use std::path::Path;
 
 use crate::check::{Findings, Issue};
 use crate::crypto::AAD_SNAPSHOT;
-use crate::error::{Error, IoContext, Result};
-use crate::fsutil::{fsync_dir, list_files, remove_durably};
-use crate::repo::{Repository, SNAPSHOT_COPIES};
+use crate::error::{Error, Result};
+use crate::repo::{Repository, SNAPSHOTS_DIR, SNAPSHOT_COPIES};
 use crate::snapshot::{decode_manifest, is_valid_snapshot_id, Manifest};
+use crate::storage::objects::{exists, names, read_required, rename};
 
 /// One manifest file, decoded without assuming its name is right.
 pub enum Decoded {
@@ -40,8 +38,8 @@ impl Decoded {
     }
 }
 
-fn decode_file(repo: &Repository, path: &Path, what: &str) -> Decoded {
-    let decoded = fs::read(path).at(path).and_then(|stored| {
+fn decode_file(repo: &Repository, key: &str, what: &str) -> Decoded {
+    let decoded = read_required(&**repo.storage(), key).and_then(|stored| {
         let plain = repo.unseal(AAD_SNAPSHOT, stored.clone(), what)?;
         Ok((decode_manifest(&plain, what)?, stored))
     });
@@ -53,14 +51,14 @@ fn decode_file(repo: &Repository, path: &Path, what: &str) -> Decoded {
 }
 
 /// Every file named like a snapshot id in `dir` (a missing directory is empty).
-fn read_dir(repo: &Repository, dir: &Path, label: &str) -> Result<BTreeMap<String, Decoded>> {
-    if !dir.is_dir() {
-        return Ok(BTreeMap::new());
-    }
+fn read_manifests(repo: &Repository, dir: &str) -> Result<BTreeMap<String, Decoded>> {
     let mut out = BTreeMap::new();
-    for name in list_files(dir)?.into_iter().filter(|n| is_valid_snapshot_id(n)) {
-        let what = format!("snapshot manifest {label}/{name}");
-        let decoded = decode_file(repo, &dir.join(&name), &what);
+    for name in names(&**repo.storage(), dir)?
+        .into_iter()
+        .filter(|n| is_valid_snapshot_id(n))
+    {
+        let what = format!("snapshot manifest {dir}/{name}");
+        let decoded = decode_file(repo, &format!("{dir}/{name}"), &what);
         out.insert(name, decoded);
     }
     Ok(out)
@@ -73,17 +71,22 @@ pub struct Survey {
 
 pub fn survey(repo: &Repository) -> Result<Survey> {
     Ok(Survey {
-        primaries: read_dir(repo, &repo.snapshots_dir(), "snapshots")?,
-        copies: read_dir(repo, &repo.snapshot_copies_dir(), SNAPSHOT_COPIES)?,
+        primaries: read_manifests(repo, SNAPSHOTS_DIR)?,
+        copies: read_manifests(repo, SNAPSHOT_COPIES)?,
     })
 }
 
 /// Intact copies whose `snapshots/<id>` is gone (not merely damaged).
 pub fn orphan_copies(repo: &Repository) -> Result<Vec<Manifest>> {
-    let copies = read_dir(repo, &repo.snapshot_copies_dir(), SNAPSHOT_COPIES)?;
-    Ok(copies
+    let copies = read_manifests(repo, SNAPSHOT_COPIES)?;
+    let mut orphans = Vec::new();
+    for (name, d) in copies {
+        if !exists(&**repo.storage(), &format!("{SNAPSHOTS_DIR}/{name}"))? {
+            orphans.push((name, d));
+        }
+    }
+    Ok(orphans
         .into_iter()
-        .filter(|(name, _)| !repo.snapshots_dir().join(name).exists())
         .filter_map(|(name, d)| match d {
             Decoded::Valid { manifest, .. } if manifest.id == name => Some(manifest),
             _ => None,
@@ -224,7 +227,7 @@ pub fn repair(repo: &Repository) -> Result<ManifestRepair> {
             unrestorable.insert(id);
         }
     }
-    let (snap_dir, copy_dir) = (repo.snapshots_dir(), repo.snapshot_copies_dir());
+    let (snap_dir, copy_dir) = (SNAPSHOTS_DIR, SNAPSHOT_COPIES);
     // 1. Copies: afterwards every wanted manifest is durable under its own name.
     for id in &wanted {
         let ok = copies
@@ -232,7 +235,7 @@ pub fn repair(repo: &Repository) -> Result<ManifestRepair> {
             .and_then(|c| c.valid_as(id))
             .is_some_and(|(_, b)| b == source[id]);
         if !ok {
-            repo.write_snapshot_file(&copy_dir, id, &source[id])?;
+            repo.write_snapshot_file(copy_dir, id, &source[id])?;
             out.rewritten += 1;
         }
     }
@@ -251,11 +254,14 @@ pub fn repair(repo: &Repository) -> Result<ManifestRepair> {
         });
         match stray {
             Some((name, _)) if !primaries.contains_key(id) => {
-                fs::rename(snap_dir.join(name), snap_dir.join(id)).at(&snap_dir.join(id))?;
-                fsync_dir(&snap_dir)?;
+                rename(
+                    &**repo.storage(),
+                    &format!("{snap_dir}/{name}"),
+                    &format!("{snap_dir}/{id}"),
+                )?;
                 moved.insert(name.clone());
             }
-            _ => repo.write_snapshot_file(&snap_dir, id, &source[id])?,
+            _ => repo.write_snapshot_file(snap_dir, id, &source[id])?,
         }
         out.rewritten += 1;
     }
@@ -278,7 +284,7 @@ pub fn repair(repo: &Repository) -> Result<ManifestRepair> {
                     format!("snapshots/{name} held another snapshot and no intact copy of its own exists"),
                 );
             }
-            remove_durably(&snap_dir.join(name))?;
+            repo.storage().delete(&format!("{snap_dir}/{name}"))?;
         } else {
             lost(
                 name,
@@ -287,7 +293,7 @@ pub fn repair(repo: &Repository) -> Result<ManifestRepair> {
                     problem(d)
                 ),
             );
-            set_aside(&snap_dir, name)?;
+            set_aside(repo, snap_dir, name)?;
         }
     }
     for (name, d) in &copies {
@@ -295,7 +301,7 @@ pub fn repair(repo: &Repository) -> Result<ManifestRepair> {
             continue;
         }
         if is_duplicate(d) {
-            remove_durably(&copy_dir.join(name))?;
+            repo.storage().delete(&format!("{copy_dir}/{name}"))?;
             continue;
         }
         if unrestorable.contains(name) {
@@ -309,15 +315,17 @@ pub fn repair(repo: &Repository) -> Result<ManifestRepair> {
                 format!("snapshots/{name} is missing and its copy is damaged ({}); the copy was moved to {SNAPSHOT_COPIES}/{name}.damaged", problem(d)),
             );
         }
-        set_aside(&copy_dir, name)?;
+        set_aside(repo, copy_dir, name)?;
     }
     out.lost.sort();
     out.lost.dedup();
     Ok(out)
 }
 
-fn set_aside(dir: &Path, name: &str) -> Result<()> {
-    let aside = dir.join(format!("{name}.damaged"));
-    fs::rename(dir.join(name), &aside).at(&aside)?;
-    fsync_dir(dir)
+fn set_aside(repo: &Repository, dir: &str, name: &str) -> Result<()> {
+    rename(
+        &**repo.storage(),
+        &format!("{dir}/{name}"),
+        &format!("{dir}/{name}.damaged"),
+    )
 }

@@ -10,15 +10,13 @@
 //! header (plain, v2) = plain header || SHA-256("containerarchive:pack-header" || plain header)
 //! ```
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
-
 use sha2::{Digest, Sha256};
 
 use crate::crypto::{ChunkId, Sealer, AAD_PACK_HEADER};
-use crate::error::{Error, IoContext, Result};
-use crate::fsutil::{atomic_write, fsync_dir, tmp_path};
+use crate::error::{Error, Result};
+use crate::repo::DATA_DIR;
+use crate::storage::objects::{describe, read_required, writer, ObjectWriter};
+use crate::storage::Storage;
 
 pub type PackId = [u8; 32];
 pub const PACK_MAGIC: &[u8; 8] = b"CAPACK01";
@@ -116,24 +114,31 @@ pub fn idx_file_name(id: &PackId) -> String {
     format!("{}.idx", hex::encode(id))
 }
 
-/// Writes one pack into a tmp file; `finish` makes it durable under its content hash.
-pub struct PackWriter {
-    dir: PathBuf,
-    tmp: PathBuf,
-    file: Option<File>,
+/// The storage key of a pack: `packs/data/<id>.pack`.
+pub fn pack_key(id: &PackId) -> String {
+    format!("{DATA_DIR}/{}", pack_file_name(id))
+}
+
+/// The storage key of a pack's sidecar: `packs/data/<id>.idx`.
+pub fn idx_key(id: &PackId) -> String {
+    format!("{DATA_DIR}/{}", idx_file_name(id))
+}
+
+/// Streams one pack into `packs/data` (a tmp file, locally); `finish` makes
+/// it durable under its content hash. Dropped unfinished, it leaves nothing.
+pub struct PackWriter<'a> {
+    storage: &'a dyn Storage,
+    out: Option<Box<dyn ObjectWriter + 'a>>,
     hasher: Sha256,
     entries: Vec<PackEntry>,
     len: u64,
 }
 
-impl PackWriter {
-    pub fn create(dir: &Path) -> Result<PackWriter> {
-        let tmp = tmp_path(dir, "pack");
-        let file = OpenOptions::new().write(true).create_new(true).open(&tmp).at(&tmp)?;
+impl<'a> PackWriter<'a> {
+    pub fn create(storage: &'a dyn Storage) -> Result<PackWriter<'a>> {
         Ok(PackWriter {
-            dir: dir.to_path_buf(),
-            tmp,
-            file: Some(file),
+            storage,
+            out: Some(writer(storage, DATA_DIR)?),
             hasher: Sha256::new(),
             entries: Vec::new(),
             len: 0,
@@ -152,8 +157,8 @@ impl PackWriter {
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        let file = self.file.as_mut().expect("pack writer used after finish");
-        file.write_all(bytes).at(&self.tmp)?;
+        let out = self.out.as_mut().expect("pack writer used after finish");
+        out.write(bytes)?;
         self.hasher.update(bytes);
         self.len += bytes.len() as u64;
         Ok(())
@@ -167,61 +172,48 @@ impl PackWriter {
         self.entries.is_empty()
     }
 
-    /// Appends the header, fsyncs, renames the pack into place, then writes its `.idx`.
+    /// Appends the header, makes the pack durable under its hash (locally:
+    /// fsync, rename, fsync of the directory), then writes its `.idx`.
     pub fn finish(mut self, sealer: Sealer) -> Result<PackRecord> {
         let header = seal_header(sealer, &self.entries);
         self.write(&header)?;
         self.write(&(header.len() as u32).to_le_bytes())?;
         self.write(PACK_MAGIC)?;
-        let file = self.file.take().expect("pack writer used after finish");
-        file.sync_all().at(&self.tmp)?;
-        drop(file);
+        let out = self.out.take().expect("pack writer used after finish");
         let id: PackId = std::mem::take(&mut self.hasher).finalize().into();
-        let final_path = self.dir.join(pack_file_name(&id));
-        fs::rename(&self.tmp, &final_path).at(&final_path)?;
-        fsync_dir(&self.dir)?;
+        out.commit(&pack_file_name(&id))?;
         let record = PackRecord {
             id,
             size: self.len,
             entries: std::mem::take(&mut self.entries),
         };
-        write_idx(&self.dir, &record, &header)?;
+        write_idx(self.storage, &record, &header)?;
         Ok(record)
     }
 }
 
-impl Drop for PackWriter {
-    fn drop(&mut self) {
-        // An unfinished pack holds nothing any index refers to.
-        if self.file.take().is_some() {
-            let _ = fs::remove_file(&self.tmp);
-        }
-    }
-}
-
-fn write_idx(dir: &Path, record: &PackRecord, header: &[u8]) -> Result<()> {
+fn write_idx(storage: &dyn Storage, record: &PackRecord, header: &[u8]) -> Result<()> {
     let mut idx = Vec::with_capacity(16 + header.len());
     idx.extend_from_slice(IDX_MAGIC);
     idx.extend_from_slice(&record.size.to_le_bytes());
     idx.extend_from_slice(header);
-    atomic_write(&dir.join(idx_file_name(&record.id)), &idx)
+    storage.write(&format!("{DATA_DIR}/{}", idx_file_name(&record.id)), &idx)
 }
 
-/// Reads the header from the end of a pack file.
-pub fn read_pack_header(path: &Path, id: PackId, sealer: Sealer) -> Result<PackRecord> {
-    let damaged = |detail: String| Error::corrupt(format!("pack {}", path.display()), detail);
-    let mut file = File::open(path).at(path)?;
-    let size = file.metadata().at(path)?.len();
+/// Reads the header from the end of the pack stored as `key`: the trailer
+/// and the header only, never the whole pack.
+pub fn read_pack_header(storage: &dyn Storage, key: &str, id: PackId, sealer: Sealer) -> Result<PackRecord> {
+    let damaged = |detail: String| Error::corrupt(format!("pack {}", describe(storage, key)), detail);
+    let size = storage.size(key)?.ok_or_else(|| Error::Io {
+        path: describe(storage, key),
+        source: std::io::ErrorKind::NotFound.into(),
+    })?;
     if size < TRAILER_LEN {
         return Err(damaged(format!("{size} bytes is too short for a pack")));
     }
-    let mut trailer = [0u8; TRAILER_LEN as usize];
-    file.seek(SeekFrom::Start(size - TRAILER_LEN)).at(path)?;
-    file.read_exact(&mut trailer).at(path)?;
+    let trailer = storage.read_range(key, size - TRAILER_LEN, TRAILER_LEN as usize)?;
     let header_len = parse_pack_trailer(&trailer, size).map_err(damaged)?;
-    let mut header = vec![0u8; header_len as usize];
-    file.seek(SeekFrom::Start(size - TRAILER_LEN - header_len)).at(path)?;
-    file.read_exact(&mut header).at(path)?;
+    let header = storage.read_range(key, size - TRAILER_LEN - header_len, header_len as usize)?;
     parse_pack_header(&header, id, size, sealer).map_err(damaged)
 }
 
@@ -251,10 +243,10 @@ pub fn parse_pack_header(header: &[u8], id: PackId, size: u64, sealer: Sealer) -
     Ok(record)
 }
 
-/// Reads a `.idx` sidecar.
-pub fn read_idx(path: &Path, id: PackId, sealer: Sealer) -> Result<PackRecord> {
-    let damaged = |detail: String| Error::corrupt(format!("index sidecar {}", path.display()), detail);
-    let bytes = fs::read(path).at(path)?;
+/// Reads the `.idx` sidecar stored as `key`.
+pub fn read_idx(storage: &dyn Storage, key: &str, id: PackId, sealer: Sealer) -> Result<PackRecord> {
+    let damaged = |detail: String| Error::corrupt(format!("index sidecar {}", describe(storage, key)), detail);
+    let bytes = read_required(storage, key)?;
     parse_idx(&bytes, id, sealer).map_err(damaged)
 }
 
@@ -282,19 +274,28 @@ mod tests {
     use super::*;
     use crate::crypto::Keys;
     use crate::fsutil::random_hex;
+    use crate::storage::LocalStorage;
+    use std::fs;
+    use std::path::PathBuf;
 
     fn sealer(keys: Option<&Keys>) -> Sealer<'_> {
         keys.map_or(Sealer::Plain { legacy: false }, Sealer::Encrypted)
     }
 
-    fn scratch() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("ca-pack-{}", random_hex(6)));
-        fs::create_dir_all(&dir).unwrap();
-        dir
+    /// A repository root, its storage, and its `packs/data`.
+    fn scratch() -> (PathBuf, LocalStorage, PathBuf) {
+        let root = std::env::temp_dir().join(format!("ca-pack-{}", random_hex(6)));
+        fs::create_dir_all(root.join(DATA_DIR)).unwrap();
+        let dir = root.join(DATA_DIR);
+        (root.clone(), LocalStorage::new(root), dir)
     }
 
-    fn write_pack(dir: &Path, keys: Option<&Keys>) -> PackRecord {
-        let mut w = PackWriter::create(dir).unwrap();
+    fn key(name: String) -> String {
+        format!("{DATA_DIR}/{name}")
+    }
+
+    fn write_pack(storage: &LocalStorage, keys: Option<&Keys>) -> PackRecord {
+        let mut w = PackWriter::create(storage).unwrap();
         for i in 0..5u8 {
             let blob = vec![i; 100 + i as usize];
             w.add([i; 32], 0, blob.len() as u32, &blob).unwrap();
@@ -330,53 +331,55 @@ mod tests {
     #[test]
     fn pack_header_idx_and_name_agree() {
         for keys in [None, Some(Keys::from_master(&[5; 32]))] {
-            let dir = scratch();
-            let record = write_pack(&dir, keys.as_ref());
+            let (root, st, dir) = scratch();
+            let record = write_pack(&st, keys.as_ref());
             let pack = dir.join(pack_file_name(&record.id));
             let bytes = fs::read(&pack).unwrap();
             assert_eq!(crate::crypto::sha256(&bytes), record.id, "named by content hash");
             assert_eq!(
-                read_pack_header(&pack, record.id, sealer(keys.as_ref())).unwrap(),
+                read_pack_header(&st, &key(pack_file_name(&record.id)), record.id, sealer(keys.as_ref())).unwrap(),
                 record
             );
-            let idx = dir.join(idx_file_name(&record.id));
-            assert_eq!(read_idx(&idx, record.id, sealer(keys.as_ref())).unwrap(), record);
-            assert_eq!(crate::fsutil::list_files(&dir).unwrap().len(), 2, "no tmp left");
-            fs::remove_dir_all(&dir).unwrap();
+            let idx = key(idx_file_name(&record.id));
+            assert_eq!(read_idx(&st, &idx, record.id, sealer(keys.as_ref())).unwrap(), record);
+            assert_eq!(fs::read_dir(&dir).unwrap().count(), 2, "no tmp left");
+            fs::remove_dir_all(&root).unwrap();
         }
     }
 
     #[test]
     fn damaged_packs_are_reported_not_misread() {
-        let dir = scratch();
-        let record = write_pack(&dir, None);
+        let (root, st, dir) = scratch();
+        let record = write_pack(&st, None);
         let pack = dir.join(pack_file_name(&record.id));
         let bytes = fs::read(&pack).unwrap();
         fs::write(&pack, &bytes[..bytes.len() - 3]).unwrap();
         assert_eq!(
-            read_pack_header(&pack, record.id, sealer(None)).unwrap_err().code(),
-            "ERR_CORRUPT"
-        );
-        let keys = Keys::from_master(&[6; 32]);
-        let enc = write_pack(&dir, Some(&keys));
-        let enc_path = dir.join(pack_file_name(&enc.id));
-        let other = Keys::from_master(&[7; 32]);
-        assert_eq!(
-            read_pack_header(&enc_path, enc.id, sealer(Some(&other)))
+            read_pack_header(&st, &key(pack_file_name(&record.id)), record.id, sealer(None))
                 .unwrap_err()
                 .code(),
             "ERR_CORRUPT"
         );
-        fs::remove_dir_all(&dir).unwrap();
+        let keys = Keys::from_master(&[6; 32]);
+        let enc = write_pack(&st, Some(&keys));
+        let enc_key = key(pack_file_name(&enc.id));
+        let other = Keys::from_master(&[7; 32]);
+        assert_eq!(
+            read_pack_header(&st, &enc_key, enc.id, sealer(Some(&other)))
+                .unwrap_err()
+                .code(),
+            "ERR_CORRUPT"
+        );
+        fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
     fn dropped_writer_leaves_nothing() {
-        let dir = scratch();
-        let mut w = PackWriter::create(&dir).unwrap();
+        let (root, st, dir) = scratch();
+        let mut w = PackWriter::create(&st).unwrap();
         w.add([0; 32], 0, 3, b"abc").unwrap();
         drop(w);
         assert!(fs::read_dir(&dir).unwrap().next().is_none());
-        fs::remove_dir_all(&dir).unwrap();
+        fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -12,20 +12,19 @@
 //! memory does not depend on pack sizes.
 
 use std::collections::HashSet;
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
 
 use reed_solomon_erasure::galois_8::ReedSolomon;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::crypto::AAD_PARITY;
-use crate::error::{Error, IoContext, Result};
-use crate::fsutil::{atomic_write, fsync_dir, list_files, random_hex, read_exact_at, remove_durably, tmp_path};
+use crate::error::{Error, Result};
+use crate::fsutil::random_hex;
 use crate::index::PackInfo;
-use crate::pack::{pack_file_name, PackId};
-use crate::repo::Repository;
+use crate::pack::{pack_key, PackId};
+use crate::repo::{Repository, DATA_DIR, PARITY_DIR};
+use crate::storage::objects::{describe, hash_object, names, read_padded, read_required, writer, ObjectWriter};
+use crate::storage::{local, Storage};
 
 const STRIPE: u64 = 1 << 20;
 /// Largest shard a group may declare: packs stay far below (1 GiB target plus one chunk).
@@ -127,13 +126,21 @@ impl GroupManifest {
     }
 }
 
-pub fn parity_dir(repo: &Repository) -> PathBuf {
-    repo.root().join("packs/parity")
+/// The storage key of the parity file or group manifest `name`.
+pub fn parity_key(name: &str) -> String {
+    format!("{PARITY_DIR}/{name}")
+}
+
+/// The storage key of the member pack `hex_id`.
+fn member_key(hex_id: &str) -> String {
+    format!("{DATA_DIR}/{hex_id}.pack")
 }
 
 /// Excludes other parity writers, in this process and in others.
 pub struct ParityLock {
-    _file: File,
+    /// The `flock` on `packs/parity/.lock` (local repositories only: object
+    /// storage has no such lock, and its own protocol is a later change).
+    _file: Option<local::FileLock>,
     _serial: std::sync::MutexGuard<'static, ()>,
 }
 
@@ -141,14 +148,10 @@ static PARITY_SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 pub fn lock(repo: &Repository, exclusive: bool) -> Result<ParityLock> {
     let serial = PARITY_SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let path = parity_dir(repo).join(".lock");
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .at(&path)?;
-    if exclusive { file.lock() } else { file.lock_shared() }.at(&path)?;
+    let file = match repo.storage().local_root() {
+        Some(root) => Some(local::flock(root, &parity_key(".lock"), exclusive)?),
+        None => None,
+    };
     Ok(ParityLock {
         _file: file,
         _serial: serial,
@@ -157,16 +160,15 @@ pub fn lock(repo: &Repository, exclusive: bool) -> Result<ParityLock> {
 
 /// Every readable group manifest, and the names of those that are not.
 pub fn load_groups(repo: &Repository) -> Result<(Vec<GroupManifest>, Vec<(String, Error)>)> {
-    let dir = parity_dir(repo);
+    let storage = &**repo.storage();
     let mut groups = Vec::new();
     let mut damaged = Vec::new();
-    for name in list_files(&dir)? {
+    for name in names(storage, PARITY_DIR)? {
         if !name.ends_with(".group") {
             continue;
         }
         let what = format!("parity manifest packs/parity/{name}");
-        let loaded = fs::read(dir.join(&name))
-            .at(&dir.join(&name))
+        let loaded = read_required(storage, &parity_key(&name))
             .and_then(|b| repo.unseal(AAD_PARITY, b, &what))
             .and_then(|plain| parse_group(&plain, &name, &what));
         match loaded {
@@ -186,13 +188,14 @@ pub fn parse_group(plain: &[u8], name: &str, what: &str) -> Result<GroupManifest
 
 /// Where a (valid) manifest disagrees with what is on disk, cheaply: the
 /// repository's parity layout, and the sizes of the member packs and parity
-/// files that exist. A size mismatch only counts when `intact(path, sha256,
-/// size on disk)` says the file is sound (so the manifest is what is wrong).
+/// files that exist. A size mismatch only counts when `intact(storage, key,
+/// sha256, size stored)` says the file is sound (so the manifest is what is wrong).
 pub fn disk_disagreement(
     repo: &Repository,
     group: &GroupManifest,
-    intact: &dyn Fn(&Path, &str, u64) -> bool,
+    intact: &dyn Fn(&dyn Storage, &str, &str, u64) -> bool,
 ) -> Option<String> {
+    let storage = &**repo.storage();
     let config = repo.config.parity;
     if group.data_shards != config.data_shards || group.parity_shards != config.parity_shards {
         return Some(format!(
@@ -200,30 +203,24 @@ pub fn disk_disagreement(
             group.data_shards, group.parity_shards, config.data_shards, config.parity_shards
         ));
     }
-    let data_dir = repo.data_dir();
     for m in &group.members {
-        let path = data_dir.join(format!("{}.pack", m.pack));
-        if let Ok(meta) = fs::metadata(&path) {
-            if meta.len() != m.size && intact(&path, &m.pack, meta.len()) {
+        let key = member_key(&m.pack);
+        if let Ok(Some(size)) = storage.size(&key) {
+            if size != m.size && intact(storage, &key, &m.pack, size) {
                 return Some(format!(
-                    "member {} is {} bytes on disk, the manifest says {}",
-                    m.pack,
-                    meta.len(),
-                    m.size
+                    "member {} is {size} bytes on disk, the manifest says {}",
+                    m.pack, m.size
                 ));
             }
         }
     }
-    let dir = parity_dir(repo);
     for f in &group.parity {
-        let path = dir.join(&f.file);
-        if let Ok(meta) = fs::metadata(&path) {
-            if meta.len() != group.shard_size && intact(&path, &f.sha256, meta.len()) {
+        let key = parity_key(&f.file);
+        if let Ok(Some(size)) = storage.size(&key) {
+            if size != group.shard_size && intact(storage, &key, &f.sha256, size) {
                 return Some(format!(
-                    "parity file {} is {} bytes on disk, shardSize is {}",
-                    f.file,
-                    meta.len(),
-                    group.shard_size
+                    "parity file {} is {size} bytes on disk, shardSize is {}",
+                    f.file, group.shard_size
                 ));
             }
         }
@@ -232,35 +229,23 @@ pub fn disk_disagreement(
 }
 
 /// `disk_disagreement`'s witness when files may be read: the file matches its hash.
-pub fn hash_matches(path: &Path, sha256: &str, _size: u64) -> bool {
-    hash_file(path).is_ok_and(|(_, h)| hex::encode(h) == sha256)
+pub fn hash_matches(storage: &dyn Storage, key: &str, sha256: &str, _size: u64) -> bool {
+    hash_file(storage, key).is_ok_and(|(_, h)| hex::encode(h) == sha256)
 }
 
 pub fn save_group(repo: &Repository, group: &GroupManifest) -> Result<()> {
     let json = serde_json::to_vec(group).expect("group manifest serialises");
-    atomic_write(&parity_dir(repo).join(group.file_name()), &repo.seal(AAD_PARITY, json))
+    repo.storage()
+        .write(&parity_key(&group.file_name()), &repo.seal(AAD_PARITY, json))
 }
 
-/// Reads `len` bytes of `file` at `offset`, zero-filled past `size`.
-fn read_padded(file: &File, path: &Path, size: u64, offset: u64, buf: &mut [u8]) -> Result<()> {
-    buf.fill(0);
-    if offset < size {
-        let n = (size - offset).min(buf.len() as u64) as usize;
-        read_exact_at(file, &mut buf[..n], offset).at(path)?;
-    }
-    Ok(())
-}
-
-fn open(path: &Path) -> Result<File> {
-    File::open(path).at(path)
-}
-
-/// SHA-256 of a whole file, streamed.
-pub fn hash_file(path: &Path) -> Result<(u64, [u8; 32])> {
-    let mut file = open(path)?;
-    let mut hasher = Sha256::new();
-    let n = std::io::copy(&mut file, &mut hasher).at(path)?;
-    Ok((n, hasher.finalize().into()))
+/// Size and SHA-256 of a whole object, streamed; a missing one is the I/O
+/// error "not found".
+pub fn hash_file(storage: &dyn Storage, key: &str) -> Result<(u64, [u8; 32])> {
+    hash_object(storage, key)?.ok_or_else(|| Error::Io {
+        path: describe(storage, key),
+        source: std::io::ErrorKind::NotFound.into(),
+    })
 }
 
 /// Adds packs to groups: first the open group, then new ones. Packs of other
@@ -273,7 +258,6 @@ pub fn cover(repo: &Repository, own: &[PackInfo]) -> Result<usize> {
         .flat_map(|g| g.members.iter().map(|m| m.pack.clone()))
         .collect();
     let own_ids: HashSet<PackId> = own.iter().map(|p| p.id).collect();
-    let data_dir = repo.data_dir();
     let mut candidates = Vec::new();
     let mut seen = HashSet::new();
     for info in own.iter().copied().chain(repo.index().packs().iter().copied()) {
@@ -281,11 +265,10 @@ pub fn cover(repo: &Repository, own: &[PackInfo]) -> Result<usize> {
         if covered.contains(&hex_id) || !seen.insert(info.id) {
             continue;
         }
-        let path = data_dir.join(pack_file_name(&info.id));
         let healthy = if own_ids.contains(&info.id) {
             true
         } else {
-            matches!(hash_file(&path), Ok((size, hash)) if size == info.size && hash == info.id)
+            matches!(hash_file(&**repo.storage(), &pack_key(&info.id)), Ok((size, hash)) if size == info.size && hash == info.id)
         };
         if healthy {
             candidates.push(info);
@@ -305,7 +288,7 @@ pub fn cover_packs(repo: &Repository, groups: &mut Vec<GroupManifest>, packs: Ve
     // sizes (a legacy manifest edited by damage): its parity would be computed wrong.
     let mut open_group = groups.iter().position(|g| {
         g.members.len() < g.data_shards as usize
-            && disk_disagreement(repo, g, &|_, _, _| true).is_none()
+            && disk_disagreement(repo, g, &|_, _, _, _| true).is_none()
             && parity_intact(repo, g)
     });
     while pending.peek().is_some() {
@@ -336,8 +319,7 @@ pub fn cover_packs(repo: &Repository, groups: &mut Vec<GroupManifest>, packs: Ve
 /// Writes the group with `additions` appended (or, with none, recomputes its parity from all members).
 pub fn extend_group(repo: &Repository, group: &GroupManifest, additions: &[PackInfo]) -> Result<GroupManifest> {
     let rs = group.codec()?;
-    let dir = parity_dir(repo);
-    let data_dir = repo.data_dir();
+    let storage = &**repo.storage();
     let recompute = additions.is_empty();
     let mut updated = group.clone();
     updated.members.extend(additions.iter().map(|p| Member {
@@ -349,38 +331,18 @@ pub fn extend_group(repo: &Repository, group: &GroupManifest, additions: &[PackI
     let new_members = &updated.members[first_new..];
     updated.shard_size = updated.members.iter().map(|m| m.size).max().unwrap_or(0);
 
-    let old_parity: Vec<(File, PathBuf, u64)> = if recompute || group.parity.is_empty() {
+    // (key, size) of every object read; each is read in stripes by range.
+    let old_parity: Vec<(String, u64)> = if recompute || group.parity.is_empty() {
         Vec::new()
     } else {
-        group
-            .parity
-            .iter()
-            .map(|p| {
-                let path = dir.join(&p.file);
-                open(&path).map(|f| (f, path, p.size))
-            })
-            .collect::<Result<_>>()?
+        group.parity.iter().map(|p| (parity_key(&p.file), p.size)).collect()
     };
-    let inputs: Vec<(File, PathBuf, u64)> = new_members
-        .iter()
-        .map(|m| {
-            let path = data_dir.join(format!("{}.pack", m.pack));
-            open(&path).map(|f| (f, path, m.size))
-        })
+    let inputs: Vec<(String, u64)> = new_members.iter().map(|m| (member_key(&m.pack), m.size)).collect();
+    // Dropped uncommitted (on an error), a writer leaves nothing behind.
+    let mut outputs: Vec<(Box<dyn ObjectWriter + '_>, Sha256)> = (0..group.parity_shards)
+        .map(|_| writer(storage, PARITY_DIR).map(|w| (w, Sha256::new())))
         .collect::<Result<_>>()?;
-
-    let mut outputs: Vec<(PathBuf, File, Sha256)> = (0..group.parity_shards)
-        .map(|_| {
-            let tmp = tmp_path(&dir, "par");
-            OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&tmp)
-                .at(&tmp)
-                .map(|f| (tmp, f, Sha256::new()))
-        })
-        .collect::<Result<_>>()?;
-    let result = (|| {
+    let parity = (|| {
         let mut parity_bufs = vec![vec![0u8; STRIPE as usize]; group.parity_shards as usize];
         let mut data_buf = vec![0u8; STRIPE as usize];
         let mut offset = 0;
@@ -389,53 +351,42 @@ pub fn extend_group(repo: &Repository, group: &GroupManifest, additions: &[PackI
             for (k, buf) in parity_bufs.iter_mut().enumerate() {
                 let buf = &mut buf[..len];
                 match old_parity.get(k) {
-                    Some((file, path, size)) => read_padded(file, path, *size, offset, buf)?,
+                    Some((key, size)) => read_padded(storage, key, *size, offset, buf)?,
                     None => buf.fill(0),
                 }
             }
             let mut stripes: Vec<&mut [u8]> = parity_bufs.iter_mut().map(|b| &mut b[..len]).collect();
-            for (j, (file, path, size)) in inputs.iter().enumerate() {
-                read_padded(file, path, *size, offset, &mut data_buf[..len])?;
+            for (j, (key, size)) in inputs.iter().enumerate() {
+                read_padded(storage, key, *size, offset, &mut data_buf[..len])?;
                 // Index 0 overwrites the parity stripe, later ones add to it.
                 rs.encode_single_sep(first_new + j, &data_buf[..len], &mut stripes)
                     .map_err(|e| Error::Internal(format!("parity encoding: {e:?}")))?;
             }
-            for ((tmp, file, hasher), stripe) in outputs.iter_mut().zip(&stripes) {
-                file.write_all(stripe).at(tmp)?;
+            for ((out, hasher), stripe) in outputs.iter_mut().zip(&stripes) {
+                out.write(stripe)?;
                 hasher.update(&stripe[..]);
             }
             offset += len as u64;
         }
         let mut parity = Vec::new();
-        for (tmp, file, hasher) in outputs.drain(..) {
-            file.sync_all().at(&tmp)?;
+        for (out, hasher) in outputs.drain(..) {
             let sha = hex::encode(hasher.finalize());
             let name = format!("{sha}.par");
-            fs::rename(&tmp, dir.join(&name)).at(&dir.join(&name))?;
+            out.commit(&name)?;
             parity.push(ParityFile {
                 file: name,
                 size: updated.shard_size,
                 sha256: sha,
             });
         }
-        fsync_dir(&dir)?;
         Ok(parity)
-    })();
-    let parity = match result {
-        Ok(p) => p,
-        Err(e) => {
-            for (tmp, _, _) in &outputs {
-                let _ = fs::remove_file(tmp);
-            }
-            return Err(e);
-        }
-    };
+    })()?;
     updated.parity = parity;
     save_group(repo, &updated)?;
     // The old parity is unreferenced once the new manifest is durable.
     for old in &group.parity {
         if !updated.parity.iter().any(|p| p.file == old.file) {
-            remove_durably(&dir.join(&old.file))?;
+            storage.delete(&parity_key(&old.file))?;
         }
     }
     Ok(updated)
@@ -443,11 +394,10 @@ pub fn extend_group(repo: &Repository, group: &GroupManifest, additions: &[PackI
 
 /// Whether every parity file of the group has its recorded size and hash.
 pub fn parity_intact(repo: &Repository, group: &GroupManifest) -> bool {
-    let dir = parity_dir(repo);
     group
         .parity
         .iter()
-        .all(|p| file_problem(&dir.join(&p.file), p.size, &p.sha256).is_none())
+        .all(|p| file_problem(&**repo.storage(), &parity_key(&p.file), p.size, &p.sha256).is_none())
 }
 
 /// Health of a group's files, as hashed from disk.
@@ -470,8 +420,8 @@ impl GroupHealth {
     }
 }
 
-fn file_problem(path: &Path, size: u64, sha256: &str) -> Option<String> {
-    match hash_file(path) {
+fn file_problem(storage: &dyn Storage, key: &str, size: u64, sha256: &str) -> Option<String> {
+    match hash_file(storage, key) {
         Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Some("it is missing".into()),
         Err(e) => Some(e.to_string()),
         Ok((n, _)) if n != size => Some(format!("it is {n} bytes, expected {size}")),
@@ -481,18 +431,17 @@ fn file_problem(path: &Path, size: u64, sha256: &str) -> Option<String> {
 }
 
 pub fn group_health(repo: &Repository, group: &GroupManifest) -> GroupHealth {
-    let data_dir = repo.data_dir();
-    let dir = parity_dir(repo);
+    let storage = &**repo.storage();
     GroupHealth {
         members: group
             .members
             .iter()
-            .map(|m| file_problem(&data_dir.join(format!("{}.pack", m.pack)), m.size, &m.sha256))
+            .map(|m| file_problem(storage, &member_key(&m.pack), m.size, &m.sha256))
             .collect(),
         parity: group
             .parity
             .iter()
-            .map(|p| file_problem(&dir.join(&p.file), p.size, &p.sha256))
+            .map(|p| file_problem(storage, &parity_key(&p.file), p.size, &p.sha256))
             .collect(),
     }
 }
@@ -516,37 +465,21 @@ pub fn rebuild_members(repo: &Repository, group: &GroupManifest, health: &GroupH
     }
     let rs = group.codec()?;
     let (d, p) = (group.data_shards as usize, group.parity_shards as usize);
-    let data_dir = repo.data_dir();
-    let dir = parity_dir(repo);
-    let mut sources: Vec<Option<(File, PathBuf, u64)>> = Vec::with_capacity(d + p);
+    let storage = &**repo.storage();
+    let mut sources: Vec<Option<(String, u64)>> = Vec::with_capacity(d + p);
     for i in 0..d {
         sources.push(match group.members.get(i) {
-            Some(m) if health.members[i].is_none() => {
-                let path = data_dir.join(format!("{}.pack", m.pack));
-                Some((open(&path)?, path, m.size))
-            }
+            Some(m) if health.members[i].is_none() => Some((member_key(&m.pack), m.size)),
             _ => None,
         });
     }
     for (k, pf) in group.parity.iter().enumerate() {
-        sources.push(if health.parity[k].is_none() {
-            let path = dir.join(&pf.file);
-            Some((open(&path)?, path, pf.size))
-        } else {
-            None
-        });
+        sources.push(health.parity[k].is_none().then(|| (parity_key(&pf.file), pf.size)));
     }
-    let mut outputs: Vec<(usize, PathBuf, File, Sha256)> = damaged
+    // Dropped uncommitted (on an error or a hash mismatch), a writer leaves nothing behind.
+    let mut outputs: Vec<(usize, Box<dyn ObjectWriter + '_>, Sha256)> = damaged
         .iter()
-        .map(|&i| {
-            let tmp = tmp_path(&data_dir, "pack");
-            OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&tmp)
-                .at(&tmp)
-                .map(|f| (i, tmp, f, Sha256::new()))
-        })
+        .map(|&i| writer(storage, DATA_DIR).map(|w| (i, w, Sha256::new())))
         .collect::<Result<_>>()?;
     let result = (|| {
         let mut offset = 0;
@@ -555,9 +488,9 @@ pub fn rebuild_members(repo: &Repository, group: &GroupManifest, health: &GroupH
             let mut shards: Vec<Option<Vec<u8>>> = Vec::with_capacity(d + p);
             for (i, source) in sources.iter().enumerate() {
                 shards.push(match source {
-                    Some((file, path, size)) => {
+                    Some((key, size)) => {
                         let mut buf = vec![0u8; len];
-                        read_padded(file, path, *size, offset, &mut buf)?;
+                        read_padded(storage, key, *size, offset, &mut buf)?;
                         Some(buf)
                     }
                     // Unused slots of a partial group are zeros.
@@ -567,41 +500,32 @@ pub fn rebuild_members(repo: &Repository, group: &GroupManifest, health: &GroupH
             }
             rs.reconstruct_data(&mut shards)
                 .map_err(|e| Error::corrupt(format!("parity group {}", group.id), format!("{e:?}")))?;
-            for (i, tmp, file, hasher) in outputs.iter_mut() {
+            for (i, out, hasher) in outputs.iter_mut() {
                 let size = group.members[*i].size;
                 if offset < size {
                     let take = (size - offset).min(len as u64) as usize;
                     let stripe = &shards[*i].as_ref().expect("reconstructed")[..take];
-                    file.write_all(stripe).at(tmp)?;
+                    out.write(stripe)?;
                     hasher.update(stripe);
                 }
             }
             offset += len as u64;
         }
         let mut rebuilt = Vec::new();
-        for (i, tmp, file, hasher) in outputs.drain(..) {
+        for (i, out, hasher) in outputs.drain(..) {
             let member = &group.members[i];
             let hash = hex::encode(hasher.finalize());
-            // Never rename a rebuilt pack into place under a name it does not hash to.
+            // Never put a rebuilt pack in place under a name it does not hash to.
             if hash != member.sha256 || hash != member.pack {
-                let _ = fs::remove_file(&tmp);
                 return Err(Error::corrupt(
                     format!("pack {}", member.pack),
                     "the pack rebuilt from parity does not match its hash",
                 ));
             }
-            file.sync_all().at(&tmp)?;
-            let path = data_dir.join(format!("{}.pack", member.pack));
-            fs::rename(&tmp, &path).at(&path)?;
+            out.commit(&format!("{}.pack", member.pack))?;
             rebuilt.push(i);
         }
-        fsync_dir(&data_dir)?;
         Ok(rebuilt)
     })();
-    if result.is_err() {
-        for (_, tmp, _, _) in &outputs {
-            let _ = fs::remove_file(tmp);
-        }
-    }
     result
 }

@@ -294,7 +294,7 @@ pub fn prune(
 ) -> Result<PruneReport> {
     retention.validate()?;
     repo.ensure_layout()?;
-    let _lock = crate::lock::acquire(repo.root(), true, lock_timeout)?;
+    let _lock = crate::lock::acquire(repo.storage(), true, lock_timeout)?;
     let snapshots = gc::load_snapshots(repo, "prune()")?;
     let groups = apply_policy(&snapshots, retention)?;
     let mut kept: BTreeMap<String, Vec<String>> = BTreeMap::new();

@@ -10,15 +10,13 @@
 //! from deduplicating against it, and repair drops the line.
 
 use std::collections::HashSet;
-use std::fs;
 
 use crate::check::read_disk_index;
 use crate::crypto::ChunkId;
 use crate::error::Result;
-use crate::fsutil::{list_files, remove_durably};
-use crate::pack::{idx_file_name, parse_file_name, read_idx, read_pack_header, PackId};
+use crate::pack::{idx_key, pack_key, parse_file_name, read_idx, read_pack_header, PackId};
 use crate::parity;
-use crate::repo::Repository;
+use crate::repo::{Repository, DATA_DIR};
 
 /// A pack reclaimed (or, in a dry run, reclaimable) before anything is written.
 #[derive(Debug, Clone, Copy)]
@@ -47,26 +45,23 @@ pub fn reclaim_unprotected_garbage(
         groups.into_iter().flat_map(|g| g.members).map(|m| m.pack).collect()
     };
     let index = read_disk_index(repo, None)?;
-    let data_dir = repo.data_dir();
+    let storage = &**repo.storage();
     let mut out = Vec::new();
-    for name in list_files(&data_dir)? {
-        let Some(id) = parse_file_name(&name, "pack") else {
+    for entry in storage.list(DATA_DIR)? {
+        let Some(id) = parse_file_name(&entry.name, "pack") else {
             continue;
         };
         if protected.contains(&hex::encode(id)) {
             continue;
         }
-        let path = data_dir.join(&name);
-        let Ok(size) = fs::metadata(&path).map(|m| m.len()) else {
-            continue;
-        };
+        let (key, size) = (pack_key(&id), entry.size);
         let indexed = index.records.contains_key(&id);
         let entries = match index.records.get(&id) {
             Some(record) => Some(record.entries.clone()),
-            None => read_idx(&data_dir.join(idx_file_name(&id)), id, repo.sealer())
+            None => read_idx(storage, &idx_key(&id), id, repo.sealer())
                 .ok()
                 .filter(|r| r.size == size)
-                .or_else(|| read_pack_header(&path, id, repo.sealer()).ok())
+                .or_else(|| read_pack_header(storage, &key, id, repo.sealer()).ok())
                 .map(|r| r.entries),
         };
         let Some(entries) = entries else { continue };
@@ -74,8 +69,8 @@ pub fn reclaim_unprotected_garbage(
             continue;
         }
         if !dry_run {
-            remove_durably(&path)?;
-            remove_durably(&data_dir.join(idx_file_name(&id)))?;
+            storage.delete(&key)?;
+            storage.delete(&idx_key(&id))?;
         }
         out.push(Reclaimed { id, size, indexed });
     }

@@ -11,16 +11,15 @@
 //! SHA-256 equals their names: so a wrong guess can never produce a pack.
 
 use std::collections::HashSet;
-use std::fs;
 
 use serde_json::Value;
 
 use crate::crypto::AAD_PARITY;
-use crate::error::Result;
-use crate::fsutil::{list_files, random_hex};
+use crate::error::{Error, Result};
+use crate::fsutil::random_hex;
 use crate::index::IdMap;
 use crate::parity::{self, hash_matches, GroupManifest, Member, ParityFile};
-use crate::repo::Repository;
+use crate::repo::{Repository, PARITY_DIR};
 
 /// At most this many candidate manifests are tried per group (each costs a pass over the group).
 const MAX_TRIES: usize = 8;
@@ -51,7 +50,7 @@ fn is_hex64(s: &str) -> bool {
 }
 
 fn read_hint(repo: &Repository, name: &str) -> Option<Hint> {
-    let bytes = fs::read(parity::parity_dir(repo).join(name)).ok()?;
+    let bytes = repo.storage().read(&parity::parity_key(name)).ok()??;
     let mut texts = Vec::new();
     if let Some(plain) = repo.sealer().open(AAD_PARITY, &bytes) {
         texts.push(plain);
@@ -98,12 +97,11 @@ enum PackState {
 }
 
 fn pack_state(repo: &Repository, id: &str) -> PackState {
-    let path = repo.data_dir().join(format!("{id}.pack"));
-    match parity::hash_file(&path) {
+    match parity::hash_file(&**repo.storage(), &format!("packs/data/{id}.pack")) {
         Ok((size, hash)) if hex::encode(hash) == id => PackState::Intact(size),
         Ok(_) => PackState::Damaged,
-        Err(_) if path.exists() => PackState::Damaged,
-        Err(_) => PackState::Missing,
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => PackState::Missing,
+        Err(_) => PackState::Damaged,
     }
 }
 
@@ -119,19 +117,21 @@ pub fn recover(
     if untrusted.is_empty() {
         return Ok(out);
     }
-    let dir = parity::parity_dir(repo);
+    let storage = &**repo.storage();
     let listed: HashSet<&str> = trusted
         .iter()
         .flat_map(|g| g.parity.iter().map(|p| p.file.as_str()))
         .collect();
     // Parity files no trusted manifest lists and that match their names.
     let mut orphans: Vec<(String, u64)> = Vec::new();
-    for name in list_files(&dir)? {
+    for entry in storage.list(PARITY_DIR)? {
+        let name = entry.name;
         if let Some(sha) = name.strip_suffix(".par") {
-            let path = dir.join(&name);
-            if !listed.contains(name.as_str()) && is_hex64(sha) && hash_matches(&path, sha, 0) {
-                let size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-                orphans.push((name, size));
+            if !listed.contains(name.as_str())
+                && is_hex64(sha)
+                && hash_matches(storage, &parity::parity_key(&name), sha, 0)
+            {
+                orphans.push((name, entry.size));
             }
         }
     }

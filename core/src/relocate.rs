@@ -9,13 +9,12 @@
 //! and a crash leaves `.moving` files that the next repair finishes moving.
 
 use std::collections::HashSet;
-use std::fs;
 
-use crate::error::{IoContext, Result};
-use crate::fsutil::{fsync_dir, list_files, remove_durably};
-use crate::pack::{pack_file_name, PackId};
+use crate::error::Result;
+use crate::pack::{pack_key, PackId};
 use crate::parity::hash_file;
-use crate::repo::Repository;
+use crate::repo::{Repository, DATA_DIR};
+use crate::storage::objects::{exists, names, rename};
 
 pub const MOVING_SUFFIX: &str = ".pack.moving";
 
@@ -23,26 +22,23 @@ pub const MOVING_SUFFIX: &str = ".pack.moving";
 /// whose content is one of `expected` to its own name; returns how many
 /// packs were put in place.
 pub fn relocate_packs(repo: &Repository, suspects: &[PackId], expected: &HashSet<PackId>) -> Result<u64> {
-    let dir = repo.data_dir();
-    let mut moved_any = false;
+    let storage = &**repo.storage();
     for id in suspects {
-        let path = dir.join(pack_file_name(id));
-        let Ok((_, hash)) = hash_file(&path) else { continue };
+        let key = pack_key(id);
+        let Ok((_, hash)) = hash_file(storage, &key) else {
+            continue;
+        };
         if hash == *id || !expected.contains(&hash) {
             continue;
         }
-        let moving = dir.join(format!("{}{MOVING_SUFFIX}", hex::encode(hash)));
+        let moving = format!("{DATA_DIR}/{}{MOVING_SUFFIX}", hex::encode(hash));
         // Two files with the same content: the one already moving suffices.
-        if !moving.exists() {
-            fs::rename(&path, &moving).at(&moving)?;
-            moved_any = true;
+        if !exists(storage, &moving)? {
+            rename(storage, &key, &moving)?;
         }
     }
-    if moved_any {
-        fsync_dir(&dir)?;
-    }
     let mut placed = 0;
-    for name in list_files(&dir)? {
+    for name in names(storage, DATA_DIR)? {
         let Some(id) = name
             .strip_suffix(MOVING_SUFFIX)
             .and_then(|h| hex::decode(h).ok())
@@ -50,17 +46,16 @@ pub fn relocate_packs(repo: &Repository, suspects: &[PackId], expected: &HashSet
         else {
             continue;
         };
-        let moving = dir.join(&name);
+        let moving = format!("{DATA_DIR}/{name}");
         // Checked again: the file may be left over from an interrupted repair.
-        if !hash_file(&moving).is_ok_and(|(_, h)| h == id) {
+        if !hash_file(storage, &moving).is_ok_and(|(_, h)| h == id) {
             continue;
         }
-        let target = dir.join(pack_file_name(&id));
-        if hash_file(&target).is_ok_and(|(_, h)| h == id) {
-            remove_durably(&moving)?;
+        let target = pack_key(&id);
+        if hash_file(storage, &target).is_ok_and(|(_, h)| h == id) {
+            storage.delete(&moving)?;
         } else {
-            fs::rename(&moving, &target).at(&target)?;
-            fsync_dir(&dir)?;
+            rename(storage, &moving, &target)?;
             placed += 1;
         }
     }

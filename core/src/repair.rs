@@ -10,20 +10,20 @@
 //! twin is renamed to `<id>.damaged` (kept, but no longer a snapshot).
 
 use std::collections::{BTreeMap, HashSet};
-use std::fs;
 use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::check::{read_disk_index, Issue};
 use crate::crypto::{self, AAD_INDEX};
-use crate::error::{Error, IoContext, Result};
-use crate::fsutil::{atomic_write, fsync_dir, list_files, remove_durably, TMP_PREFIX};
+use crate::error::{Error, Result};
 use crate::index::{encode_index_file, IdMap, PackInfo};
-use crate::pack::{idx_file_name, parse_file_name, read_idx, read_pack_header, PackId, PackRecord};
-use crate::parity::{self, hash_file};
-use crate::repo::{Repository, CONFIG_COPY, CONFIG_FILE, LAYOUT};
+use crate::pack::{idx_key, pack_key, parse_file_name, read_idx, read_pack_header, PackId, PackRecord};
+use crate::parity::{self, hash_file, parity_key};
+use crate::repo::{Repository, CONFIG_COPY, CONFIG_FILE, DATA_DIR, INDEX_DIR, LAYOUT, PARITY_DIR, SNAPSHOTS_DIR};
 use crate::snapshot::is_valid_snapshot_id;
+use crate::storage::local;
+use crate::storage::objects::{exists, names, rename};
 
 #[derive(Debug, Default, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -65,11 +65,16 @@ pub struct ReindexReport {
 pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport> {
     repo.ensure_layout()?;
     let mut report = RepairReport {
-        locks_removed: crate::lock::remove_locks(repo.root(), false)? as u64,
+        locks_removed: crate::lock::remove_locks(&**repo.storage(), false)? as u64,
         ..Default::default()
     };
-    let _lock = crate::lock::acquire(repo.root(), true, lock_timeout)?;
-    remove_tmp_files(repo)?;
+    let _lock = crate::lock::acquire(repo.storage(), true, lock_timeout)?;
+    // Leftovers of killed writers exist only where writes go through tmp files.
+    // locks/ too: a process that is writing its record there when its tmp file
+    // goes writes it again (lock::write_new_record).
+    if let Some(root) = repo.storage().local_root() {
+        local::remove_tmp_files(root, &LAYOUT);
+    }
     repair_config(repo)?;
     repair_keys(repo, &mut report)?;
 
@@ -154,16 +159,16 @@ pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport>
 
     // 2. Every pack file: healthy ones get a correct .idx; damaged, unprotected ones are reported,
     //    and files that are no pack and that nothing references are quarantined.
-    let data_dir = repo.data_dir();
+    let storage = &**repo.storage();
     let referenced = referenced_packs(repo, &groups)?;
     let mut records: IdMap<PackRecord> = IdMap::default();
-    for name in list_files(&data_dir)? {
+    for name in names(storage, DATA_DIR)? {
         let Some(id) = parse_file_name(&name, "pack") else {
             continue;
         };
-        let path = data_dir.join(&name);
+        let key = pack_key(&id);
         if !healthy.contains_key(&id) {
-            match hash_file(&path) {
+            match hash_file(storage, &key) {
                 Ok((size, hash)) if hash == id => {
                     healthy.insert(id, size);
                 }
@@ -185,7 +190,7 @@ pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport>
                 }
             }
         }
-        let record = match read_pack_header(&path, id, repo.sealer()) {
+        let record = match read_pack_header(storage, &key, id, repo.sealer()) {
             Ok(record) => record,
             // Its bytes match its name, yet it is no pack: a stray file (an empty
             // `e3b0…pack`), or one written with another key.
@@ -201,8 +206,7 @@ pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport>
                 continue;
             }
         };
-        let idx_path = data_dir.join(idx_file_name(&id));
-        if read_idx(&idx_path, id, repo.sealer()).ok().as_ref() != Some(&record) {
+        if read_idx(storage, &idx_key(&id), id, repo.sealer()).ok().as_ref() != Some(&record) {
             rewrite_idx(repo, &record)?;
             report.packs_repaired += 1;
         }
@@ -220,9 +224,9 @@ pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport>
         write_index_file(repo, &unlisted)?;
         report.index_rebuilt = true;
     }
-    for name in list_files(&repo.index_dir())? {
+    for name in names(storage, INDEX_DIR)? {
         if repo.read_index_file(&name).is_err() {
-            remove_durably(&repo.index_dir().join(&name))?;
+            storage.delete(&format!("{INDEX_DIR}/{name}"))?;
             report.index_rebuilt = true;
         }
     }
@@ -237,13 +241,12 @@ pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport>
         .filter(|r| !covered.contains(&hex::encode(r.id)))
         .map(|r| PackInfo { id: r.id, size: r.size })
         .collect();
-    let parity_dir = parity::parity_dir(repo);
     // Untrusted manifests go once their packs have new parity, except those
     // still naming lost packs (and their parity).
     let covered_all = cover_without_space(repo, &mut groups, uncovered, &mut report)?;
     for (name, _) in damaged_groups {
         if covered_all && !recovery.keep_manifests.contains(&name) {
-            remove_durably(&parity_dir.join(name))?;
+            storage.delete(&parity_key(&name))?;
         }
     }
     let referenced: HashSet<String> = groups
@@ -251,9 +254,9 @@ pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport>
         .flat_map(|g| g.parity.iter().map(|p| p.file.clone()))
         .chain(recovery.keep_parity.iter().cloned())
         .collect();
-    for name in list_files(&parity_dir)? {
+    for name in names(storage, PARITY_DIR)? {
         if name.ends_with(".par") && !referenced.contains(&name) {
-            remove_durably(&parity_dir.join(&name))?;
+            storage.delete(&parity_key(&name))?;
         }
     }
 
@@ -270,10 +273,10 @@ pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport>
     if disk.records.keys().any(|id| !records.contains_key(id)) {
         let mut keep: Vec<PackRecord> = records.values().cloned().collect();
         keep.sort_by(|a, b| a.id.cmp(&b.id));
-        let old = list_files(&repo.index_dir())?;
+        let old = names(storage, INDEX_DIR)?;
         let written = write_index_file(repo, &keep)?;
         for name in old.into_iter().filter(|n| *n != written) {
-            remove_durably(&repo.index_dir().join(name))?;
+            storage.delete(&format!("{INDEX_DIR}/{name}"))?;
         }
         report.index_rebuilt = true;
     }
@@ -288,7 +291,7 @@ pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport>
     if !manifests.lost.is_empty() {
         by_pack.insert(None, manifests.lost);
     }
-    for name in list_files(&repo.snapshots_dir())? {
+    for name in names(storage, SNAPSHOTS_DIR)? {
         if !is_valid_snapshot_id(&name) {
             continue;
         }
@@ -370,15 +373,21 @@ fn referenced_packs(repo: &Repository, groups: &[parity::GroupManifest]) -> Resu
 /// inspection; nothing reads it), so that it stops every later check.
 /// A name taken by an earlier quarantine gets a number: `<name>.<n>.quarantined`.
 fn quarantine(repo: &Repository, name: &str, reason: &str, report: &mut RepairReport) -> Result<()> {
-    let dir = repo.data_dir();
+    let storage = &**repo.storage();
+    // Locally, anything of that name (a dangling link, a directory) counts as taken.
+    let taken = |key: &str| -> Result<bool> {
+        match storage.local_root() {
+            Some(root) => Ok(local::name_taken(root, key)),
+            None => exists(storage, key),
+        }
+    };
     let mut aside = format!("{name}.quarantined");
     let mut n = 1;
-    while dir.join(&aside).symlink_metadata().is_ok() {
+    while taken(&format!("{DATA_DIR}/{aside}"))? {
         aside = format!("{name}.{n}.quarantined");
         n += 1;
     }
-    fs::rename(dir.join(name), dir.join(&aside)).at(&dir.join(&aside))?;
-    fsync_dir(&dir)?;
+    rename(storage, &format!("{DATA_DIR}/{name}"), &format!("{DATA_DIR}/{aside}"))?;
     report.quarantined.push(Quarantined {
         file: format!("packs/data/{name}"),
         moved_to: format!("packs/data/{aside}"),
@@ -388,7 +397,7 @@ fn quarantine(repo: &Repository, name: &str, reason: &str, report: &mut RepairRe
 }
 
 fn data_dir_has(repo: &Repository, id: &PackId) -> bool {
-    repo.data_dir().join(crate::pack::pack_file_name(id)).exists()
+    exists(&**repo.storage(), &pack_key(id)).unwrap_or(false)
 }
 
 fn parse_hex_id(hex_id: &str) -> Result<PackId> {
@@ -398,25 +407,10 @@ fn parse_hex_id(hex_id: &str) -> Result<PackId> {
         .ok_or_else(|| Error::corrupt("a parity manifest", format!("bad pack id {hex_id:?}")))
 }
 
-fn remove_tmp_files(repo: &Repository) -> Result<()> {
-    // locks/ too: a process that is writing its record there when its tmp file
-    // goes writes it again (lock::write_new_record).
-    let dirs = LAYOUT.iter().map(|d| repo.root().join(d));
-    for dir in dirs.chain([repo.root().to_path_buf()]) {
-        let Ok(entries) = fs::read_dir(&dir) else { continue };
-        for entry in entries.flatten() {
-            if entry.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
-                let _ = fs::remove_file(entry.path());
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Rewrites exactly the copies of config.json that are missing, damaged or
 /// outvoted, from the intact one.
 fn repair_config(repo: &Repository) -> Result<()> {
-    let (config, bad) = match crate::repo::choose_config(repo.root()) {
+    let (config, bad) = match crate::repo::choose_config(&**repo.storage()) {
         Ok(choice) => (choice.config, choice.bad.into_iter().map(|(f, _)| f).collect()),
         // A newer engine's config is never overwritten.
         Err(e @ Error::UnsupportedFormat(_)) => return Err(e),
@@ -427,7 +421,7 @@ fn repair_config(repo: &Repository) -> Result<()> {
     // The copy first, like init: config.json stays the last file written.
     for file in [CONFIG_COPY, CONFIG_FILE] {
         if bad.contains(&file) {
-            atomic_write(&repo.root().join(file), &json)?;
+            repo.storage().write(file, &json)?;
         }
     }
     Ok(())
@@ -438,7 +432,7 @@ fn repair_keys(repo: &Repository, report: &mut RepairReport) -> Result<()> {
     if !repo.config.is_encrypted() {
         return Ok(());
     }
-    let files = crate::repo::read_key_files(repo.root())?;
+    let files = crate::repo::read_key_files(&**repo.storage())?;
     let mut judge = crate::repo::KeyJudge::new(repo);
     // Unknown (planted) key files are neither copied nor removed: verify names them.
     // A key whose primary is still version 1 and whose copy is already
@@ -454,7 +448,7 @@ fn repair_keys(repo: &Repository, report: &mut RepairReport) -> Result<()> {
         for rel in [format!("keys/{id}.json"), crate::repo::key_copy_path(id)] {
             let ok = files.iter().any(|(r, parsed)| *r == rel && parsed.is_ok());
             if !ok {
-                atomic_write(&repo.root().join(&rel), &json)?;
+                repo.storage().write(&rel, &json)?;
             }
         }
     }
@@ -472,22 +466,24 @@ fn repair_keys(repo: &Repository, report: &mut RepairReport) -> Result<()> {
 }
 
 fn rewrite_idx(repo: &Repository, record: &PackRecord) -> Result<()> {
-    // The pack's own trailer holds the exact header bytes; copy them.
-    let path = repo.data_dir().join(crate::pack::pack_file_name(&record.id));
-    let bytes = fs::read(&path).at(&path)?;
-    let header_len = u32::from_le_bytes(bytes[bytes.len() - 12..bytes.len() - 8].try_into().expect("4 bytes")) as usize;
-    let header = &bytes[bytes.len() - 12 - header_len..bytes.len() - 12];
+    // The pack's own trailer holds the exact header bytes; copy them (read
+    // by range: the record was read from this very pack, so they are there).
+    let (storage, key) = (&**repo.storage(), pack_key(&record.id));
+    let trailer = storage.read_range(&key, record.size - 12, 12)?;
+    let header_len = crate::pack::parse_pack_trailer(&trailer, record.size)
+        .map_err(|e| Error::corrupt(format!("packs/data/{}", crate::pack::pack_file_name(&record.id)), e))?;
+    let header = storage.read_range(&key, record.size - 12 - header_len, header_len as usize)?;
     let mut idx = Vec::with_capacity(16 + header.len());
     idx.extend_from_slice(crate::pack::IDX_MAGIC);
     idx.extend_from_slice(&record.size.to_le_bytes());
-    idx.extend_from_slice(header);
-    atomic_write(&repo.data_dir().join(idx_file_name(&record.id)), &idx)
+    idx.extend_from_slice(&header);
+    storage.write(&idx_key(&record.id), &idx)
 }
 
 fn write_index_file(repo: &Repository, records: &[PackRecord]) -> Result<String> {
     let stored = repo.seal(AAD_INDEX, encode_index_file(records));
     let name = hex::encode(crypto::sha256(&stored));
-    atomic_write(&repo.index_dir().join(&name), &stored)?;
+    repo.storage().write(&format!("{INDEX_DIR}/{name}"), &stored)?;
     Ok(name)
 }
 
@@ -495,21 +491,19 @@ fn write_index_file(repo: &Repository, records: &[PackRecord]) -> Result<String>
 /// where an `.idx` is missing or unreadable.
 pub fn reindex(repo: &Repository, lock_timeout: Duration) -> Result<ReindexReport> {
     repo.ensure_layout()?;
-    let _lock = crate::lock::acquire(repo.root(), true, lock_timeout)?;
-    let data_dir = repo.data_dir();
+    let _lock = crate::lock::acquire(repo.storage(), true, lock_timeout)?;
+    let storage = &**repo.storage();
     let mut records = Vec::new();
-    for name in list_files(&data_dir)? {
-        let Some(id) = parse_file_name(&name, "pack") else {
+    for entry in storage.list(DATA_DIR)? {
+        let Some(id) = parse_file_name(&entry.name, "pack") else {
             continue;
         };
-        let path = data_dir.join(&name);
-        let size = fs::metadata(&path).at(&path)?.len();
-        let from_idx = read_idx(&data_dir.join(idx_file_name(&id)), id, repo.sealer())
+        let from_idx = read_idx(storage, &idx_key(&id), id, repo.sealer())
             .ok()
-            .filter(|r| r.size == size);
+            .filter(|r| r.size == entry.size);
         let record = match from_idx {
             Some(r) => r,
-            None => match read_pack_header(&path, id, repo.sealer()) {
+            None => match read_pack_header(storage, &pack_key(&id), id, repo.sealer()) {
                 Ok(r) => {
                     rewrite_idx(repo, &r)?;
                     r
@@ -520,11 +514,11 @@ pub fn reindex(repo: &Repository, lock_timeout: Duration) -> Result<ReindexRepor
         };
         records.push(record);
     }
-    let old = list_files(&repo.index_dir())?;
+    let old = names(storage, INDEX_DIR)?;
     let chunks = records.iter().map(|r| r.entries.len() as u64).sum();
     let written = write_index_file(repo, &records)?;
     for name in old.into_iter().filter(|n| *n != written) {
-        remove_durably(&repo.index_dir().join(name))?;
+        storage.delete(&format!("{INDEX_DIR}/{name}"))?;
     }
     repo.reload_index()?;
     Ok(ReindexReport {

@@ -1,16 +1,18 @@
-//! A repository on disk: its config, keys, global index and snapshots.
+//! A repository: its config, keys, global index and snapshots. Every file
+//! is read and written through its `Storage` (see `storage/`).
 
-use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::config::{ConfigCopy, InitOptions, RepoConfig};
 use crate::crypto::{self, ChunkId, KeyFile, Keys, Sealer, AAD_INDEX, AAD_SNAPSHOT};
-use crate::error::{Error, IoContext, Result};
-use crate::fsutil::{atomic_write, fsync_dir, list_files, random_bytes, read_optional, remove_durably};
+use crate::error::{Error, Result};
+use crate::fsutil::random_bytes;
 use crate::index::{decode_index_file, encode_index_file, ChunkIndex, PackInfo};
 use crate::pack::PackRecord;
 use crate::snapshot::{check_snapshot_id, decode_manifest, is_valid_snapshot_id, Manifest};
+use crate::storage::objects::{names, read_required};
+use crate::storage::{self, local, Storage};
 
 /// The directories of a repository, relative to its root.
 pub const LAYOUT: [&str; 7] = [
@@ -27,8 +29,16 @@ pub const CONFIG_FILE: &str = "config.json";
 pub const CONFIG_COPY: &str = "packs/parity/config.json";
 /// Where the copy of each snapshot manifest lives (same bytes, same name).
 pub const SNAPSHOT_COPIES: &str = "packs/parity/snapshots";
+/// Where packs and their `.idx` sidecars live.
+pub const DATA_DIR: &str = "packs/data";
+/// Where parity files and group manifests live.
+pub const PARITY_DIR: &str = "packs/parity";
+pub const INDEX_DIR: &str = "index";
+pub const SNAPSHOTS_DIR: &str = "snapshots";
 
 pub struct Repository {
+    storage: Arc<dyn Storage>,
+    /// The local directory, or the location (tests and messages only).
     root: PathBuf,
     pub config: RepoConfig,
     keys: Option<Keys>,
@@ -57,14 +67,18 @@ pub struct UnlockedBy {
 }
 
 impl Repository {
+    /// Creates a repository in the local directory `path`.
     pub fn init(path: &Path, options: &InitOptions) -> Result<Repository> {
+        Repository::init_in(storage::local(path), options)
+    }
+
+    /// Creates a repository in `storage`.
+    pub fn init_in(storage: Arc<dyn Storage>, options: &InitOptions) -> Result<Repository> {
         let config = options.to_config()?;
-        check_init_target(path)?;
-        for dir in LAYOUT {
-            fs::create_dir_all(path.join(dir)).at(&path.join(dir))?;
-        }
-        for dir in ["packs/parity", "packs", "."] {
-            fsync_dir(&path.join(dir))?;
+        check_init_target(&*storage)?;
+        // Object stores have no directories; a local repository keeps its layout.
+        if let Some(root) = storage.local_root() {
+            local::ensure_dirs(root, &LAYOUT, true)?;
         }
         let mut unlocked = None;
         let keys = match &options.passphrase {
@@ -79,27 +93,33 @@ impl Repository {
                     },
                 ));
                 let json = serde_json::to_vec_pretty(&key_file).expect("key file serialises");
-                atomic_write(&path.join(key_copy_path(&key_file.id)), &json)?;
-                atomic_write(&path.join("keys").join(format!("{}.json", key_file.id)), &json)?;
+                storage.write(&key_copy_path(&key_file.id), &json)?;
+                storage.write(&format!("keys/{}.json", key_file.id), &json)?;
                 Some(Keys::from_master(&master))
             }
             None => None,
         };
         // config.json last: until it exists, the directory is not a repository.
         let json = serde_json::to_vec_pretty(&config).expect("config serialises");
-        atomic_write(&path.join(CONFIG_COPY), &json)?;
-        atomic_write(&path.join(CONFIG_FILE), &json)?;
-        let repo = Repository::assemble(path, config, keys, unlocked);
+        storage.write(CONFIG_COPY, &json)?;
+        storage.write(CONFIG_FILE, &json)?;
+        let repo = Repository::assemble(storage, config, keys, unlocked);
         Ok(repo)
     }
 
+    /// Opens the repository in the local directory `path`.
     pub fn open(path: &Path, passphrase: Option<&str>) -> Result<Repository> {
-        let config = choose_config(path)?.config;
+        Repository::open_in(storage::local(path), passphrase)
+    }
+
+    /// Opens the repository in `storage`.
+    pub fn open_in(storage: Arc<dyn Storage>, passphrase: Option<&str>) -> Result<Repository> {
+        let config = choose_config(&*storage)?.config;
         let mut unlocked = None;
         let keys = match (config.is_encrypted(), passphrase) {
             (true, None) => return Err(Error::PassphraseRequired),
             (true, Some(p)) => {
-                let (master, key_id) = unlock(path, p)?;
+                let (master, key_id) = unlock(&*storage, p)?;
                 unlocked = Some((
                     master,
                     UnlockedBy {
@@ -116,21 +136,26 @@ impl Repository {
             }
             (false, None) => None,
         };
-        let repo = Repository::assemble(path, config, keys, unlocked);
+        let repo = Repository::assemble(storage, config, keys, unlocked);
         repo.ensure_layout()?;
         repo.refresh_index()?;
         Ok(repo)
     }
 
     fn assemble(
-        root: &Path,
+        storage: Arc<dyn Storage>,
         config: RepoConfig,
         keys: Option<Keys>,
         unlocked: Option<([u8; 32], UnlockedBy)>,
     ) -> Repository {
         let (master, unlocked_by) = unlocked.unzip();
+        let root = match storage.local_root() {
+            Some(root) => root.to_path_buf(),
+            None => PathBuf::from(storage.location()),
+        };
         Repository {
-            root: root.to_path_buf(),
+            storage,
+            root,
             config,
             keys,
             index: RwLock::new(ChunkIndex::default()),
@@ -145,22 +170,20 @@ impl Repository {
     /// Recreates layout directories that are missing: sync tools drop empty
     /// ones. Only called once config.json has proved this is a repository.
     pub fn ensure_layout(&self) -> Result<()> {
-        let mut created = false;
-        for dir in LAYOUT {
-            let path = self.root.join(dir);
-            if !path.is_dir() {
-                fs::create_dir_all(&path).at(&path)?;
-                created = true;
-            }
-        }
-        if created {
-            for dir in ["packs", "."] {
-                fsync_dir(&self.root.join(dir))?;
-            }
+        if let Some(root) = self.storage.local_root() {
+            local::ensure_dirs(root, &LAYOUT, false)?;
         }
         Ok(())
     }
 
+    /// Where every repository file is read, written, listed and deleted.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// The repository's directory (its location when it is not local). The
+    /// engine itself goes through `storage()`; these paths are for tests and
+    /// tools that inspect a local repository on disk.
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -237,9 +260,8 @@ impl Repository {
 
     /// Reads one index file.
     pub fn read_index_file(&self, name: &str) -> Result<Vec<PackRecord>> {
-        let path = self.index_dir().join(name);
         let what = format!("index file index/{name}");
-        let stored = fs::read(&path).at(&path)?;
+        let stored = read_required(&*self.storage, &format!("{INDEX_DIR}/{name}"))?;
         if hex::encode(crypto::sha256(&stored)) != name {
             return Err(Error::corrupt(&what, "its content does not match its name"));
         }
@@ -251,7 +273,7 @@ impl Repository {
     pub fn load_index_from_disk(&self) -> Result<(ChunkIndex, Vec<(String, Error)>)> {
         let mut index = ChunkIndex::default();
         let mut problems = Vec::new();
-        for name in list_files(&self.index_dir())? {
+        for name in names(&*self.storage, INDEX_DIR)? {
             match self.read_index_file(&name) {
                 Ok(records) => {
                     for r in &records {
@@ -307,7 +329,7 @@ impl Repository {
     /// everything, so nothing dedups against or reads from deleted packs.
     /// Callers hold at least a shared lock, so no deletion runs meanwhile.
     pub fn sync_index(&self) -> Result<()> {
-        let names: std::collections::HashSet<String> = list_files(&self.index_dir())?.into_iter().collect();
+        let names: std::collections::HashSet<String> = names(&*self.storage, INDEX_DIR)?.into_iter().collect();
         let vanished = self.index().loaded_files.iter().any(|f| !names.contains(f));
         if vanished {
             // Packs this process wrote but has not listed yet stay listed.
@@ -325,7 +347,7 @@ impl Repository {
 
     /// Merges index files written since the last look (by this or another process).
     pub fn refresh_index(&self) -> Result<()> {
-        let names = list_files(&self.index_dir())?;
+        let names = names(&*self.storage, INDEX_DIR)?;
         let unseen: Vec<String> = {
             let index = self.index();
             names.into_iter().filter(|n| !index.loaded_files.contains(n)).collect()
@@ -360,7 +382,7 @@ impl Repository {
         }
         let stored = self.seal(AAD_INDEX, encode_index_file(&records));
         let name = hex::encode(crypto::sha256(&stored));
-        match atomic_write(&self.index_dir().join(&name), &stored) {
+        match self.storage.write(&format!("{INDEX_DIR}/{name}"), &stored) {
             Ok(()) => {
                 self.index_mut().loaded_files.insert(name);
                 Ok(())
@@ -378,19 +400,16 @@ impl Repository {
         check_snapshot_id(&manifest.id)?;
         let json = serde_json::to_vec(manifest).expect("manifest serialises");
         let stored = self.seal(AAD_SNAPSHOT, json);
-        self.write_snapshot_file(&self.snapshot_copies_dir(), &manifest.id, &stored)?;
-        self.write_snapshot_file(&self.snapshots_dir(), &manifest.id, &stored)
+        self.write_snapshot_file(SNAPSHOT_COPIES, &manifest.id, &stored)?;
+        self.write_snapshot_file(SNAPSHOTS_DIR, &manifest.id, &stored)
     }
 
-    /// Writes one manifest file (stored bytes) as `dir/<id>`, creating the
-    /// copies directory that repositories made before version 2 lack.
-    pub fn write_snapshot_file(&self, dir: &Path, id: &str, stored: &[u8]) -> Result<()> {
+    /// Writes one manifest file (stored bytes) as `dir/<id>` (`dir` is
+    /// `SNAPSHOTS_DIR` or `SNAPSHOT_COPIES`). Local storage creates the copies
+    /// directory that repositories made before version 2 lack.
+    pub fn write_snapshot_file(&self, dir: &str, id: &str, stored: &[u8]) -> Result<()> {
         check_snapshot_id(id)?;
-        if !dir.is_dir() {
-            fs::create_dir_all(dir).at(dir)?;
-            fsync_dir(dir.parent().unwrap_or(&self.root))?;
-        }
-        atomic_write(&dir.join(id), stored)
+        self.storage.write(&format!("{dir}/{id}"), stored)
     }
 
     /// Removes a snapshot: its copy first, then the manifest, both durably,
@@ -399,8 +418,8 @@ impl Repository {
     /// a lost manifest.
     pub fn remove_snapshot(&self, id: &str) -> Result<()> {
         check_snapshot_id(id)?;
-        remove_durably(&self.snapshot_copies_dir().join(id))?;
-        remove_durably(&self.snapshots_dir().join(id))
+        self.storage.delete(&format!("{SNAPSHOT_COPIES}/{id}"))?;
+        self.storage.delete(&format!("{SNAPSHOTS_DIR}/{id}"))
     }
 
     /// Decodes stored manifest bytes that should be snapshot `id`.
@@ -423,17 +442,18 @@ impl Repository {
     /// repair rewrites the file).
     pub fn load_snapshot(&self, id: &str) -> Result<Manifest> {
         check_snapshot_id(id)?;
-        let path = self.snapshots_dir().join(id);
-        let stored = read_optional(&path)?.ok_or_else(|| Error::SnapshotNotFound(id.to_string()))?;
+        let stored = self
+            .storage
+            .read(&format!("{SNAPSHOTS_DIR}/{id}"))?
+            .ok_or_else(|| Error::SnapshotNotFound(id.to_string()))?;
         let what = format!("snapshot manifest snapshots/{id}");
         match self.decode_snapshot(stored, id, &what) {
             Ok(m) => Ok(m),
             // A newer format is not damage: never fall back past it.
             Err(e @ Error::UnsupportedFormat(_)) => Err(e),
             Err(e) => {
-                let copy = self.snapshot_copies_dir().join(id);
                 let what = format!("snapshot manifest copy {SNAPSHOT_COPIES}/{id}");
-                match read_optional(&copy) {
+                match self.storage.read(&format!("{SNAPSHOT_COPIES}/{id}")) {
                     Ok(Some(stored)) => self.decode_snapshot(stored, id, &what).map_err(|_| e),
                     _ => Err(e),
                 }
@@ -444,7 +464,7 @@ impl Repository {
     /// Every snapshot, oldest first. A manifest that cannot be read fails the call.
     pub fn list_snapshots(&self) -> Result<Vec<Manifest>> {
         let mut out = Vec::new();
-        for name in list_files(&self.snapshots_dir())? {
+        for name in names(&*self.storage, SNAPSHOTS_DIR)? {
             if is_valid_snapshot_id(&name) {
                 match self.load_snapshot(&name) {
                     Ok(m) => out.push(m),
@@ -472,9 +492,9 @@ pub struct ConfigChoice {
 /// but differ (only possible by hand, or in version 1 without checksums),
 /// config.json wins. A copy claiming a newer version is a newer engine's
 /// unless it is recognisably damaged (see `ConfigCopy::Newer`).
-pub fn choose_config(path: &Path) -> Result<ConfigChoice> {
+pub fn choose_config(storage: &dyn Storage) -> Result<ConfigChoice> {
     let read = |rel: &str| -> Result<Option<ConfigCopy>> {
-        match read_optional(&path.join(rel)) {
+        match storage.read(rel) {
             Ok(bytes) => Ok(bytes.map(|b| RepoConfig::examine(&b))),
             // A path through a file: no repository here.
             Err(Error::Io { source, .. }) if source.raw_os_error() == Some(20) => Ok(None),
@@ -520,12 +540,14 @@ pub fn choose_config(path: &Path) -> Result<ConfigChoice> {
         (None, None) => Err(match primary {
             // config.json gone and no usable copy: not a repository, unless data says it was one.
             None => match &copy {
-                Some(ConfigCopy::Damaged(e)) => config_lost(path, &format!("its copy {CONFIG_COPY} is damaged ({e})")),
-                Some(_) => config_lost(path, &format!("its copy {CONFIG_COPY} is damaged")),
-                None if holds_repository_data(path) => {
-                    config_lost(path, &format!("its copy {CONFIG_COPY} is missing too"))
+                Some(ConfigCopy::Damaged(e)) => {
+                    config_lost(storage, &format!("its copy {CONFIG_COPY} is damaged ({e})"))
                 }
-                None => Error::RepoNotFound(path.display().to_string()),
+                Some(_) => config_lost(storage, &format!("its copy {CONFIG_COPY} is damaged")),
+                None if holds_repository_data(storage) => {
+                    config_lost(storage, &format!("its copy {CONFIG_COPY} is missing too"))
+                }
+                None => Error::RepoNotFound(storage.location()),
             },
             Some(ConfigCopy::Damaged(e)) => e,
             Some(_) => Error::corrupt("config.json", why(&primary)),
@@ -533,53 +555,53 @@ pub fn choose_config(path: &Path) -> Result<ConfigChoice> {
     }
 }
 
-fn check_init_target(path: &Path) -> Result<()> {
-    if path.join(CONFIG_FILE).exists() || path.join(CONFIG_COPY).exists() {
-        return Err(Error::RepoExists(path.display().to_string()));
+fn check_init_target(storage: &dyn Storage) -> Result<()> {
+    // As Path::exists: an error (a path through a file) counts as absent.
+    let exists = |key: &str| storage.size(key).is_ok_and(|s| s.is_some());
+    if exists(CONFIG_FILE) || exists(CONFIG_COPY) {
+        return Err(Error::RepoExists(storage.location()));
     }
     // A repository whose config.json was lost still has its data: never init over it.
-    if holds_repository_data(path) {
-        return Err(config_lost(path, &format!("its copy {CONFIG_COPY} is missing too")));
+    if holds_repository_data(storage) {
+        return Err(config_lost(storage, &format!("its copy {CONFIG_COPY} is missing too")));
     }
-    match fs::read_dir(path) {
-        Ok(entries) => {
-            // An empty directory, or the skeleton an interrupted init left behind.
-            for entry in entries {
-                let name = entry.at(path)?.file_name().to_string_lossy().into_owned();
-                if !LAYOUT.iter().any(|d| d.split('/').next() == Some(name.as_str())) {
-                    return Err(Error::invalid(format!(
-                        "{} is not empty; init() needs an empty or new directory",
-                        path.display()
-                    )));
-                }
-            }
-            Ok(())
+    // An empty directory, or the skeleton an interrupted init left behind.
+    let not_empty = || {
+        Error::invalid(format!(
+            "{} is not empty; init() needs an empty or new directory",
+            storage.location()
+        ))
+    };
+    match storage.local_root() {
+        Some(root) => {
+            let top: Vec<&str> = LAYOUT.iter().filter_map(|d| d.split('/').next()).collect();
+            local::check_init_dir(root, &top)
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) if e.raw_os_error() == Some(20) => Err(Error::invalid(format!(
-            "{} is a file; init() needs a directory path",
-            path.display()
-        ))),
-        Err(e) => Err(e).at(path),
+        None if !storage.list("")?.is_empty() => Err(not_empty()),
+        None => Ok(()),
     }
 }
 
-/// Whether `path` holds snapshots, packs, index files or keys.
-fn holds_repository_data(path: &Path) -> bool {
+/// Whether the repository holds snapshots, packs, index files or keys. Local:
+/// any entry counts (a tmp file too), as it may be all that is left.
+fn holds_repository_data(storage: &dyn Storage) -> bool {
     ["keys", "snapshots", "packs/data", "index"]
         .iter()
-        .any(|dir| fs::read_dir(path.join(dir)).is_ok_and(|mut entries| entries.next().is_some()))
+        .any(|dir| match storage.local_root() {
+            Some(root) => local::dir_has_entries(root, dir),
+            None => storage.list(dir).is_ok_and(|e| !e.is_empty()),
+        })
 }
 
 /// The one message for repository data whose config.json and copy are both
 /// unusable: open() and init() both give it, and it names the only fix.
-fn config_lost(path: &Path, copy_state: &str) -> Error {
+fn config_lost(storage: &dyn Storage, copy_state: &str) -> Error {
     Error::ConfigLost(format!(
         "{} holds repository data, but its config.json is missing and {copy_state}; the data cannot be read \
          without the parameters they record (chunking, compression, encryption), and init() will not \
          overwrite it. Restore config.json (or {CONFIG_COPY}, the same bytes) from a backup of this \
          repository, then open it again",
-        path.display()
+        storage.location()
     ))
 }
 
@@ -589,15 +611,13 @@ pub fn key_copy_path(id: &str) -> String {
 }
 
 /// Every key file and key copy: `(relative path, parsed or why not)`.
-pub fn read_key_files(path: &Path) -> Result<Vec<(String, Result<KeyFile>)>> {
+pub fn read_key_files(storage: &dyn Storage) -> Result<Vec<(String, Result<KeyFile>)>> {
     let mut out = Vec::new();
-    for (dir, prefix) in [("keys", ""), ("packs/parity", "key-")] {
-        for name in list_files(&path.join(dir))? {
+    for (dir, prefix) in [("keys", ""), (PARITY_DIR, "key-")] {
+        for name in names(storage, dir)? {
             if name.starts_with(prefix) && name.ends_with(".json") && name != CONFIG_FILE {
                 let rel = format!("{dir}/{name}");
-                let parsed = fs::read(path.join(&rel))
-                    .at(&path.join(&rel))
-                    .and_then(|b| KeyFile::parse(&b, &rel));
+                let parsed = read_required(storage, &rel).and_then(|b| KeyFile::parse(&b, &rel));
                 out.push((rel, parsed));
             }
         }
@@ -671,10 +691,10 @@ impl<'a> KeyJudge<'a> {
 /// expensive key file costs nothing when a normal one unlocks. A passphrase is
 /// wrong only when an intact key file rejects it; damaged ones alone give ERR_CORRUPT.
 /// Returns the master key and the id of the key that opened.
-fn unlock(path: &Path, passphrase: &str) -> Result<([u8; 32], String)> {
+fn unlock(storage: &dyn Storage, passphrase: &str) -> Result<([u8; 32], String)> {
     let mut first_error = None;
     let mut rejected = false;
-    let mut files = read_key_files(path)?;
+    let mut files = read_key_files(storage)?;
     files.sort_by_key(|(rel, parsed)| (parsed.as_ref().map_or(u64::MAX, |k| k.kdf.cost()), rel.clone()));
     let mut tried = std::collections::HashSet::new();
     for (rel, parsed) in files {

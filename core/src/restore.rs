@@ -3,8 +3,7 @@
 //! At most `window` chunks are in flight or waiting to be emitted, so memory
 //! stays bounded however slow the consumer is.
 
-use std::collections::{BTreeMap, HashMap};
-use std::fs::File;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
@@ -16,7 +15,7 @@ use crate::crypto::ChunkId;
 use crate::error::{Error, Result};
 use crate::index::ChunkLocation;
 use crate::ingest::{panic_text, worker_count};
-use crate::pack::pack_file_name;
+use crate::pack::{pack_file_name, pack_key};
 use crate::repo::Repository;
 use crate::snapshot::{Manifest, ManifestItem};
 
@@ -49,18 +48,14 @@ fn item_names(manifest: &Manifest) -> String {
         .join(", ")
 }
 
-/// Reads chunks from packs, keeping a few pack files open.
+/// Reads chunks from packs: each one a ranged read of exactly its bytes.
 pub struct ChunkReader<'r> {
     repo: &'r Repository,
-    open: HashMap<u32, File>,
 }
 
 impl<'r> ChunkReader<'r> {
     pub fn new(repo: &'r Repository) -> ChunkReader<'r> {
-        ChunkReader {
-            repo,
-            open: HashMap::new(),
-        }
+        ChunkReader { repo }
     }
 
     pub fn locate(&self, id: &ChunkId) -> Result<ChunkLocation> {
@@ -72,37 +67,19 @@ impl<'r> ChunkReader<'r> {
 
     /// The stored bytes of a chunk, exactly as in its pack.
     pub fn read_blob(&mut self, loc: &ChunkLocation) -> Result<Vec<u8>> {
-        let name = pack_file_name(&self.repo.index().pack(loc.pack).id);
-        let path = self.repo.data_dir().join(&name);
-        if !self.open.contains_key(&loc.pack) {
-            if self.open.len() >= 8 {
-                self.open.clear();
-            }
-            let file = File::open(&path).map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => Error::corrupt(
+        let id = self.repo.index().pack(loc.pack).id;
+        let name = pack_file_name(&id);
+        self.repo
+            .storage()
+            .read_range(&pack_key(&id), loc.offset, loc.length as usize)
+            .map_err(|e| match e {
+                Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => Error::corrupt(
                     format!("packs/data/{name}"),
                     "it is missing; run verify() to see what is affected and repair() to rebuild it from parity",
                 ),
-                _ => Error::Io {
-                    path: path.display().to_string(),
-                    source: e,
-                },
-            })?;
-            self.open.insert(loc.pack, file);
-        }
-        let file = &self.open[&loc.pack];
-        let mut blob = vec![0u8; loc.length as usize];
-        crate::fsutil::read_exact_at(file, &mut blob, loc.offset).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                Error::corrupt(format!("pack {name}"), "it is shorter than the index says")
-            } else {
-                Error::Io {
-                    path: path.display().to_string(),
-                    source: e,
-                }
-            }
-        })?;
-        Ok(blob)
+                Error::Corrupt { .. } => Error::corrupt(format!("pack {name}"), "it is shorter than the index says"),
+                e => e,
+            })
     }
 
     /// Reads, decrypts, decompresses and re-hashes one chunk. A chunk stored
@@ -175,7 +152,7 @@ pub fn restore_item(
     cancel: &AtomicBool,
     lock_timeout: std::time::Duration,
 ) -> Result<()> {
-    let _lock = crate::lock::acquire(repo.root(), false, lock_timeout)?;
+    let _lock = crate::lock::acquire(repo.storage(), false, lock_timeout)?;
     repo.sync_index()?;
     let manifest = repo.load_snapshot(snapshot_id)?;
     restore_checked(repo, &manifest.id, select_item(&manifest, item)?, sink, cancel)

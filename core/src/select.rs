@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::fsutil::list_files;
 use crate::repo::Repository;
 use crate::snapshot::{is_valid_snapshot_id, Manifest};
+use crate::storage::objects::names;
 
 /// The shortest id prefix accepted: 8 hex digits make accidental matches rare.
 pub const MIN_PREFIX: usize = 8;
@@ -78,7 +78,7 @@ pub fn resolve_snapshot(repo: &Repository, spec: &str, filter: &SnapshotFilter) 
         return Ok(m);
     }
     let mut matches = Vec::new();
-    for name in list_files(&repo.snapshots_dir())? {
+    for name in names(&**repo.storage(), crate::repo::SNAPSHOTS_DIR)? {
         if is_valid_snapshot_id(&name) && name.starts_with(id) {
             match repo.load_snapshot(&name) {
                 Ok(m) if filter.matches(&m) => matches.push(m),

@@ -3,17 +3,15 @@
 //! they stay true after prune, repair or a failed ingest.
 
 use std::collections::HashSet;
-use std::fs;
-use std::path::Path;
 use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::check::read_disk_index;
 use crate::crypto::ChunkId;
-use crate::error::{IoContext, Result};
-use crate::parity::parity_dir;
-use crate::repo::Repository;
+use crate::error::Result;
+use crate::repo::{Repository, DATA_DIR, LAYOUT, PARITY_DIR};
+use crate::storage::{local, Storage};
 
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -62,43 +60,32 @@ fn ratio(a: u64, b: u64) -> Option<f64> {
     (b > 0).then(|| a as f64 / b as f64)
 }
 
-/// Regular files directly in `dir` whose name `accept`s; zeros when it is absent.
-fn files_in(dir: &Path, accept: impl Fn(&str) -> bool) -> Result<FileTotals> {
+/// The objects directly in `dir` whose name `accept`s; zeros when it is absent.
+fn files_in(storage: &dyn Storage, dir: &str, accept: impl Fn(&str) -> bool) -> Result<FileTotals> {
     let mut totals = FileTotals::default();
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(totals),
-        Err(e) => return Err(e).at(dir),
-    };
-    for entry in entries {
-        let entry = entry.at(dir)?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        // A file can vanish between listing and stat (an ingest renaming its tmp file).
-        if let Ok(meta) = entry.metadata() {
-            if meta.is_file() && accept(&name) {
-                totals.files += 1;
-                totals.bytes += meta.len();
-            }
-        }
+    for entry in storage.list(dir)?.into_iter().filter(|e| accept(&e.name)) {
+        totals.files += 1;
+        totals.bytes += entry.size;
     }
     Ok(totals)
 }
 
-fn tree_bytes(dir: &Path) -> u64 {
-    let Ok(entries) = fs::read_dir(dir) else { return 0 };
-    entries
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => tree_bytes(&e.path()),
-            Ok(m) if m.is_file() => m.len(),
-            _ => 0,
-        })
-        .sum()
+/// Every byte the repository occupies. Locally that is the whole tree (tmp
+/// files and anything else in it included); elsewhere, the listed objects.
+fn repository_bytes(storage: &dyn Storage) -> Result<u64> {
+    if let Some(root) = storage.local_root() {
+        return Ok(local::tree_bytes(root));
+    }
+    let mut total = 0;
+    for dir in std::iter::once("").chain(LAYOUT) {
+        total += storage.list(dir)?.iter().map(|e| e.size).sum::<u64>();
+    }
+    Ok(total)
 }
 
 /// Computes the statistics under a shared lock, so no prune runs meanwhile.
 pub fn stats(repo: &Repository, lock_timeout: Duration) -> Result<Stats> {
-    let _lock = crate::lock::acquire(repo.root(), false, lock_timeout)?;
+    let _lock = crate::lock::acquire(repo.storage(), false, lock_timeout)?;
     let snapshots = repo.list_snapshots()?;
     let mut referenced: HashSet<ChunkId> = HashSet::new();
     let mut logical_bytes = 0u64;
@@ -123,8 +110,9 @@ pub fn stats(repo: &Repository, lock_timeout: Duration) -> Result<Stats> {
         t.raw_bytes += e.raw_length as u64;
         t.stored_bytes += e.length as u64;
     }
-    let packs = files_in(&repo.data_dir(), |n| n.ends_with(".pack"))?;
-    let parity = files_in(&parity_dir(repo), |n| n.ends_with(".par") || n.ends_with(".group"))?;
+    let storage = &**repo.storage();
+    let packs = files_in(storage, DATA_DIR, |n| n.ends_with(".pack"))?;
+    let parity = files_in(storage, PARITY_DIR, |n| n.ends_with(".par") || n.ends_with(".group"))?;
     Ok(Stats {
         snapshots: snapshots.len() as u64,
         logical_bytes,
@@ -133,7 +121,7 @@ pub fn stats(repo: &Repository, lock_timeout: Duration) -> Result<Stats> {
         missing_chunks: referenced.len() as u64 - unique.count,
         packs,
         parity,
-        repository_bytes: tree_bytes(repo.root()),
+        repository_bytes: repository_bytes(storage)?,
         dedup_ratio: ratio(logical_bytes, unique.raw_bytes),
         compression_ratio: ratio(unique.raw_bytes, unique.stored_bytes),
         parity_overhead: ratio(parity.bytes, packs.bytes),

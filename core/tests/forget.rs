@@ -318,7 +318,7 @@ fn forget_waits_for_no_one_and_fails_locked() {
     let a = &snaps[0].0.id;
     {
         // A restore (shared lock) is running.
-        let _held = lock::acquire(repo.root(), false, Duration::ZERO).unwrap();
+        let _held = lock::acquire(repo.storage(), false, Duration::ZERO).unwrap();
         for prune in [false, true] {
             let err = run(&repo, &[a], false, prune).unwrap_err();
             assert_eq!(err.code(), "ERR_LOCKED", "{err}");

@@ -298,7 +298,9 @@ fn verify_says_which_checks_a_live_lock_made_it_skip() {
     let repo = init(&dir);
     ingest_bytes(&repo, &data(61, 100_000));
     assert!(check(&repo, Level::Quick).skipped.is_empty());
-    let other = containerarchive_core::lock::acquire(&dir, false, Duration::ZERO).unwrap();
+    let other =
+        containerarchive_core::lock::acquire(&containerarchive_core::storage::local(&dir), false, Duration::ZERO)
+            .unwrap();
     let report = check(&repo, Level::Quick);
     let checks: Vec<&str> = report.skipped.iter().map(|s| s.check).collect();
     assert_eq!(checks, ["unindexed-pack", "parity-coverage"]);

@@ -370,7 +370,7 @@ fn a_copy_whose_chunks_are_gone_is_never_resurrected() {
     m.items[0].chunks[0] = "0".repeat(64);
     let stored = f.repo.seal(AAD_SNAPSHOT, serde_json::to_vec(&m).unwrap());
     f.repo
-        .write_snapshot_file(&f.dir.join("packs/parity/snapshots"), &m.id, &stored)
+        .write_snapshot_file("packs/parity/snapshots", &m.id, &stored)
         .unwrap();
     assert!(mentions(&check(&f.repo, Level::Quick), &m.id, "is missing"));
     let report = repair(&f.repo, Duration::ZERO).unwrap();

@@ -13,7 +13,15 @@ use std::path::Path;
 use crate::error::Result;
 
 pub mod local;
+pub mod objects;
 pub mod s3;
+
+pub use local::LocalStorage;
+
+/// A local repository's storage, shared as the engine holds it.
+pub fn local(root: impl Into<std::path::PathBuf>) -> std::sync::Arc<dyn Storage> {
+    std::sync::Arc::new(LocalStorage::new(root))
+}
 
 /// Whether `key` is a relative repository path: not empty, no leading `/`,
 /// no empty, `.` or `..` component. Keys never leave the repository root.

@@ -811,14 +811,15 @@ proptest! {
         apply(&mut idx, &idx_fields, &idx_edits);
         std::fs::write(dir.join("p.pack"), &pack).unwrap();
         std::fs::write(dir.join("p.idx"), &idx).unwrap();
-        let from_file = read_pack_header(&dir.join("p.pack"), [1; 32], k);
+        let storage = containerarchive_core::storage::LocalStorage::new(&dir);
+        let from_file = read_pack_header(&storage, "p.pack", [1; 32], k);
         let in_memory = decode_pack(&pack, [1; 32], k);
         match (&from_file, &in_memory) {
             (Ok(a), Ok(b)) => prop_assert_eq!(a, b),
             (Err(e), Err(_)) => prop_assert_eq!(e.code(), "ERR_CORRUPT"),
             _ => prop_assert!(false, "file {:?} vs memory {:?}", from_file, in_memory),
         }
-        let from_file = read_idx(&dir.join("p.idx"), [1; 32], k);
+        let from_file = read_idx(&storage, "p.idx", [1; 32], k);
         match (&from_file, parse_idx(&idx, [1; 32], k)) {
             (Ok(a), Ok(b)) => prop_assert_eq!(a, &b),
             (Err(e), Err(_)) => prop_assert_eq!(e.code(), "ERR_CORRUPT"),

@@ -7,6 +7,7 @@
 const fs = require('node:fs');
 const os = require('node:os');
 const { Readable } = require('node:stream');
+const { storageSpec } = require('./lib/location.js');
 
 class ArchiveError extends Error {
   constructor(code, message) {
@@ -133,7 +134,7 @@ function checkNewPassphrase(p, call) {
 }
 
 function checkInitOptions(options) {
-  const o = checkOptions(options, 'options', ['passphrase', 'compression', 'compressionLevel', 'chunking', 'packTargetSize', 'parity']);
+  const o = checkOptions(options, 'options', ['passphrase', 'compression', 'compressionLevel', 'chunking', 'packTargetSize', 'parity', ...WHERE_OPTIONS]);
   const out = {};
   const passphrase = checkPassphrase(o, 'init');
   if (passphrase !== undefined) out.passphrase = passphrase;
@@ -161,6 +162,15 @@ function checkInitOptions(options) {
     out.parity = { dataShards: p.dataShards, parityShards: p.parityShards };
   }
   return out;
+}
+
+/** Options of init() and open() that say how to reach the repository (lib/location.js). */
+const WHERE_OPTIONS = ['storage', 'cacheDir', 'cache'];
+
+/** The native storage argument: undefined for a local path, JSON for s3://. */
+function storageArgument(path, o) {
+  const spec = storageSpec(path, o, invalid);
+  return spec === undefined ? undefined : JSON.stringify(spec);
 }
 
 function checkPath(path) {
@@ -461,17 +471,19 @@ class ContainerArchive {
     checkPath(path);
     const native = new NativeArchive();
     const opts = checkInitOptions(options);
-    await native.init(path, JSON.stringify(opts)).catch((e) => { throw toArchiveError(e); });
+    const where = storageArgument(path, options ?? {});
+    await native.init(path, JSON.stringify(opts), where).catch((e) => { throw toArchiveError(e); });
     return new ContainerArchive(native, path, 0, CONSTRUCT);
   }
 
   static async open(path, options) {
     checkPath(path);
-    const o = checkOptions(options, 'options', ['passphrase', 'lockTimeoutMs']);
+    const o = checkOptions(options, 'options', ['passphrase', 'lockTimeoutMs', ...WHERE_OPTIONS]);
     const passphrase = checkPassphrase(o, 'open');
     const lockTimeoutMs = checkLockTimeout(o.lockTimeoutMs, 0);
+    const where = storageArgument(path, o);
     const native = new NativeArchive();
-    await native.open(path, JSON.stringify({ passphrase })).catch((e) => { throw toArchiveError(e); });
+    await native.open(path, JSON.stringify({ passphrase }), where).catch((e) => { throw toArchiveError(e); });
     return new ContainerArchive(native, path, lockTimeoutMs, CONSTRUCT);
   }
 

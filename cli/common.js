@@ -101,10 +101,29 @@ async function askPassphrase(io, prompt) {
 /** Wrong or missing passphrase: restic's exit code 12. */
 const passphraseError = (message) => new CliError(12, message);
 
+/**
+ * How to reach an s3:// repository: the AWS_* variables of the CLI's own
+ * environment (`io.env`) and the global --cache-dir / --no-cache options.
+ * Empty for a local path.
+ */
+function whereOptions(repoPath, io) {
+  const { isS3Url, ENV } = require('../lib/location.js');
+  if (!isS3Url(repoPath)) return {};
+  const storage = {};
+  for (const [field, names] of Object.entries(ENV)) {
+    const value = names.map((n) => io.env[n]).find((v) => typeof v === 'string' && v !== '');
+    if (value !== undefined) storage[field] = value;
+  }
+  const where = { storage };
+  if (io.noCache) where.cache = false;
+  else if (io.cacheDir !== undefined) where.cacheDir = io.cacheDir;
+  return where;
+}
+
 async function openRepo(repoPath, io) {
   const { ContainerArchive } = lib();
   // `io.lockWaitMs` is the global --lock-wait option: how long each operation waits for a lock.
-  const lock = io.lockWaitMs === undefined ? {} : { lockTimeoutMs: io.lockWaitMs };
+  const lock = { ...whereOptions(repoPath, io), ...(io.lockWaitMs === undefined ? {} : { lockTimeoutMs: io.lockWaitMs }) };
   try {
     return await ContainerArchive.open(repoPath, lock);
   } catch (err) {
@@ -220,6 +239,6 @@ function issueLine(issue, repo = '<repo>') {
 
 module.exports = {
   BIN, PACKAGE, ENV_VAR, LOCK_WAIT_VAR, CliError, passphraseError, parseDuration, PromptAborted, usageError, lib, oneLine, q, short, JSON_OPTION,
-  parseKeyValues, parseCount, parseItem, askPassphrase, canPrompt, openRepo, withRepo, subscribe,
+  parseKeyValues, parseCount, parseItem, askPassphrase, canPrompt, whereOptions, openRepo, withRepo, subscribe,
   selection, describeSelection, resolveSnapshot, formatDate, formatTags, plural, writeJson, table, parseDateFlag, issueLine,
 };

@@ -35,7 +35,11 @@ function mainHelp() {
     '  a no-echo prompt on a terminal. Set at most one of the variables.',
     '',
     'Every command also takes: -q/--quiet (nothing printed on success), -v/--verbose (per-item detail),',
-    '  --no-progress, --lock-wait DURATION, --passphrase-file FILE, -h/--help.',
+    '  --no-progress, --lock-wait DURATION, --passphrase-file FILE, --cache-dir DIR, --no-cache, -h/--help.',
+    '',
+    'Off-site repositories: give s3://bucket/prefix wherever a repository path goes. Connection settings come',
+    '  from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION and AWS_ENDPOINT_URL',
+    '  (e.g. http://127.0.0.1:3900 for MinIO or Garage).',
     '',
     `Waiting for a lock: --lock-wait 10m (any command), or set ${LOCK_WAIT_VAR}; by default a locked repository fails at once.`,
     '',
@@ -52,6 +56,8 @@ const GLOBAL_HELP = {
   '-v, --verbose': 'per-item detail',
   '--no-progress': 'no progress bar, even on a terminal',
   '--lock-wait D': `wait up to D (30s, 10m, 1h) for another process's lock; default: fail at once (${LOCK_WAIT_VAR})`,
+  '--cache-dir DIR': 's3:// repositories: keep the local metadata cache in DIR (default: the OS cache directory)',
+  '--no-cache': 's3:// repositories: no local metadata cache (every index and manifest is fetched)',
   '--passphrase-file FILE': `the passphrase of an encrypted repository (or ${ENV_VAR}, ${FILE_VAR}, ${COMMAND_VAR})`,
   '-h, --help': 'this help',
 };
@@ -81,6 +87,8 @@ const GLOBAL_OPTIONS = {
   quiet: { type: 'boolean', short: 'q' },
   verbose: { type: 'boolean', short: 'v' },
   'no-progress': { type: 'boolean' },
+  'cache-dir': { type: 'string' },
+  'no-cache': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 };
 
@@ -155,7 +163,11 @@ async function dispatch(argv, io, ctx) {
   const noProgress = quiet || Boolean(parsed.values['no-progress']);
   // --quiet: nothing on stdout on success, unless it is the data (restore) or JSON asked for; errors still reach stderr.
   const stdout = quiet && !parsed.values.json && command !== 'restore' ? SILENT : io.stdout;
-  const commandIo = { ...io, stdout, passphraseFile, lockWaitMs, quiet, verbose, noProgress };
+  const cacheDir = parsed.values['cache-dir'];
+  if (cacheDir === '') throw usageError('--cache-dir needs a directory');
+  const noCache = Boolean(parsed.values['no-cache']);
+  if (noCache && cacheDir !== undefined) throw usageError(`${command}: --cache-dir and --no-cache contradict each other; give one`);
+  const commandIo = { ...io, stdout, passphraseFile, lockWaitMs, quiet, verbose, noProgress, cacheDir, noCache };
   return spec.run({ values: parsed.values, positionals, io: commandIo, ctx });
 }
 

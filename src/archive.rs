@@ -3,7 +3,6 @@
 //! runtime (blocking pool), never on the JS thread.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -26,6 +25,7 @@ use containerarchive_core::{Error, InitOptions, ProgressUpdate, Repository};
 use crate::error::{closed, invalid, run_blocking};
 use crate::events::{emit, progress_payload, EventSink};
 use crate::ingest_bridge::{self, FeedReader, PullFn};
+use crate::location::open_storage;
 use crate::restore_bridge::{self, PushFn};
 
 #[napi]
@@ -112,18 +112,20 @@ impl NativeArchive {
     }
 
     #[napi]
-    pub async fn init(&self, path: String, options_json: String) -> Result<String> {
+    pub async fn init(&self, path: String, options_json: String, storage_json: Option<String>) -> Result<String> {
         let options: InitOptions = parse(&options_json, "init options")?;
-        let repo = run_blocking(move || Repository::init(&PathBuf::from(path), &options)).await?;
+        let storage = open_storage(&path, storage_json.as_deref())?;
+        let repo = run_blocking(move || Repository::init_in(storage, &options)).await?;
         let config = serde_json::to_string(&repo.config).expect("config serialises");
         *lock(&self.repo) = Some(Arc::new(repo));
         Ok(config)
     }
 
     #[napi]
-    pub async fn open(&self, path: String, options_json: String) -> Result<String> {
+    pub async fn open(&self, path: String, options_json: String, storage_json: Option<String>) -> Result<String> {
         let spec: OpenSpec = parse(&options_json, "open options")?;
-        let repo = run_blocking(move || Repository::open(&PathBuf::from(path), spec.passphrase.as_deref())).await?;
+        let storage = open_storage(&path, storage_json.as_deref())?;
+        let repo = run_blocking(move || Repository::open_in(storage, spec.passphrase.as_deref())).await?;
         let config = serde_json::to_string(&repo.config).expect("config serialises");
         *lock(&self.repo) = Some(Arc::new(repo));
         Ok(config)

@@ -5,4 +5,5 @@ mod archive;
 mod error;
 mod events;
 mod ingest_bridge;
+mod location;
 mod restore_bridge;

@@ -2,7 +2,7 @@
 // `init`: creates a repository, encrypted with --encrypt.
 
 const { ENV_VAR, FILE_VAR, COMMAND_VAR, SOURCES_HINT, passphraseFromSources } = require('../passphrase');
-const { BIN, usageError, passphraseError, lib, q, askPassphrase, canPrompt } = require('../common');
+const { BIN, usageError, passphraseError, lib, q, askPassphrase, canPrompt, whereOptions } = require('../common');
 
 async function cmdInit({ values, positionals: [repoPath], io }) {
   const compression = values.compression;
@@ -31,7 +31,7 @@ async function cmdInit({ values, positionals: [repoPath], io }) {
     }
   }
   const { ContainerArchive } = lib();
-  const options = {};
+  const options = whereOptions(repoPath, io);
   if (passphrase !== undefined) options.passphrase = passphrase;
   if (compression !== undefined) options.compression = compression;
   const repo = await ContainerArchive.init(repoPath, options);
@@ -51,6 +51,7 @@ module.exports = {
   },
   examples: [
     'containerarchive init /backups/my-service --encrypt --compression zstd',
+    'AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=... containerarchive init s3://my-bucket/my-service --encrypt',
   ],
   run: cmdInit,
 };

@@ -41,7 +41,41 @@ export interface ParityOptions {
   parityShards: number;
 }
 
-export interface InitOptions {
+/**
+ * How to reach an `s3://bucket/prefix` repository (issue 10). Every field not
+ * given comes from the standard AWS environment variable named beside it.
+ * Credentials never appear in an error message, an event or a lock record.
+ */
+export interface StorageOptions {
+  /** e.g. 'http://127.0.0.1:3900' (MinIO, Garage, Ceph, R2, B2); AWS_ENDPOINT_URL. Default: Amazon S3. */
+  endpoint?: string;
+  /** AWS_REGION (then AWS_DEFAULT_REGION); default 'us-east-1'. */
+  region?: string;
+  /** AWS_ACCESS_KEY_ID. */
+  accessKeyId?: string;
+  /** AWS_SECRET_ACCESS_KEY. */
+  secretAccessKey?: string;
+  /** AWS_SESSION_TOKEN (temporary credentials). */
+  sessionToken?: string;
+  /** Path-style addressing (endpoint/bucket/key). Default: true when an endpoint is given, false on AWS. */
+  forcePathStyle?: boolean;
+  /** Requests in flight at once, 1..256. Default 8. */
+  concurrency?: number;
+}
+
+/** Where the repository is: options for `s3://` locations only (a local path refuses them). */
+export interface LocationOptions {
+  storage?: StorageOptions;
+  /**
+   * Where index files, .idx sidecars and snapshot and parity manifests are
+   * cached. Default: the OS cache directory (~/.cache/containerarchive on Linux).
+   */
+  cacheDir?: string;
+  /** false: no local metadata cache. Default true. */
+  cache?: boolean;
+}
+
+export interface InitOptions extends LocationOptions {
   /**
    * Encrypts the repository (AES-256-GCM, key wrapped with Argon2id). Leave the
    * key out for an unencrypted repository. Present with the value undefined,
@@ -61,7 +95,7 @@ export interface InitOptions {
   parity?: ParityOptions;
 }
 
-export interface OpenOptions {
+export interface OpenOptions extends LocationOptions {
   /** Required for encrypted repositories; undefined, null or '' as a value reject (see InitOptions.passphrase). */
   passphrase?: string;
   /**
@@ -445,7 +479,9 @@ export interface Subscription {
 export declare class ContainerArchive {
   private constructor();
   readonly path: string;
+  /** `path`: a local directory, or `s3://bucket/prefix` for a repository in an S3-compatible bucket. */
   static init(path: string, options?: InitOptions): Promise<ContainerArchive>;
+  /** `path`: a local directory, or `s3://bucket/prefix` (see StorageOptions). */
   static open(path: string, options?: OpenOptions): Promise<ContainerArchive>;
   ingest(stream: IngestSource, options?: IngestOptions): Promise<Snapshot>;
   ingestMulti(items: IngestMultiItem[], options?: IngestMultiOptions): Promise<Snapshot>;

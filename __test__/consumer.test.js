@@ -218,9 +218,9 @@ describe(`consumer: packed tarballs installed offline (${PLATFORM})`, () => {
     }
 
     const mainFiles = main.files.map((f) => f.path).sort();
-    const allowed = /^(package\.json|README\.md|LICENSE(\.md)?|index\.m?js|index\.d\.ts|binding\.js|binding\.d\.ts|bin\/[\w.-]+\.js|cli\/(commands\/)?[\w.-]+\.js|docs\/[\w.-]+\.md)$/;
+    const allowed = /^(package\.json|README\.md|LICENSE(\.md)?|index\.m?js|index\.d\.ts|binding\.js|binding\.d\.ts|bin\/[\w.-]+\.js|cli\/(commands\/)?[\w.-]+\.js|lib\/[\w.-]+\.js|docs\/[\w.-]+\.md)$/;
     for (const f of mainFiles) assert.match(f, allowed, `the main tarball must not contain ${f}`);
-    for (const needed of ['package.json', 'README.md', 'index.js', 'index.mjs', 'index.d.ts', 'binding.js', 'binding.d.ts', 'bin/containerarchive.js', 'docs/FORMAT.md']) {
+    for (const needed of ['package.json', 'README.md', 'index.js', 'index.mjs', 'index.d.ts', 'binding.js', 'binding.d.ts', 'bin/containerarchive.js', 'lib/location.js', 'docs/FORMAT.md']) {
       assert.ok(mainFiles.includes(needed), `the main tarball lacks ${needed}`);
     }
     assert.ok(!mainFiles.some((f) => /\.rs$|Cargo\.|\.node$|(^|\/)(src|core|__test__|npm|scripts|bench|examples|target)\//.test(f)), 'Rust sources, tests or binaries leaked into the main tarball');

@@ -61,6 +61,17 @@ export interface StorageOptions {
   forcePathStyle?: boolean;
   /** Requests in flight at once, 1..256. Default 8. */
   concurrency?: number;
+  /**
+   * Bound on one attempt of one request, in milliseconds (100 .. 1 hour).
+   * A stalled connection fails after it and is retried. Default: 30 s for
+   * metadata requests, 60 s for transfers.
+   */
+  timeoutMs?: number;
+  /**
+   * Retries of a request that failed transiently (5xx, 429, timeout,
+   * connection reset), with exponential backoff and jitter. Default 6.
+   */
+  retries?: number;
 }
 
 /** Where the repository is: options for `s3://` locations only (a local path refuses them). */

@@ -123,21 +123,34 @@ root_domain = ".s3.garage.localhost"
 api_bind_addr = "127.0.0.1:${adminPort}"
 `,
   );
-  const log = fs.openSync(path.join(dir, 'server.log'), 'w');
-  const child = spawn(bin, ['-c', config, 'server'], {
-    stdio: ['ignore', log, log],
-    env: { ...process.env, RUST_LOG: 'garage=warn' },
-  });
-  fs.closeSync(log);
-  child.unref();
-  const exited = new Promise((resolve) => child.once('exit', resolve));
+  // Each launch appends to the log, so a restarted node keeps its history.
+  const launch = () => {
+    const log = fs.openSync(path.join(dir, 'server.log'), 'a');
+    const child = spawn(bin, ['-c', config, 'server'], {
+      stdio: ['ignore', log, log],
+      env: { ...process.env, RUST_LOG: 'garage=warn' },
+    });
+    fs.closeSync(log);
+    child.unref();
+    return { child, exited: new Promise((resolve) => child.once('exit', resolve)) };
+  };
+  let { child, exited } = launch();
   const node = {
     dir,
     config,
     endpoint: `http://127.0.0.1:${s3Port}`,
-    child,
-    exited,
+    get child() {
+      return child;
+    },
+    get exited() {
+      return exited;
+    },
     running: () => child.exitCode === null && child.signalCode === null,
+    /** Starts the (killed) node again on its ports, with its data. */
+    restart() {
+      if (node.running()) return;
+      ({ child, exited } = launch());
+    },
     log: () => {
       try {
         return fs.readFileSync(path.join(dir, 'server.log'), 'utf8').slice(-2000);

@@ -5,7 +5,7 @@
 // (not in Rust) so that what the engine uses is exactly what this function
 // returns. Credentials never appear in a message this module makes.
 
-const STORAGE_OPTIONS = ['endpoint', 'region', 'accessKeyId', 'secretAccessKey', 'sessionToken', 'forcePathStyle', 'concurrency'];
+const STORAGE_OPTIONS = ['endpoint', 'region', 'accessKeyId', 'secretAccessKey', 'sessionToken', 'forcePathStyle', 'concurrency', 'timeoutMs', 'retries'];
 
 /** The environment variable each field falls back to (the AWS SDKs' names). */
 const ENV = {
@@ -53,6 +53,18 @@ function storageSpec(location, options, invalid, env = process.env) {
       throw invalid('options.storage.concurrency must be an integer from 1 to 256');
     }
     spec.concurrency = given.concurrency;
+  }
+  if (given.timeoutMs !== undefined) {
+    if (!Number.isInteger(given.timeoutMs) || given.timeoutMs < 100 || given.timeoutMs > 3600000) {
+      throw invalid('options.storage.timeoutMs must be an integer from 100 to 3600000 (milliseconds per request attempt)');
+    }
+    spec.timeoutMs = given.timeoutMs;
+  }
+  if (given.retries !== undefined) {
+    if (!Number.isInteger(given.retries) || given.retries < 0 || given.retries > 100) {
+      throw invalid('options.storage.retries must be an integer from 0 to 100');
+    }
+    spec.retries = given.retries;
   }
   if (spec.accessKeyId === undefined || spec.secretAccessKey === undefined) {
     throw invalid('no credentials for the S3 repository: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or pass options.storage.accessKeyId and options.storage.secretAccessKey');

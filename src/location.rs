@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use containerarchive_core::storage::s3::{S3Config, S3Storage};
 use containerarchive_core::storage::{self, Storage};
@@ -20,6 +21,8 @@ pub struct StorageSpec {
     session_token: Option<String>,
     force_path_style: Option<bool>,
     concurrency: Option<usize>,
+    timeout_ms: Option<u64>,
+    retries: Option<usize>,
     #[serde(default = "yes")]
     cache: bool,
     cache_dir: Option<PathBuf>,
@@ -47,6 +50,14 @@ pub fn open_storage(location: &str, spec_json: Option<&str>) -> napi::Result<Arc
     config.secret_access_key = spec.secret_access_key;
     config.session_token = spec.session_token;
     config.force_path_style = spec.force_path_style;
+    if let Some(ms) = spec.timeout_ms {
+        // One bound for every attempt, whatever kind of request.
+        config.retry.timeout = Duration::from_millis(ms);
+        config.retry.io_timeout = Duration::from_millis(ms);
+    }
+    if let Some(retries) = spec.retries {
+        config.retry.max_retries = retries;
+    }
     let _ = (spec.concurrency, spec.cache, spec.cache_dir); // wired with the cache and request pool
     let handle = tokio::runtime::Handle::current();
     let s3 = S3Storage::new(config, handle).map_err(crate::error::to_js)?;

@@ -139,6 +139,8 @@ api_bind_addr = "127.0.0.1:${adminPort}"
     dir,
     config,
     endpoint: `http://127.0.0.1:${s3Port}`,
+    /** The admin API (Prometheus metrics at /metrics: no token is set). */
+    adminEndpoint: `http://127.0.0.1:${adminPort}`,
     get child() {
       return child;
     },

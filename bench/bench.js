@@ -10,6 +10,7 @@
 //   BENCH_DIR          cache/work directory (default <os.tmpdir()>/containerarchive-bench)
 //   BENCH_CONFIGS      comma list subset of gzip,zstd,encrypted (default all)
 //   BENCH_SKIP_RESTIC=1  do not run (or install) restic
+//   BENCH_SKIP_S3=1    no S3 section (it starts a local Garage server: scripts/ensure-garage.sh)
 //
 // Every containerarchive step runs in a fresh child process (bench/worker.js)
 // so the peak RSS reported is that of the step alone. The worker times only
@@ -704,7 +705,7 @@ function warmPageCache(file) {
 
 // ---------------------------------------------------------------- main
 
-function main() {
+async function main() {
   log(`containerarchive bench: ${SIZE_MB} MiB${QUICK ? ' (BENCH_QUICK)' : ''}, work dir ${CACHE}`);
   ensureData();
   if (fileSize(DATA_FILE) !== SIZE || fileSize(MOD_FILE) !== MOD_SIZE) throw new Error('data files have unexpected sizes');
@@ -751,6 +752,17 @@ function main() {
 
   if (probe.ok) results.memory = benchMemory(results.failures);
 
+  // The same data into a bucket of a local Garage server, against restic on it (bench/s3.js).
+  if (process.env.BENCH_SKIP_S3 === '1') log('S3: skipped (BENCH_SKIP_S3=1)');
+  else if (probe.ok) {
+    try {
+      results.s3 = await require('./s3').benchS3(DATA_FILE, results.restic.available ? results.restic.binary : null);
+      for (const [key, step] of Object.entries(results.s3.ours)) if (!step.ok) results.failures.push(`[s3] ${key} FAILED: ${JSON.stringify(step.error)}`);
+    } catch (err) {
+      results.failures.push(`[s3] ${err.message}`);
+    }
+  }
+
   report(results);
   fs.writeFileSync(RESULTS_FILE, JSON.stringify(results, null, 2) + '\n');
   log('');
@@ -763,12 +775,10 @@ function main() {
 }
 
 if (require.main === module) {
-  try {
-    main();
-  } catch (err) {
+  main().catch((err) => {
     console.error(err && err.stack ? err.stack : err);
     process.exit(1);
-  }
+  });
 } else {
   module.exports = { writeModified, dirUsage };
 }

@@ -1,0 +1,157 @@
+'use strict';
+// The S3 section of `npm run bench` (issue 10): our ingest, re-ingest,
+// restore and full verify against a repository in a local Garage bucket, side
+// by side with restic on the same server (`restic -r s3:...`: backup --stdin,
+// backup again, dump, check --read-data), in one run. Each of our steps runs
+// in a fresh process (bench/worker.js) and is timed without process start-up
+// and open; restic is timed as a whole process, its start-up measured apart.
+// The S3 requests of every step are counted from Garage's own metrics.
+//
+//   node bench/s3.js <data file>      (bench/bench.js runs it last; BENCH_SKIP_S3=1 skips it)
+
+const fs = require('node:fs');
+const http = require('node:http');
+const path = require('node:path');
+const { spawnSync } = require('node:child_process');
+
+const { startGarage } = require('../__test__/garage');
+
+const WORKER = path.join(__dirname, 'worker.js');
+const log = (msg) => process.stderr.write(`${msg}\n`);
+const mb = (bytes) => bytes / 1e6;
+const fmt = (n, d = 1) => (n == null || Number.isNaN(n) ? '-' : n.toFixed(d));
+
+/** Total S3 API requests Garage has served (all nodes: one here). */
+function requestCount(g) {
+  return new Promise((resolve, reject) => {
+    http.get(`${g.nodes[0].adminEndpoint}/metrics`, { agent: false }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (text += d));
+      res.on('end', () => {
+        let total = 0;
+        for (const line of text.split('\n')) {
+          const m = /^api_s3_request_counter\{[^}]*\}\s+([0-9.e+]+)/.exec(line);
+          if (m) total += Number(m[1]);
+        }
+        resolve(total);
+      });
+    }).on('error', reject);
+  });
+}
+
+function runWorker(args) {
+  const r = spawnSync(process.execPath, [WORKER, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', maxBuffer: 64 << 20 });
+  const line = (r.stdout || '').trim().split('\n').pop();
+  try {
+    return JSON.parse(line);
+  } catch {
+    return { ok: false, error: { message: `worker exited ${r.status} without a result` } };
+  }
+}
+
+async function counted(g, fn) {
+  const before = await requestCount(g);
+  const res = fn();
+  res.requests = (await requestCount(g)) - before;
+  return res;
+}
+
+async function benchS3(dataFile, resticBin) {
+  const bytes = fs.statSync(dataFile).size;
+  const g = await startGarage();
+  const out = { dataBytes: bytes, ours: {}, restic: null };
+  try {
+    const storage = { endpoint: g.endpoint, region: g.region, accessKeyId: g.accessKeyId, secretAccessKey: g.secretAccessKey };
+    const repo = `s3://${g.bucket}/ours`;
+    const cacheDir = fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'ca-bench-cache-'));
+    const openOptions = { passphrase: 'bench', storage, cacheDir };
+    const init = runWorker({ op: 'init', repo, initOptions: { passphrase: 'bench', compression: 'zstd', storage, cacheDir } });
+    if (!init.ok) throw new Error(`init failed: ${JSON.stringify(init.error)}`);
+    const step = async (key, args, stepBytes) => {
+      const res = await counted(g, () => runWorker({ repo, openOptions, ...args }));
+      out.ours[key] = { ok: !!res.ok, seconds: res.seconds, mbps: res.ok ? mb(stepBytes) / res.seconds : null, peakRssMiB: res.maxRssKiB / 1024, requests: res.requests, error: res.error };
+      log(`[ours s3] ${key}: ${res.ok ? `${fmt(res.seconds, 2)} s, ${fmt(out.ours[key].mbps)} MB/s, ${res.requests} requests, peak RSS ${fmt(res.maxRssKiB / 1024, 0)} MiB` : `FAILED ${JSON.stringify(res.error)}`}`);
+      return res;
+    };
+    const first = await step('ingest1', { op: 'ingest', file: dataFile, itemName: 'data.tar' }, bytes);
+    await step('ingest2', { op: 'ingest', file: dataFile, itemName: 'data.tar' }, bytes);
+    await step('restore', { op: 'restore', snapshotId: first.snapshotId, expectedBytes: bytes }, bytes);
+    await step('check', { op: 'verify', level: 'full' }, bytes);
+    fs.rmSync(cacheDir, { recursive: true, force: true });
+    if (resticBin) out.restic = await benchRestic(g, resticBin, dataFile, bytes);
+  } finally {
+    await g.stop();
+  }
+  report(out);
+  return out;
+}
+
+async function benchRestic(g, bin, dataFile, bytes) {
+  const cacheDir = fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'restic-bench-cache-'));
+  const env = {
+    ...process.env,
+    RESTIC_PASSWORD: 'bench',
+    RESTIC_REPOSITORY: `s3:${g.endpoint}/${g.bucket}/restic`,
+    AWS_ACCESS_KEY_ID: g.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: g.secretAccessKey,
+    AWS_DEFAULT_REGION: g.region,
+  };
+  const run = (args, { stdinFile, stdoutFile } = {}) => {
+    const fin = stdinFile ? fs.openSync(stdinFile, 'r') : 'ignore';
+    const fout = stdoutFile ? fs.openSync(stdoutFile, 'w') : 'pipe';
+    const t0 = process.hrtime.bigint();
+    const r = spawnSync(bin, ['--cache-dir', cacheDir, ...args], { env, stdio: [fin, fout, 'pipe'], encoding: 'utf8', maxBuffer: 256 << 20 });
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    if (typeof fin === 'number') fs.closeSync(fin);
+    if (typeof fout === 'number') fs.closeSync(fout);
+    return { ok: r.status === 0, seconds, stdout: r.stdout || '', error: r.status === 0 ? undefined : (r.stderr || '').trim().split('\n').slice(-3).join(' | ') };
+  };
+  const out = { version: run(['version']).stdout.trim() };
+  const init = run(['init']);
+  if (!init.ok) {
+    log(`[restic s3] init failed: ${init.error}`);
+    return { ...out, error: init.error };
+  }
+  const startups = [0, 1, 2].map(() => run(['cat', 'config']).seconds);
+  out.startupSeconds = Math.min(...startups);
+  const step = async (key, args, opts) => {
+    const res = await counted(g, () => run(args, opts));
+    out[key] = { ok: res.ok, seconds: res.seconds, mbps: res.ok ? mb(bytes) / res.seconds : null, requests: res.requests, error: res.error };
+    log(`[restic s3] ${key}: ${res.ok ? `${fmt(res.seconds, 2)} s, ${fmt(out[key].mbps)} MB/s, ${res.requests} requests` : `FAILED ${res.error}`}`);
+    return res;
+  };
+  await step('ingest1', ['backup', '--stdin', '--stdin-filename', 'data.tar', '--json'], { stdinFile: dataFile });
+  await step('ingest2', ['backup', '--stdin', '--stdin-filename', 'data.tar', '--json'], { stdinFile: dataFile });
+  await step('restore', ['dump', 'latest', 'data.tar'], { stdoutFile: '/dev/null' });
+  await step('check', ['check', '--read-data']);
+  fs.rmSync(cacheDir, { recursive: true, force: true });
+  return out;
+}
+
+function report(out) {
+  const rows = [['ingest1', 'ingest (new)'], ['ingest2', 'ingest again'], ['restore', 'restore / dump'], ['check', 'verify full / check --read-data']];
+  log('');
+  log(`S3 (local Garage, one node), ${fmt(mb(out.dataBytes), 0)} MB, zstd+encrypted vs restic:`);
+  log(`${'step'.padEnd(34)} ${'ours MB/s'.padStart(10)} ${'requests'.padStart(9)} ${'restic MB/s'.padStart(12)} ${'requests'.padStart(9)} ${'ratio'.padStart(6)}`);
+  for (const [key, label] of rows) {
+    const o = out.ours[key] || {};
+    const r = (out.restic && out.restic[key]) || {};
+    const ratio = o.seconds && r.seconds ? r.seconds / o.seconds : null;
+    log(`${label.padEnd(34)} ${fmt(o.mbps).padStart(10)} ${String(o.requests ?? '-').padStart(9)} ${fmt(r.mbps).padStart(12)} ${String(r.requests ?? '-').padStart(9)} ${(ratio ? `${fmt(ratio, 2)}x` : '-').padStart(6)}`);
+  }
+}
+
+module.exports = { benchS3 };
+
+if (require.main === module) {
+  const file = process.argv[2];
+  if (!file) {
+    log('usage: node bench/s3.js <data file> [restic binary]');
+    process.exit(2);
+  }
+  benchS3(file, process.argv[3]).catch((err) => {
+    log(err && err.stack ? err.stack : String(err));
+    process.exit(1);
+  });
+}

@@ -49,6 +49,12 @@ export declare class NativeArchive {
   /** Replaces the key in use by one for `passphrase`; resolves its summary as JSON. */
   changePassphrase(passphrase: string, optionsJson: string): Promise<string>
   /**
+   * Copies the snapshots matching the filter into `target` (another open
+   * archive); resolves the report as JSON. Progress goes to this archive's
+   * listeners as `copy:progress`.
+   */
+  copySnapshots(target: NativeArchive, optionsJson: string): Promise<string>
+  /**
    * Sends a marker behind every event queued so far; the facade waits for it
    * so that an operation's events all arrive before its promise resolves.
    */

@@ -240,7 +240,7 @@ export interface RestoreOptions extends LockOptions, SnapshotSelector {
 }
 
 export interface ProgressEvent {
-  operation: 'ingest' | 'verify' | 'prune' | 'restore';
+  operation: 'ingest' | 'verify' | 'prune' | 'restore' | 'copy';
   /** 0..100 when the total is known, otherwise null. */
   percentage: number | null;
   bytesProcessed: number;
@@ -481,6 +481,24 @@ export interface ArchiveEvents {
   'prune:progress': ProgressEvent;
   /** While a restore stream is read: bytes handed to the stream, of the item's size from its manifest (never a null percentage); a last one at 100 just before the stream ends. */
   'restore:progress': ProgressEvent;
+  /** On the source archive while copySnapshots() runs: item bytes read, of the copied snapshots' total. */
+  'copy:progress': ProgressEvent;
+}
+
+export interface CopyFilter extends SnapshotFilter, LockOptions {}
+
+export interface CopyResult {
+  /** Ids of the snapshots copied (the copies keep them), oldest first. */
+  copied: string[];
+  /** Ids of matching snapshots the target already had. */
+  skipped: string[];
+  /** Chunks the target stored anew, and chunks it already held. */
+  newChunks: number;
+  reusedChunks: number;
+  /** Bytes of the new blobs in the target's packs (compressed, encrypted). */
+  storedSize: number;
+  /** Item bytes read from this repository (the copied snapshots' sizes). */
+  bytesCopied: number;
 }
 
 export interface Subscription {
@@ -547,6 +565,20 @@ export declare class ContainerArchive {
    * emits 'prune:progress').
    */
   forget(ids: string | string[], options?: ForgetOptions): Promise<ForgetResult>;
+  /**
+   * Copies the snapshots matching `filter` into `target`, another open
+   * archive, e.g. a local repository to an off-site bucket. Each copy keeps
+   * its id, createdAt, tags, host, user, item names, types, sizes and
+   * SHA-256; snapshots whose id the target already has are skipped, so a
+   * repeated copy reads and writes nothing. The repositories may differ in
+   * keys, compression, chunk sizes and parity: chunks are re-encoded for the
+   * target, keeping this repository's chunk boundaries, and data the target
+   * already holds is not stored again. Holds a shared lock on both (like
+   * restore and ingest). Each snapshot is committed after its data, index
+   * and parity: a failure leaves no manifest for the snapshot being copied
+   * (earlier ones stay; a rerun skips them). Emits 'copy:progress' here.
+   */
+  copySnapshots(target: ContainerArchive, filter?: CopyFilter): Promise<CopyResult>;
   on<E extends keyof ArchiveEvents>(event: E, handler: (event: ArchiveEvents[E]) => void): Subscription;
   close(): Promise<void>;
 }

@@ -436,7 +436,7 @@ function parseDate(value, name) {
   return ms;
 }
 
-const EVENTS = ['ingest:progress', 'ingest:complete', 'verify:progress', 'verify:error', 'prune:progress', 'restore:progress'];
+const EVENTS = ['ingest:progress', 'ingest:complete', 'verify:progress', 'verify:error', 'prune:progress', 'restore:progress', 'copy:progress'];
 /** As the engine's own progress events: at most about ten a second. */
 const PROGRESS_INTERVAL_MS = 100;
 const LEVELS = ['quick', 'standard', 'full'];
@@ -800,6 +800,34 @@ class ContainerArchive {
       const lockTimeoutMs = checkLockTimeout(o.lockTimeoutMs, this.#lockTimeoutMs);
       const spec = { dryRun: o.dryRun === true, prune: o.prune === true, lockTimeoutMs };
       const json = await this.#native.forget(JSON.stringify(list), JSON.stringify(spec));
+      await this.#eventsDelivered();
+      return JSON.parse(json);
+    });
+  }
+
+  /**
+   * Copies the snapshots matching `filter` into `target`, another open
+   * archive (skipping those it already has, by id); resolves what was done.
+   */
+  copySnapshots(target, filter) {
+    return this.#track(async () => {
+      if (!(target instanceof ContainerArchive)) {
+        throw invalid('target must be a ContainerArchive from ContainerArchive.init() or ContainerArchive.open()');
+      }
+      if (target.#closed) throw new ArchiveError('ERR_CLOSED', 'the target repository is closed; open it again with ContainerArchive.open()');
+      const f = checkOptions(filter, 'filter', ['tags', 'host', 'after', 'before', 'lockTimeoutMs']);
+      const spec = {
+        ...checkFilter(f),
+        after: parseDate(f.after, 'after'),
+        before: parseDate(f.before, 'before'),
+        lockTimeoutMs: checkLockTimeout(f.lockTimeoutMs, this.#lockTimeoutMs),
+      };
+      const run = this.#native.copySnapshots(target.#native, JSON.stringify(spec));
+      // target.close() waits for the copy too.
+      const marker = run.catch(() => {});
+      target.#inflight.add(marker);
+      marker.then(() => target.#inflight.delete(marker));
+      const json = await run;
       await this.#eventsDelivered();
       return JSON.parse(json);
     });

@@ -7,12 +7,14 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use napi::Result;
+use napi::bindgen_prelude::PromiseRaw;
+use napi::{Env, Result};
 use napi_derive::napi;
 use serde_json::json;
 use tokio::sync::mpsc;
 
 use containerarchive_core::check::{verify, Level};
+use containerarchive_core::copy::{copy_snapshots, CopyFilter, CopyOptions};
 use containerarchive_core::forget::{forget, ForgetOptions};
 use containerarchive_core::ingest::{ingest, IngestItem, IngestOptions};
 use containerarchive_core::keys;
@@ -78,6 +80,20 @@ struct ForgetSpec {
     dry_run: bool,
     #[serde(default)]
     prune: bool,
+    #[serde(default)]
+    lock_timeout_ms: u64,
+}
+
+/// copySnapshots' filter (as listSnapshots', with `after`/`before` as epoch
+/// milliseconds, exclusive) and lock timeout.
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CopySpec {
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+    host: Option<String>,
+    after: Option<i64>,
+    before: Option<i64>,
     #[serde(default)]
     lock_timeout_ms: u64,
 }
@@ -388,6 +404,45 @@ impl NativeArchive {
         let timeout = Duration::from_millis(spec.lock_timeout_ms);
         let key = run_blocking(move || keys::change_passphrase(&repo, &passphrase, timeout)).await?;
         Ok(serde_json::to_string(&key).expect("key serialises"))
+    }
+
+    /// Copies the snapshots matching the filter into `target` (another open
+    /// archive); resolves the report as JSON. Progress goes to this archive's
+    /// listeners as `copy:progress`.
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn copy_snapshots<'env>(
+        &self,
+        env: &'env Env,
+        target: &NativeArchive,
+        options_json: String,
+    ) -> Result<PromiseRaw<'env, String>> {
+        let source = self.repo()?;
+        let target = target.repo()?;
+        let spec: CopySpec = parse(&options_json, "copySnapshots options")?;
+        let events = lock(&self.events).clone();
+        env.spawn_future(async move {
+            let report = run_blocking(move || {
+                let options = CopyOptions {
+                    filter: CopyFilter {
+                        snapshots: SnapshotFilter {
+                            tags: spec.tags,
+                            host: spec.host,
+                        },
+                        after: spec.after,
+                        before: spec.before,
+                    },
+                    lock_timeout: Duration::from_millis(spec.lock_timeout_ms),
+                };
+                let progress = |update: ProgressUpdate| {
+                    if let Some(sink) = &events {
+                        emit(sink, "copy:progress", progress_payload("copy", &update));
+                    }
+                };
+                copy_snapshots(&source, &target, &options, &progress, &AtomicBool::new(false))
+            })
+            .await?;
+            Ok(serde_json::to_string(&report).expect("report serialises"))
+        })
     }
 
     /// Sends a marker behind every event queued so far; the facade waits for it

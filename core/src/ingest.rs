@@ -114,16 +114,18 @@ pub fn ingest<R: Read + Send>(
     Ok(manifest)
 }
 
+/// What storing a chunk stream did: the target chunk id of every chunk, in
+/// the order pushed, and what was new.
 #[derive(Default)]
-struct WriteStats {
-    ids: Vec<ChunkId>,
-    new_chunks: u64,
-    reused_chunks: u64,
-    stored_size: u64,
+pub struct WriteStats {
+    pub ids: Vec<ChunkId>,
+    pub new_chunks: u64,
+    pub reused_chunks: u64,
+    pub stored_size: u64,
 }
 
 /// A chunk's plaintext, shared by the worker and the item hasher.
-type ChunkData = Arc<Vec<u8>>;
+pub type ChunkData = Arc<Vec<u8>>;
 
 struct Job {
     seq: usize,
@@ -148,20 +150,42 @@ struct ItemShape {
     chunk_range: std::ops::Range<usize>,
 }
 
-fn run_pipeline<R: Read + Send>(
+/// Where a producer hands plaintext chunks to [`store_chunks`], in stream order.
+pub struct ChunkFeed {
+    jobs: Sender<Job>,
+    seq: usize,
+}
+
+impl ChunkFeed {
+    /// Queues one chunk (blocks while the pipeline is full, so memory stays bounded).
+    pub fn push(&mut self, data: ChunkData) -> Result<()> {
+        self.jobs
+            .send(Job { seq: self.seq, data })
+            .map_err(|_| Error::Internal("the ingest pipeline stopped early".into()))?;
+        self.seq += 1;
+        Ok(())
+    }
+
+    /// How many chunks were pushed so far: the index the next one gets in `WriteStats::ids`.
+    pub fn position(&self) -> usize {
+        self.seq
+    }
+}
+
+/// Stores the chunks `produce` pushes, with the boundaries it gives them:
+/// worker threads id, look up, compress and seal them; one writer appends
+/// new ones to packs. Returns what `produce` returned and the write stats.
+/// Packs completed are in the index as unpersisted records; the caller
+/// flushes the index and covers parity, even on failure.
+pub fn store_chunks<T>(
     repo: &Repository,
-    items: Vec<IngestItem<R>>,
-    progress: ProgressFn<'_>,
-    cancel: &AtomicBool,
-) -> Result<(Vec<ManifestItem>, WriteStats)> {
+    produce: impl FnOnce(&mut ChunkFeed) -> Result<T>,
+) -> Result<(T, WriteStats)> {
     let workers = worker_count();
     let (job_tx, job_rx) = bounded::<Job>(workers * 2);
     let (done_tx, done_rx) = bounded::<Processed>(workers * 2);
-    let (hash_tx, hash_rx) = bounded::<HashFeed>(workers * 2 + 2);
-    let total = items.iter().map(|i| i.size_hint).sum::<Option<u64>>();
-
     let packs = PackCheck::default();
-    let (shapes, stats, hashes) = thread::scope(|s| {
+    let (produced, stats) = thread::scope(|s| {
         for _ in 0..workers {
             let (jobs, done, packs) = (job_rx.clone(), done_tx.clone(), &packs);
             s.spawn(move || process_chunks(repo, packs, jobs, done));
@@ -169,19 +193,39 @@ fn run_pipeline<R: Read + Send>(
         drop((job_rx, done_tx));
         let packs = &packs;
         let writer = s.spawn(move || write_chunks(repo, packs, done_rx));
-        let hasher = s.spawn(move || hash_items(hash_rx));
-        let shapes = chunk_items(repo, items, total, job_tx, hash_tx, progress, cancel);
+        let mut feed = ChunkFeed { jobs: job_tx, seq: 0 };
+        let produced = produce(&mut feed);
+        // Closing the feed lets the workers and the writer finish.
+        drop(feed);
         let stats = writer
             .join()
             .unwrap_or_else(|p| Err(Error::Internal(format!("pack writer panicked: {}", panic_text(&p)))));
+        (produced, stats)
+    });
+    // A writer failure explains a producer that found the pipeline closed.
+    let stats = stats?;
+    Ok((produced?, stats))
+}
+
+fn run_pipeline<R: Read + Send>(
+    repo: &Repository,
+    items: Vec<IngestItem<R>>,
+    progress: ProgressFn<'_>,
+    cancel: &AtomicBool,
+) -> Result<(Vec<ManifestItem>, WriteStats)> {
+    let (hash_tx, hash_rx) = bounded::<HashFeed>(worker_count() * 2 + 2);
+    let total = items.iter().map(|i| i.size_hint).sum::<Option<u64>>();
+    let (stored, hashes) = thread::scope(|s| {
+        let hasher = s.spawn(move || hash_items(hash_rx));
+        let stored = store_chunks(repo, move |feed| {
+            chunk_items(repo, items, total, feed, hash_tx, progress, cancel)
+        });
         let hashes = hasher
             .join()
             .map_err(|p| Error::Internal(format!("item hasher panicked: {}", panic_text(&p))));
-        (shapes, stats, hashes)
+        (stored, hashes)
     });
-    // A writer failure explains a chunker that found the pipeline closed.
-    let stats = stats?;
-    let shapes = shapes?;
+    let (shapes, stats) = stored?;
     let hashes = hashes?;
     if hashes.len() != shapes.len() {
         return Err(Error::Internal("the item hasher missed an item".into()));
@@ -225,14 +269,13 @@ fn chunk_items<R: Read>(
     repo: &Repository,
     items: Vec<IngestItem<R>>,
     total: Option<u64>,
-    jobs: Sender<Job>,
+    feed: &mut ChunkFeed,
     hashes: Sender<HashFeed>,
     progress: ProgressFn<'_>,
     cancel: &AtomicBool,
 ) -> Result<Vec<ItemShape>> {
     let params = ChunkParams::new(&repo.config.chunking, repo.chunker_seed());
     let mut throttle = Throttle::new();
-    let mut seq = 0usize;
     let mut processed = 0u64;
     let mut shapes = Vec::with_capacity(items.len());
     let report = |processed: u64, name: &str| ProgressUpdate {
@@ -241,7 +284,7 @@ fn chunk_items<R: Read>(
         message: format!("ingesting {name}"),
     };
     for item in items {
-        let first = seq;
+        let first = feed.position();
         let mut size = 0u64;
         let mut chunker = Chunker::new(item.reader, &params);
         while let Some(data) = chunker.next_chunk().map_err(|e| Error::Source(e.to_string()))? {
@@ -251,10 +294,10 @@ fn chunk_items<R: Read>(
             size += data.len() as u64;
             processed += data.len() as u64;
             let data = Arc::new(data);
-            let stopped = || Error::Internal("the ingest pipeline stopped early".into());
-            hashes.send(Some(data.clone())).map_err(|_| stopped())?;
-            jobs.send(Job { seq, data }).map_err(|_| stopped())?;
-            seq += 1;
+            hashes
+                .send(Some(data.clone()))
+                .map_err(|_| Error::Internal("the item hasher stopped early".into()))?;
+            feed.push(data)?;
             if throttle.ready() {
                 progress(report(processed, &item.name));
             }
@@ -266,10 +309,10 @@ fn chunk_items<R: Read>(
             name: item.name,
             item_type: item.item_type,
             size,
-            chunk_range: first..seq,
+            chunk_range: first..feed.position(),
         });
     }
-    drop((jobs, hashes));
+    drop(hashes);
     progress(ProgressUpdate {
         message: "ingest complete".into(),
         ..report(processed, "")

@@ -80,6 +80,14 @@ async function startGarage({ nodes = 1 } = {}) {
     nodes: [],
     endpoint: '',
     cli: (node, args) => execFileAsync(bin, ['-c', g.nodes[node].config, ...args], { encoding: 'utf8' }),
+    /** Waits (bounded) until the bucket answers a listing, e.g. after restarting nodes. */
+    async waitForQuorum() {
+      const { s3Client } = require('./s3-client');
+      const client = s3Client(g);
+      // Nodes back off from reconnecting to a peer that was down; introduce them again.
+      for (const id of g.nodeIds.slice(1)) await until(g, 'node reconnect', () => g.cli(0, ['node', 'connect', id]));
+      await until(g, 'a quorum of nodes', () => client.list('').then(() => true));
+    },
     stopSync() {
       for (const node of g.nodes) node.kill();
       fs.rmSync(dir, { recursive: true, force: true });
@@ -200,6 +208,7 @@ async function configure(g) {
       }),
     );
   }
+  g.nodeIds = ids;
   for (const id of ids.slice(1)) await until(g, 'node connect', () => g.cli(0, ['node', 'connect', id]));
   for (let i = 0; i < ids.length; i++) {
     await g.cli(0, ['layout', 'assign', '-z', `dc${i + 1}`, '-c', '1G', ids[i].split('@')[0]]);

@@ -68,7 +68,7 @@ function s3Client(g, bucket = g.bucket) {
       const keys = [];
       let token;
       for (;;) {
-        const query = { 'list-type': 2, prefix, ...(token ? { 'continuation-token': token } : {}) };
+        const query = { 'list-type': 2, ...(prefix ? { prefix } : {}), ...(token ? { 'continuation-token': token } : {}) };
         const xml = ok(await request('GET', '', { query }), `LIST ${prefix}`).body.toString('utf8');
         for (const m of xml.matchAll(/<Key>([^<]*)<\/Key>/g)) keys.push(m[1].replace(/&amp;/g, '&').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&apos;/g, "'"));
         token = /<IsTruncated>true<\/IsTruncated>/.test(xml) ? /<NextContinuationToken>([^<]*)</.exec(xml)?.[1] : undefined;

@@ -46,9 +46,9 @@ describe('S3 through a faulty network', () => {
     const repo = await ContainerArchive.init(location, { ...open, ...F.SMALL_REPO, passphrase: 'faults' });
     t.after(() => repo.close());
     // Every 5th request fails, rotating through the faults; a retry is a later request, so it passes.
-    proxy.setPlan(({ index }) => (index % 5 !== 4 ? 'pass' : ['drop', '503', 'drop', '503', 'stall'][Math.floor(index / 5) % 5]));
+    proxy.setPlan(({ index }) => (index % 5 !== 4 ? 'pass' : ['drop', '503', 'drop', '503', 'drop', '503', 'drop', '503', 'stall'][Math.floor(index / 5) % 9]));
     const before = { ...proxy.counts };
-    const data = randomBytes(2 * MiB + 99, 71);
+    const data = randomBytes(MiB + 99, 71);
     const snap = await repo.ingest(chunkedStream(data, 8));
     await assertRestores(repo, snap.id, data);
     await F.assertHealthy(repo, 'full', 'through the faulty proxy');

@@ -311,22 +311,18 @@ pub fn cover_packs(repo: &Repository, groups: &mut Vec<GroupManifest>, packs: Ve
     // otherwise new packs start a new group and repair deals with the old one.
     // Nor is a group extended whose fields disagree with config.json or the file
     // sizes (a legacy manifest edited by damage): its parity would be computed wrong.
-    // Groups no other group supersedes come first, so versions form chains.
+    // Nor is a superseded group (object storage): a group that lists all its
+    // members already exists, so extending it would only cover them again.
     let mut open_group = if pending.peek().is_none() {
         None
     } else {
         let superseded = crate::supersede::superseded_ids(groups);
-        let open = |g: &GroupManifest| {
+        groups.iter().position(|g| {
             g.members.len() < g.data_shards as usize
+                && !superseded.contains(&g.id)
                 && disk_disagreement(repo, g, &|_, _, _, _| true).is_none()
                 && parity_intact(repo, g)
-        };
-        let pick = |want_superseded: bool| {
-            groups
-                .iter()
-                .position(|g| superseded.contains(&g.id) == want_superseded && open(g))
-        };
-        pick(false).or_else(|| pick(true))
+        })
     };
     while pending.peek().is_some() {
         let base = open_group.take().map(|i| groups[i].clone());

@@ -189,6 +189,21 @@ fn two_writers_extending_one_group_leave_every_pack_covered() {
     assert_eq!(parity_mismatch(&*raced.storage, &all), (vec![], vec![]));
     assert!(all.iter().all(|g| parity_intact(&repo, g)));
     raced.assert_restores(&repo);
+
+    // A later ingest never extends the superseded base group: its members are
+    // covered already, so that would only cover them once more.
+    let later = data(4, 100_000);
+    let m = ingest_bytes(&repo, &later);
+    let known = ids(&all);
+    let base = members(&raced.base);
+    for g in groups(&repo).iter().filter(|g| !known.contains(&g.id)) {
+        assert!(
+            members(g).is_disjoint(&base) || raced.versions.iter().any(|v| members(v).is_subset(&members(g))),
+            "{g:?} extends the superseded base group"
+        );
+    }
+    assert!(restored(&repo, &m.id) == later);
+    assert!(check(&repo, Level::Full).ok);
 }
 
 #[test]

@@ -334,11 +334,14 @@ fn check_survivors(repo: &Repository, dead: &[PackId]) -> Result<()> {
     Ok(())
 }
 
-/// Gives the surviving members of every group that loses a member a new
-/// group, then deletes the old group and its parity.
+/// Removes superseded groups (object storage leaves them; see `supersede`),
+/// then gives the surviving members of every group that loses a member a new
+/// group, unless another group already covers them, then deletes the old
+/// group and its parity.
 fn regroup_parity(repo: &Repository, dead: &HashSet<PackId>) -> Result<()> {
     let _lock = parity::lock(repo, true)?;
-    let (groups, _) = parity::load_groups(repo)?;
+    let (mut groups, _) = parity::load_groups(repo)?;
+    crate::supersede::remove_superseded(repo, &mut groups, &HashSet::new())?;
     let dead_hex: HashSet<String> = dead.iter().map(hex::encode).collect();
     let (affected, mut unaffected): (Vec<_>, Vec<_>) = groups
         .into_iter()
@@ -346,9 +349,17 @@ fn regroup_parity(repo: &Repository, dead: &HashSet<PackId>) -> Result<()> {
     if affected.is_empty() {
         return Ok(());
     }
+    // A pack may be in several groups (object storage): one that stays covers it.
+    let mut seen: HashSet<String> = unaffected
+        .iter()
+        .flat_map(|g| g.members.iter().map(|m| m.pack.clone()))
+        .collect();
     let mut survivors = Vec::new();
     for g in &affected {
         for m in g.members.iter().filter(|m| !dead_hex.contains(&m.pack)) {
+            if !seen.insert(m.pack.clone()) {
+                continue;
+            }
             let id: PackId = hex::decode(&m.pack)
                 .ok()
                 .and_then(|b| b.try_into().ok())
@@ -357,9 +368,9 @@ fn regroup_parity(repo: &Repository, dead: &HashSet<PackId>) -> Result<()> {
         }
     }
     // Survivors join open or new groups before the old groups disappear.
-    let mut seen = HashSet::new();
-    survivors.retain(|p| seen.insert(p.id));
     parity::cover_packs(repo, &mut unaffected, survivors)?;
+    // Extending an open group on object storage leaves the old version: it goes now.
+    crate::supersede::remove_superseded(repo, &mut unaffected, &HashSet::new())?;
     let still_used: HashSet<String> = unaffected
         .iter()
         .flat_map(|g| g.parity.iter().map(|p| p.file.clone()))

@@ -37,6 +37,7 @@ pub mod select;
 pub mod snapshot;
 pub mod stats;
 pub mod storage;
+pub mod supersede;
 
 pub use config::{InitOptions, RepoConfig, FORMAT_VERSION};
 pub use error::{Error, Result};

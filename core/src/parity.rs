@@ -136,25 +136,29 @@ fn member_key(hex_id: &str) -> String {
     format!("{DATA_DIR}/{hex_id}.pack")
 }
 
-/// Excludes other parity writers, in this process and in others.
+/// Excludes other parity writers of a local repository, in this process and
+/// in others. On object storage it is empty: groups are immutable versions
+/// there (see `cover_packs`), so writers need no exclusion, and readers see no
+/// file disappear except under the exclusive repository lock.
 pub struct ParityLock {
-    /// The `flock` on `packs/parity/.lock` (local repositories only: object
-    /// storage has no such lock, and its own protocol is a later change).
+    /// The `flock` on `packs/parity/.lock`.
     _file: Option<local::FileLock>,
-    _serial: std::sync::MutexGuard<'static, ()>,
+    _serial: Option<std::sync::MutexGuard<'static, ()>>,
 }
 
 static PARITY_SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 pub fn lock(repo: &Repository, exclusive: bool) -> Result<ParityLock> {
-    let serial = PARITY_SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let file = match repo.storage().local_root() {
-        Some(root) => Some(local::flock(root, &parity_key(".lock"), exclusive)?),
-        None => None,
+    let Some(root) = repo.storage().local_root() else {
+        return Ok(ParityLock {
+            _file: None,
+            _serial: None,
+        });
     };
+    let serial = PARITY_SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     Ok(ParityLock {
-        _file: file,
-        _serial: serial,
+        _file: Some(local::flock(root, &parity_key(".lock"), exclusive)?),
+        _serial: Some(serial),
     })
 }
 
@@ -277,36 +281,63 @@ pub fn cover(repo: &Repository, own: &[PackInfo]) -> Result<usize> {
     cover_packs(repo, &mut groups, candidates)
 }
 
+/// Whether groups are written as immutable versions (object storage, where no
+/// `flock` serialises writers; FORMAT.md, Parity) rather than extended in place.
+fn versioned(repo: &Repository) -> bool {
+    repo.storage().local_root().is_none()
+}
+
 /// Appends `packs` to open groups and new groups; returns the groups written.
+///
+/// On object storage an extended group is written as a new version under a
+/// fresh id and the old one is left alone: a concurrent writer may be
+/// extending it too. Only an exclusive operation removes the superseded
+/// version ([`crate::supersede`]).
 pub fn cover_packs(repo: &Repository, groups: &mut Vec<GroupManifest>, packs: Vec<PackInfo>) -> Result<usize> {
     let (data_shards, parity_shards) = (repo.config.parity.data_shards, repo.config.parity.parity_shards);
+    let new_group = || GroupManifest {
+        version: GROUP_VERSION,
+        id: random_hex(16),
+        data_shards,
+        parity_shards,
+        shard_size: 0,
+        members: Vec::new(),
+        parity: Vec::new(),
+    };
+    let versioned = versioned(repo);
     let mut pending = packs.into_iter().peekable();
     let mut written = 0;
     // A group is extended from its old parity, so that parity must be intact:
     // otherwise new packs start a new group and repair deals with the old one.
     // Nor is a group extended whose fields disagree with config.json or the file
     // sizes (a legacy manifest edited by damage): its parity would be computed wrong.
-    let mut open_group = groups.iter().position(|g| {
-        g.members.len() < g.data_shards as usize
-            && disk_disagreement(repo, g, &|_, _, _, _| true).is_none()
-            && parity_intact(repo, g)
-    });
+    // Nor is a superseded group (object storage): a group that lists all its
+    // members already exists, so extending it would only cover them again.
+    let mut open_group = if pending.peek().is_none() {
+        None
+    } else {
+        let superseded = crate::supersede::superseded_ids(groups);
+        groups.iter().position(|g| {
+            g.members.len() < g.data_shards as usize
+                && !superseded.contains(&g.id)
+                && disk_disagreement(repo, g, &|_, _, _, _| true).is_none()
+                && parity_intact(repo, g)
+        })
+    };
     while pending.peek().is_some() {
-        let group = match open_group.take() {
-            Some(i) => groups[i].clone(),
-            None => GroupManifest {
-                version: GROUP_VERSION,
-                id: random_hex(16),
-                data_shards,
-                parity_shards,
-                shard_size: 0,
-                members: Vec::new(),
-                parity: Vec::new(),
-            },
-        };
+        let base = open_group.take().map(|i| groups[i].clone());
+        let group = base.clone().unwrap_or_else(new_group);
         let room = group.data_shards as usize - group.members.len();
         let additions: Vec<PackInfo> = pending.by_ref().take(room).collect();
-        let updated = extend_group(repo, &group, &additions)?;
+        let updated = match extend(repo, &group, &additions, versioned) {
+            // Its old parity was removed meanwhile (an exclusive prune or repair
+            // by a process that judged this process gone): the additions start
+            // a group of their own instead of failing the ingest.
+            Err(e) if base.is_some() && parity_vanished(repo, &group, &e) => {
+                extend(repo, &new_group(), &additions, versioned)?
+            }
+            result => result?,
+        };
         match groups.iter().position(|g| g.id == updated.id) {
             Some(i) => groups[i] = updated,
             None => groups.push(updated),
@@ -316,12 +347,39 @@ pub fn cover_packs(repo: &Repository, groups: &mut Vec<GroupManifest>, packs: Ve
     Ok(written)
 }
 
-/// Writes the group with `additions` appended (or, with none, recomputes its parity from all members).
+/// Whether `e` is a "not found" and one of the group's parity files is gone.
+fn parity_vanished(repo: &Repository, group: &GroupManifest, e: &Error) -> bool {
+    let not_found = matches!(e, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound);
+    not_found
+        && group
+            .parity
+            .iter()
+            .any(|p| matches!(repo.storage().size(&parity_key(&p.file)), Ok(None)))
+}
+
+/// Writes the group with `additions` appended (or, with none, recomputes its
+/// parity from all members), in place: the manifest keeps its id and the old
+/// parity files are deleted. Only where nothing else writes the group: under
+/// the parity `flock` (local) or the exclusive repository lock.
 pub fn extend_group(repo: &Repository, group: &GroupManifest, additions: &[PackInfo]) -> Result<GroupManifest> {
+    extend(repo, group, additions, false)
+}
+
+/// `extend_group`; with `new_version`, a group that has members is written
+/// under a fresh id and neither its manifest nor its parity is touched.
+fn extend(
+    repo: &Repository,
+    group: &GroupManifest,
+    additions: &[PackInfo],
+    new_version: bool,
+) -> Result<GroupManifest> {
     let rs = group.codec()?;
     let storage = &**repo.storage();
     let recompute = additions.is_empty();
     let mut updated = group.clone();
+    if new_version && !group.members.is_empty() {
+        updated.id = random_hex(16);
+    }
     updated.members.extend(additions.iter().map(|p| Member {
         pack: hex::encode(p.id),
         size: p.size,
@@ -383,6 +441,9 @@ pub fn extend_group(repo: &Repository, group: &GroupManifest, additions: &[PackI
     })()?;
     updated.parity = parity;
     save_group(repo, &updated)?;
+    if updated.id != group.id {
+        return Ok(updated);
+    }
     // The old parity is unreferenced once the new manifest is durable.
     for old in &group.parity {
         if !updated.parity.iter().any(|p| p.file == old.file) {

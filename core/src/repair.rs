@@ -124,38 +124,7 @@ pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport>
     report.packs_repaired += recovery.packs_rebuilt;
     report.parity_rewritten += recovery.groups.len() as u64;
     groups.extend(recovery.groups);
-    let healths: Vec<_> = groups.iter().map(|g| parity::group_health(repo, g)).collect();
-    let mut healthy: IdMap<u64> = IdMap::default();
-    let mut lost: HashSet<PackId> = HashSet::new();
-    for (group, mut health) in groups.iter_mut().zip(healths) {
-        let damaged = health.damaged_members();
-        if !damaged.is_empty() {
-            match parity::rebuild_members(repo, group, &health) {
-                Ok(rebuilt) => {
-                    report.packs_repaired += rebuilt.len() as u64;
-                    health = parity::group_health(repo, group);
-                }
-                Err(e) => {
-                    for i in damaged {
-                        let m = &group.members[i];
-                        report
-                            .errors
-                            .push(Issue::new("pack", format!("packs/data/{}.pack: {e}", m.pack)).pack(&m.pack));
-                        lost.insert(parse_hex_id(&m.pack)?);
-                    }
-                }
-            }
-        }
-        for (m, problem) in group.members.iter().zip(&health.members) {
-            if problem.is_none() {
-                healthy.insert(parse_hex_id(&m.pack)?, m.size);
-            }
-        }
-        if health.healthy_parity() < health.parity.len() && health.damaged_members().is_empty() {
-            *group = parity::extend_group(repo, group, &[])?;
-            report.parity_rewritten += 1;
-        }
-    }
+    let (mut healthy, mut lost) = rebuild_from_groups(repo, &mut groups, &mut report)?;
 
     // 2. Every pack file: healthy ones get a correct .idx; damaged, unprotected ones are reported,
     //    and files that are no pack and that nothing references are quarantined.
@@ -249,6 +218,11 @@ pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport>
             storage.delete(&parity_key(&name))?;
         }
     }
+    // Versions a concurrent writer on object storage superseded (or that
+    // covering just now superseded) go once an intact superset is kept.
+    if covered_all {
+        crate::supersede::remove_superseded(repo, &mut groups, &recovery.keep_parity)?;
+    }
     let referenced: HashSet<String> = groups
         .iter()
         .flat_map(|g| g.parity.iter().map(|p| p.file.clone()))
@@ -328,6 +302,98 @@ pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport>
         })
         .collect();
     Ok(report)
+}
+
+/// Rebuilds damaged members from their groups. A pack may be a member of
+/// several groups (object storage): it is lost only when none can rebuild it,
+/// and a pack one group rebuilds can let another group rebuild the rest, so
+/// groups that failed are tried again while any rebuild succeeds. Groups whose
+/// members are all intact get damaged parity recomputed. Returns the healthy
+/// packs (with sizes) and the lost ones.
+fn rebuild_from_groups(
+    repo: &Repository,
+    groups: &mut [parity::GroupManifest],
+    report: &mut RepairReport,
+) -> Result<(IdMap<u64>, HashSet<PackId>)> {
+    let mut healths: Vec<parity::GroupHealth> = Vec::with_capacity(groups.len());
+    let mut failed: Vec<(usize, Error)> = Vec::new();
+    // Health is taken when a group's turn comes, so rebuilds by earlier groups count.
+    for (i, group) in groups.iter().enumerate() {
+        let health = parity::group_health(repo, group);
+        if !health.damaged_members().is_empty() {
+            match parity::rebuild_members(repo, group, &health) {
+                Ok(rebuilt) => {
+                    report.packs_repaired += rebuilt.len() as u64;
+                    healths.push(parity::group_health(repo, group));
+                    continue;
+                }
+                Err(e) => failed.push((i, e)),
+            }
+        }
+        healths.push(health);
+    }
+    // Each pass that makes progress repairs a pack, so this is bounded anyway;
+    // the cap only guards against storage that answers differently each time.
+    for _ in 0..=groups.len() {
+        if failed.is_empty() {
+            break;
+        }
+        let mut progress = false;
+        let mut still_failed = Vec::new();
+        for (i, e) in failed {
+            let health = parity::group_health(repo, &groups[i]);
+            if health.damaged_members().len() < healths[i].damaged_members().len() {
+                progress = true;
+            }
+            let outcome = if health.damaged_members().is_empty() {
+                Ok(Vec::new())
+            } else {
+                parity::rebuild_members(repo, &groups[i], &health)
+            };
+            match outcome {
+                Ok(rebuilt) => {
+                    progress |= !rebuilt.is_empty();
+                    report.packs_repaired += rebuilt.len() as u64;
+                    healths[i] = parity::group_health(repo, &groups[i]);
+                }
+                Err(_) => {
+                    healths[i] = health;
+                    still_failed.push((i, e));
+                }
+            }
+        }
+        failed = still_failed;
+        if !progress {
+            break;
+        }
+    }
+    let mut healthy: IdMap<u64> = IdMap::default();
+    for (group, health) in groups.iter().zip(&healths) {
+        for (m, problem) in group.members.iter().zip(&health.members) {
+            if problem.is_none() {
+                healthy.insert(parse_hex_id(&m.pack)?, m.size);
+            }
+        }
+    }
+    let mut lost: HashSet<PackId> = HashSet::new();
+    for (i, e) in &failed {
+        for j in healths[*i].damaged_members() {
+            let m = &groups[*i].members[j];
+            let id = parse_hex_id(&m.pack)?;
+            if !healthy.contains_key(&id) && lost.insert(id) {
+                report
+                    .errors
+                    .push(Issue::new("pack", format!("packs/data/{}.pack: {e}", m.pack)).pack(&m.pack));
+            }
+        }
+    }
+    for (group, health) in groups.iter_mut().zip(&healths) {
+        if health.healthy_parity() < health.parity.len() && health.damaged_members().is_empty() {
+            *group = parity::extend_group(repo, group, &[])?;
+            report.parity_rewritten += 1;
+        }
+    }
+    Ok((healthy, lost))
 }
 
 /// Gives uncovered packs parity. A full disk does not stop repair: it is

@@ -1,0 +1,158 @@
+//! A local directory that presents itself as object storage (`local_root()`
+//! is `None`), so the engine takes its object-store paths (no `flock`,
+//! immutable parity group versions) quickly and deterministically, with hooks
+//! that drive the interleavings a test needs.
+//!
+//! Include with `#[path = "common/objectlike.rs"] mod objectlike;`.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use containerarchive_core::error::Result;
+use containerarchive_core::storage::{Entry, LocalStorage, Storage};
+
+/// How long a gated write waits for the other writers before going on (the
+/// test then fails on what it finds, instead of hanging).
+const GATE_DEADLINE: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Default)]
+struct Hooks {
+    /// While `Some(n)`: a write of a group manifest waits until `packs/parity`
+    /// has been listed `n` times since the gate was armed.
+    gate: Option<usize>,
+    listings: usize,
+    /// Deletes a parity file when it is read by range other than front to
+    /// back after `size()` (as hashing does): as extending a group reads it.
+    vanish_parity: bool,
+    /// Per parity key: bytes a hashing reader has still to read.
+    hashing: HashMap<String, u64>,
+    vanished: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct ObjectLike {
+    inner: LocalStorage,
+    root: PathBuf,
+    hooks: Mutex<Hooks>,
+    changed: Condvar,
+}
+
+impl ObjectLike {
+    pub fn new(root: &Path) -> ObjectLike {
+        ObjectLike {
+            inner: LocalStorage::new(root),
+            root: root.to_path_buf(),
+            hooks: Mutex::default(),
+            changed: Condvar::new(),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn hooks(&self) -> std::sync::MutexGuard<'_, Hooks> {
+        self.hooks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// From now on, group manifests are written only once `writers` processes
+    /// have listed `packs/parity`: all of them load the groups before any writes.
+    pub fn arm_gate(&self, writers: usize) {
+        let mut h = self.hooks();
+        h.gate = Some(writers);
+        h.listings = 0;
+    }
+
+    pub fn disarm_gate(&self) {
+        self.hooks().gate = None;
+        self.changed.notify_all();
+    }
+
+    pub fn vanish_parity_when_extended(&self, on: bool) {
+        self.hooks().vanish_parity = on;
+    }
+
+    /// The parity files the vanish hook deleted.
+    pub fn vanished(&self) -> Vec<String> {
+        self.hooks().vanished.clone()
+    }
+}
+
+fn is_parity(key: &str) -> bool {
+    key.starts_with("packs/parity/") && key.ends_with(".par")
+}
+
+impl Storage for ObjectLike {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+
+    fn read(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.inner.read(key)
+    }
+
+    fn read_range(&self, key: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
+        if is_parity(key) {
+            let mut h = self.hooks();
+            let vanish = h.vanish_parity;
+            match h.hashing.get_mut(key) {
+                Some(left) if *left >= len as u64 => *left -= len as u64,
+                _ if vanish => {
+                    self.inner.delete(key)?;
+                    h.vanished.push(key.to_string());
+                }
+                _ => {}
+            }
+        }
+        self.inner.read_range(key, offset, len)
+    }
+
+    fn size(&self, key: &str) -> Result<Option<u64>> {
+        let size = self.inner.size(key)?;
+        if let (true, Some(n)) = (is_parity(key), size) {
+            self.hooks().hashing.insert(key.to_string(), n);
+        }
+        Ok(size)
+    }
+
+    fn write(&self, key: &str, data: &[u8]) -> Result<()> {
+        if key.starts_with("packs/parity/") && key.ends_with(".group") {
+            let deadline = Instant::now() + GATE_DEADLINE;
+            let mut h = self.hooks();
+            while let Some(n) = h.gate {
+                let now = Instant::now();
+                if h.listings >= n || now >= deadline {
+                    break;
+                }
+                h = self
+                    .changed
+                    .wait_timeout(h, deadline - now)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
+        }
+        self.inner.write(key, data)
+    }
+
+    fn delete(&self, key: &str) -> Result<()> {
+        self.inner.delete(key)
+    }
+
+    fn list(&self, dir: &str) -> Result<Vec<Entry>> {
+        if dir == "packs/parity" {
+            let mut h = self.hooks();
+            if h.gate.is_some() {
+                h.listings += 1;
+                self.changed.notify_all();
+            }
+        }
+        self.inner.list(dir)
+    }
+
+    fn local_root(&self) -> Option<&Path> {
+        None
+    }
+}

@@ -13,6 +13,7 @@ use std::time::Duration;
 use common::{check, data, ingest_bytes, small_options};
 use containerarchive_core::check::Level;
 use containerarchive_core::fsutil::random_hex;
+use containerarchive_core::prune::{prune, Retention};
 use containerarchive_core::repair::repair;
 use containerarchive_core::storage::cache::{cached, default_cache_dir, is_cacheable, CachedStorage};
 use containerarchive_core::storage::{Entry, LocalStorage, Storage};
@@ -102,7 +103,10 @@ impl Setup {
     }
     /// The repository without a cache.
     fn open_uncached(&self) -> Repository {
-        Repository::open_in(self.remote.clone(), None).unwrap()
+        self.open_uncached_with(None)
+    }
+    fn open_uncached_with(&self, passphrase: Option<&str>) -> Repository {
+        Repository::open_in(self.remote.clone(), passphrase).unwrap()
     }
     /// Every file in the cache directory, relative to its repository-id directory.
     fn cache_files(&self) -> Vec<String> {
@@ -395,6 +399,30 @@ fn the_engine_works_through_the_cache() {
     assert_eq!(setup.remote.take_metadata_gets(), Vec::<String>::new());
     let repo2 = Repository::open_in(setup.remote.clone(), Some("pw")).unwrap();
     assert!(check(&repo2, Level::Full).ok);
+
+    // Prune through the cache: what it deletes leaves the cache too.
+    let pruned = prune(
+        &reopened,
+        &Retention {
+            keep_last: Some(1),
+            ..Default::default()
+        },
+        false,
+        &|_| {},
+        Duration::ZERO,
+    )
+    .unwrap();
+    assert_eq!(pruned.kept_snapshots, vec![b.id.clone()]);
+    assert!(check(&repo, Level::Full).ok);
+    assert!(check(&setup.open_uncached_with(Some("pw")), Level::Full).ok);
+    let files = setup.cache_files();
+    assert!(!files.iter().any(|f| f.contains(&a.id)), "{files:?}");
+    for file in files {
+        assert!(
+            setup.remote.size(&file).unwrap().is_some(),
+            "{file} is cached but not in the bucket"
+        );
+    }
 }
 
 #[test]

@@ -199,6 +199,13 @@ fn a_second_open_and_list_of_1000_snapshots_gets_no_metadata() {
     assert_eq!(ids(&first), truth);
     assert_eq!(ids(&second), truth);
 
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = setup.cache_file("index");
+        let mode = std::fs::metadata(dir.parent().unwrap()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "the repository's cache is private");
+    }
     // Only metadata is cached: never packs, parity shards, config, keys or locks.
     let files = setup.cache_files();
     assert!(files.len() > 1000, "{}", files.len());
@@ -435,4 +442,39 @@ fn the_default_directory_is_per_location() {
     assert_eq!(a, default_cache_dir("s3://bucket/a@http://127.0.0.1:3900").unwrap());
     assert_eq!(a.parent().unwrap().file_name().unwrap(), "containerarchive");
     assert_eq!(a.file_name().unwrap().len(), 32);
+}
+
+#[test]
+fn handles_and_repositories_can_share_a_cache_directory() {
+    let setup = repository("shared", 40);
+    let truth = setup.open_uncached().list_snapshots().unwrap();
+    // Several handles (as several processes would) fill and read one cache at once.
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                for _ in 0..3 {
+                    assert_eq!(setup.open().list_snapshots().unwrap(), truth);
+                }
+            });
+        }
+    });
+    let leftovers: Vec<_> = setup
+        .cache_files()
+        .into_iter()
+        .filter(|f| f.contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // Another repository in the same cache directory keeps its own entries.
+    let other = repository("shared-other", 3);
+    let other_truth = other.open_uncached().list_snapshots().unwrap();
+    let open_other = || Repository::open_in(cached(other.remote.clone(), setup.cache.clone()).unwrap(), None).unwrap();
+    assert_eq!(open_other().list_snapshots().unwrap(), other_truth);
+    assert_eq!(open_other().list_snapshots().unwrap(), other_truth);
+    assert_eq!(setup.open().list_snapshots().unwrap(), truth);
+    assert_eq!(
+        std::fs::read_dir(&setup.cache).unwrap().count(),
+        2,
+        "one directory per repository id"
+    );
 }

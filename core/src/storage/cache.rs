@@ -215,11 +215,16 @@ impl CachedStorage {
             .ok()
             .and_then(|v| v.get("id").and_then(|id| id.as_str()).map(str::to_string))
             .filter(|id| id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()));
-        let Some(id) = id else { return };
+        let Some(id) = id.map(|id| id.to_ascii_lowercase()) else {
+            return;
+        };
         let mut state = self.state();
         match &state.repo_id {
-            None => state.repo_id = Some(id.to_ascii_lowercase()),
-            Some(known) if *known != id.to_ascii_lowercase() => state.conflict = true,
+            None => {
+                private_dir(&self.shared.root.join(&id));
+                state.repo_id = Some(id);
+            }
+            Some(known) if *known != id => state.conflict = true,
             Some(_) => {}
         }
     }
@@ -372,6 +377,15 @@ fn store(path: &Path, bytes: &[u8]) {
     if written.is_err() {
         let _ = fs::remove_file(&tmp);
     }
+}
+
+/// Creates a repository's cache directory readable by its owner only: an
+/// unencrypted repository's manifests name the files it holds.
+fn private_dir(dir: &Path) {
+    let mut builder = fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    let _ = builder.create(dir);
 }
 
 fn forget(path: &Path) {

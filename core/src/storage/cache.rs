@@ -350,6 +350,10 @@ impl Storage for CachedStorage {
 /// The cached content of `path` when it is whole and `size` bytes long; any
 /// problem (missing, short, damaged) is a miss.
 fn load(path: &Path, size: u64) -> Option<Vec<u8>> {
+    // A file of another size is not read at all.
+    if fs::metadata(path).ok()?.len() != HEADER as u64 + size {
+        return None;
+    }
     let stored = fs::read(path).ok()?;
     if stored.len() as u64 != HEADER as u64 + size || &stored[..8] != MAGIC {
         return None;

@@ -241,6 +241,10 @@ pub fn verify(
     progress: ProgressFn<'_>,
     lock_timeout: Duration,
 ) -> Result<VerifyReport> {
+    // The bucket is the truth: a cached copy must not hide damage there.
+    if let Some(truth) = repo.bypassing_cache() {
+        return verify(&truth, level, on_issue, progress, lock_timeout);
+    }
     let lock = crate::lock::acquire(repo.storage(), false, lock_timeout)?;
     // Packs of a concurrent ingest are briefly on disk before the index lists them.
     let writers_active = crate::lock::others_active(&**repo.storage(), &lock)?;

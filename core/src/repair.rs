@@ -63,6 +63,14 @@ pub struct ReindexReport {
 }
 
 pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport> {
+    // Repair decides from what the bucket holds, not from cached copies; the
+    // cache is kept coherent by the writes, and this handle's index reloaded.
+    if let Some(truth) = repo.bypassing_cache() {
+        truth.reload_index()?;
+        let report = repair(&truth, lock_timeout)?;
+        repo.reload_index()?;
+        return Ok(report);
+    }
     repo.ensure_layout()?;
     let mut report = RepairReport {
         locks_removed: crate::lock::remove_locks(&**repo.storage(), false)? as u64,
@@ -556,6 +564,12 @@ fn write_index_file(repo: &Repository, records: &[PackRecord]) -> Result<String>
 /// Rebuilds the global index from the `.idx` files, or the pack headers
 /// where an `.idx` is missing or unreadable.
 pub fn reindex(repo: &Repository, lock_timeout: Duration) -> Result<ReindexReport> {
+    // As repair: rebuilt from what the bucket holds.
+    if let Some(truth) = repo.bypassing_cache() {
+        let report = reindex(&truth, lock_timeout)?;
+        repo.reload_index()?;
+        return Ok(report);
+    }
     repo.ensure_layout()?;
     let _lock = crate::lock::acquire(repo.storage(), true, lock_timeout)?;
     let storage = &**repo.storage();

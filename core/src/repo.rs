@@ -181,6 +181,18 @@ impl Repository {
         &self.storage
     }
 
+    /// This repository read past its local metadata cache (see
+    /// `Storage::uncached`), for verify, repair and reindex, which treat the
+    /// remote as the truth; `None` when the storage has no cache. Same config
+    /// and keys; its index starts empty (`reload_index` or `sync_index` loads it).
+    pub fn bypassing_cache(&self) -> Option<Repository> {
+        let storage = self.storage.uncached()?;
+        let keys = self.master.as_ref().map(Keys::from_master);
+        let unlocked_by = self.unlocked_by.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let unlocked = self.master.zip(unlocked_by);
+        Some(Repository::assemble(storage, self.config.clone(), keys, unlocked))
+    }
+
     /// The repository's directory (its location when it is not local). The
     /// engine itself goes through `storage()`; these paths are for tests and
     /// tools that inspect a local repository on disk.

@@ -129,3 +129,19 @@ fn the_engine_runs_on_a_garage_bucket() {
     assert!(s3.local_root().is_none());
     scenario(Arc::new(s3));
 }
+
+#[test]
+fn the_engine_runs_on_a_garage_bucket_through_the_metadata_cache() {
+    let Some(garage) = Garage::start("the_engine_runs_on_a_garage_bucket_through_the_metadata_cache") else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let s3 = S3Storage::new(garage.s3_config("repos/cached"), rt.handle().clone()).unwrap();
+    let cache = std::env::temp_dir().join(format!("ca-engine-cache-{}", random_hex(6)));
+    scenario(storage::cache::cached(Arc::new(s3), cache.clone()).unwrap());
+    std::fs::remove_dir_all(&cache).unwrap();
+}

@@ -7,11 +7,13 @@
 //! Two implementations: [`local::LocalStorage`] (today's durability protocol:
 //! tmp, fsync, rename, fsync of the directory) and [`s3::S3Storage`], object
 //! storage through OpenDAL's S3 service, where a PUT is atomic and there is no rename.
+//! [`cache::CachedStorage`] wraps the latter with a local metadata cache.
 
 use std::path::Path;
 
 use crate::error::Result;
 
+pub mod cache;
 pub mod local;
 pub mod objects;
 pub mod s3;
@@ -74,4 +76,12 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// a filesystem offers (advisory `flock`, a PID check on a lock holder on
     /// this host) is used only when this is `Some`.
     fn local_root(&self) -> Option<&Path>;
+
+    /// The same repository with every read going to where it lives, past any
+    /// local cache (writes and deletes still keep that cache coherent).
+    /// Verify, repair and reindex use it: they treat the remote as the truth.
+    /// `None` for a storage without a cache, which is its own truth.
+    fn uncached(&self) -> Option<std::sync::Arc<dyn Storage>> {
+        None
+    }
 }

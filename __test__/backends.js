@@ -92,15 +92,18 @@ function s3Backend({ nodes = 1 } = {}) {
     async stop() {
       if (backend.garage) await backend.garage.stop();
     },
-    fresh() {
+    fresh(t) {
       const g = backend.garage;
+      const cacheDir = makeTmp();
+      t.after(() => removeTmp(cacheDir));
       const prefix = `repo-${crypto.randomBytes(6).toString('hex')}`;
       const storage = { endpoint: g.endpoint, region: g.region, accessKeyId: g.accessKeyId, secretAccessKey: g.secretAccessKey };
       return {
         location: `s3://${g.bucket}/${prefix}`,
-        // Each test its own cache directory: tests must not see each other's metadata.
-        options: { storage, cache: false },
-        env: s3Env(g),
+        // Each test its own metadata cache: the suites run through it, as users do.
+        options: { storage, cacheDir },
+        // The CLI's default cache directory is under XDG_CACHE_HOME: this test's own.
+        env: { ...s3Env(g), XDG_CACHE_HOME: cacheDir },
         files: bucketFiles(g, prefix),
       };
     },

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use containerarchive_core::storage::s3::{S3Config, S3Storage};
-use containerarchive_core::storage::{self, Storage};
+use containerarchive_core::storage::{self, cache, Storage};
 
 use crate::error::invalid;
 
@@ -58,8 +58,17 @@ pub fn open_storage(location: &str, spec_json: Option<&str>) -> napi::Result<Arc
     if let Some(retries) = spec.retries {
         config.retry.max_retries = retries;
     }
-    let _ = (spec.concurrency, spec.cache, spec.cache_dir); // wired with the cache and request pool
+    let _ = spec.concurrency; // wired with the request pool
+    // The default cache is per location *and* endpoint: one bucket name on two servers is two repositories.
+    let location_key = format!("{} at {}", config.location(), config.endpoint.as_deref().unwrap_or("aws"));
     let handle = tokio::runtime::Handle::current();
-    let s3 = S3Storage::new(config, handle).map_err(crate::error::to_js)?;
-    Ok(Arc::new(s3))
+    let s3: Arc<dyn Storage> = Arc::new(S3Storage::new(config, handle).map_err(crate::error::to_js)?);
+    if !spec.cache {
+        return Ok(s3);
+    }
+    match spec.cache_dir.or_else(|| cache::default_cache_dir(&location_key)) {
+        Some(dir) => cache::cached(s3, dir).map_err(crate::error::to_js),
+        // No HOME and no cacheDir: work uncached rather than fail.
+        None => Ok(s3),
+    }
 }

@@ -1,0 +1,84 @@
+//! Timings for network efficiency (issue 10): restore and full verify of a
+//! default-configured repository, on a local directory and, when Garage is
+//! installed, on a bucket, with the requests each made. Ignored by default:
+//! `cargo test --release -p containerarchive-core --test net_bench -- --ignored --nocapture`
+//! (`NET_BENCH_MIB`, default 200, sets the size).
+
+mod common;
+#[path = "common/wire.rs"]
+mod wire;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::Synthetic;
+use containerarchive_core::check::{verify, Level};
+use containerarchive_core::fsutil::random_hex;
+use containerarchive_core::ingest::{ingest, IngestItem, IngestOptions};
+use containerarchive_core::repo::InitOptions;
+use containerarchive_core::restore::restore_item;
+use containerarchive_core::storage::{self, Storage};
+use containerarchive_core::Repository;
+use wire::Wire;
+
+fn mib() -> u64 {
+    std::env::var("NET_BENCH_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(200)
+}
+
+/// Ingest, restore and full verify through `wire`; prints times and requests.
+pub fn run(label: &str, wire: Arc<Wire>) {
+    let s: Arc<dyn Storage> = wire.clone();
+    let repo = Repository::init_in(s.clone(), &InitOptions::default()).unwrap();
+    let size = mib();
+    let item = IngestItem {
+        name: "data".into(),
+        item_type: "file".into(),
+        size_hint: None,
+        reader: Synthetic::new(size),
+    };
+    wire.counts.reset();
+    let t = Instant::now();
+    let cancel = AtomicBool::new(false);
+    let m = ingest(&repo, vec![item], &IngestOptions::default(), &|_| {}, &cancel).unwrap();
+    let ingest_s = t.elapsed().as_secs_f64();
+    println!(
+        "{label}: ingest {size} MiB: {ingest_s:.2} s ({:.0} MiB/s); {}",
+        size as f64 / ingest_s,
+        wire.counts.summary()
+    );
+    let repo = Repository::open_in(s.clone(), None).unwrap();
+    wire.counts.reset();
+    let t = Instant::now();
+    let mut n = 0u64;
+    let mut sink = |b: Vec<u8>| {
+        n += b.len() as u64;
+        Ok(())
+    };
+    restore_item(&repo, &m.id, None, &mut sink, &cancel, Duration::ZERO).unwrap();
+    let restore_s = t.elapsed().as_secs_f64();
+    assert_eq!(n, size << 20);
+    println!(
+        "{label}: restore: {restore_s:.2} s ({:.0} MiB/s); {}",
+        size as f64 / restore_s,
+        wire.counts.summary()
+    );
+    wire.counts.reset();
+    let t = Instant::now();
+    let report = verify(&repo, Level::Full, &|_| {}, &|_| {}, Duration::ZERO).unwrap();
+    let verify_s = t.elapsed().as_secs_f64();
+    assert!(report.ok, "{:?}", report.errors);
+    println!(
+        "{label}: verify full: {verify_s:.2} s ({:.0} MiB/s); {}",
+        size as f64 / verify_s,
+        wire.counts.summary()
+    );
+}
+
+#[test]
+#[ignore]
+fn bench_local() {
+    let dir = std::env::temp_dir().join(format!("ca-netbench-{}", random_hex(6)));
+    run("local", Wire::new(storage::local(&dir), false, None));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

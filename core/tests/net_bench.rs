@@ -16,7 +16,7 @@ use common::Synthetic;
 use containerarchive_core::check::{verify, Level};
 use containerarchive_core::fsutil::random_hex;
 use containerarchive_core::ingest::{ingest, IngestItem, IngestOptions};
-use containerarchive_core::repo::InitOptions;
+use containerarchive_core::InitOptions;
 use containerarchive_core::restore::restore_item;
 use containerarchive_core::storage::{self, Storage};
 use containerarchive_core::Repository;

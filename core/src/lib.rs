@@ -14,6 +14,7 @@ pub mod codec;
 pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod fetch;
 pub mod forget;
 pub mod fsutil;
 pub mod gc;

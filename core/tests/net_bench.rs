@@ -12,18 +12,41 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::Synthetic;
 use containerarchive_core::check::{verify, Level};
 use containerarchive_core::fsutil::random_hex;
 use containerarchive_core::ingest::{ingest, IngestItem, IngestOptions};
-use containerarchive_core::InitOptions;
 use containerarchive_core::restore::restore_item;
 use containerarchive_core::storage::{self, Storage};
+use containerarchive_core::InitOptions;
 use containerarchive_core::Repository;
 use wire::Wire;
 
+/// Incompressible bytes (xorshift64), fast enough not to bound the ingest.
+struct Noise {
+    left: u64,
+    x: u64,
+}
+
+impl std::io::Read for Noise {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = (out.len().min(self.left as usize)) & !7;
+        let n = if n == 0 { out.len().min(self.left as usize) } else { n };
+        for word in out[..n].chunks_mut(8) {
+            self.x ^= self.x << 13;
+            self.x ^= self.x >> 7;
+            self.x ^= self.x << 17;
+            word.copy_from_slice(&self.x.to_le_bytes()[..word.len()]);
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
 fn mib() -> u64 {
-    std::env::var("NET_BENCH_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(200)
+    std::env::var("NET_BENCH_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200)
 }
 
 /// Ingest, restore and full verify through `wire`; prints times and requests.
@@ -35,7 +58,10 @@ pub fn run(label: &str, wire: Arc<Wire>) {
         name: "data".into(),
         item_type: "file".into(),
         size_hint: None,
-        reader: Synthetic::new(size),
+        reader: Noise {
+            left: size << 20,
+            x: 0x9E37_79B9_7F4A_7C15,
+        },
     };
     wire.counts.reset();
     let t = Instant::now();
@@ -80,5 +106,17 @@ pub fn run(label: &str, wire: Arc<Wire>) {
 fn bench_local() {
     let dir = std::env::temp_dir().join(format!("ca-netbench-{}", random_hex(6)));
     run("local", Wire::new(storage::local(&dir), false, None));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A local directory behind 10 ms of latency per request, taken as object
+/// storage (buffered pack PUTs, ranged reads): what latency costs.
+#[test]
+#[ignore]
+fn bench_simulated_remote() {
+    let dir = std::env::temp_dir().join(format!("ca-netbench-{}", random_hex(6)));
+    let wire = Wire::new(storage::local(&dir), true, Some(8));
+    *wire.latency.lock().unwrap() = Duration::from_millis(10);
+    run("10 ms away", wire);
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use containerarchive_core::error::Result;
+use containerarchive_core::error::{Error, Result};
 use containerarchive_core::storage::{Entry, Storage};
 
 #[derive(Debug, Default)]
@@ -32,10 +32,17 @@ pub struct Counts {
 
 impl Counts {
     pub fn requests(&self) -> usize {
-        [&self.reads, &self.ranged_reads, &self.writes, &self.stats, &self.lists, &self.deletes]
-            .iter()
-            .map(|c| c.load(Ordering::SeqCst))
-            .sum()
+        [
+            &self.reads,
+            &self.ranged_reads,
+            &self.writes,
+            &self.stats,
+            &self.lists,
+            &self.deletes,
+        ]
+        .iter()
+        .map(|c| c.load(Ordering::SeqCst))
+        .sum()
     }
     pub fn get(c: &AtomicUsize) -> usize {
         c.load(Ordering::SeqCst)
@@ -126,6 +133,13 @@ pub struct Wire {
     pub gate: Gate,
     pub gate_filter: Mutex<String>,
     pub gated: AtomicBool,
+    /// Keys written, in the order their writes completed.
+    pub log: Mutex<Vec<String>>,
+    /// Pack writes after this many fail with an I/O error.
+    pub fail_packs_after: AtomicUsize,
+    pack_writes: AtomicUsize,
+    /// Added to every request (a round trip to a distant server), for benches.
+    pub latency: Mutex<Duration>,
 }
 
 impl Wire {
@@ -138,6 +152,10 @@ impl Wire {
             gate: Gate::default(),
             gate_filter: Mutex::new(String::new()),
             gated: AtomicBool::new(false),
+            log: Mutex::new(Vec::new()),
+            fail_packs_after: AtomicUsize::new(usize::MAX),
+            pack_writes: AtomicUsize::new(0),
+            latency: Mutex::new(Duration::ZERO),
         })
     }
 
@@ -145,6 +163,10 @@ impl Wire {
         counter.fetch_add(1, Ordering::SeqCst);
         let now = self.counts.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.counts.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        let latency = *self.latency.lock().unwrap();
+        if !latency.is_zero() {
+            std::thread::sleep(latency);
+        }
         let out = f();
         self.counts.in_flight.fetch_sub(1, Ordering::SeqCst);
         out
@@ -176,9 +198,20 @@ impl Storage for Wire {
             if self.gated.load(Ordering::SeqCst) && key.contains(self.gate_filter.lock().unwrap().as_str()) {
                 self.gate.pass();
             }
+            if key.ends_with(".pack")
+                && self.pack_writes.fetch_add(1, Ordering::SeqCst) >= self.fail_packs_after.load(Ordering::SeqCst)
+            {
+                return Err(Error::Io {
+                    path: key.to_string(),
+                    source: std::io::Error::other("injected: the server went away"),
+                });
+            }
             self.inner.write(key, data)
         });
         self.counts.writing_bytes.fetch_sub(data.len(), Ordering::SeqCst);
+        if out.is_ok() {
+            self.log.lock().unwrap().push(key.to_string());
+        }
         out
     }
     fn delete(&self, key: &str) -> Result<()> {
@@ -186,6 +219,9 @@ impl Storage for Wire {
     }
     fn list(&self, dir: &str) -> Result<Vec<Entry>> {
         self.request(&self.counts.lists, || self.inner.list(dir))
+    }
+    fn concurrency(&self) -> Option<usize> {
+        self.concurrency
     }
     fn local_root(&self) -> Option<&Path> {
         if self.remote {

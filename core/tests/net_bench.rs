@@ -5,6 +5,8 @@
 //! (`NET_BENCH_MIB`, default 200, sets the size).
 
 mod common;
+#[path = "common/garage.rs"]
+mod garage;
 #[path = "common/wire.rs"]
 mod wire;
 
@@ -119,4 +121,20 @@ fn bench_simulated_remote() {
     *wire.latency.lock().unwrap() = Duration::from_millis(10);
     run("10 ms away", wire);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The same on a local Garage server, with `storage.concurrency` 8.
+#[test]
+#[ignore]
+fn bench_garage() {
+    let Some(garage) = garage::Garage::start("bench_garage") else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let s3 = containerarchive_core::storage::s3::S3Storage::new(garage.s3_config("bench"), rt.handle().clone()).unwrap();
+    run("garage", Wire::new(Arc::new(s3), true, Some(8)));
 }

@@ -58,7 +58,8 @@ pub fn open_storage(location: &str, spec_json: Option<&str>) -> napi::Result<Arc
     if let Some(retries) = spec.retries {
         config.retry.max_retries = retries;
     }
-    let _ = spec.concurrency; // wired with the request pool
+    // 0: the engine's default (8).
+    config.concurrency = spec.concurrency.unwrap_or(0);
     // The default cache is per location *and* endpoint: one bucket name on two servers is two repositories.
     let location_key = format!("{} at {}", config.location(), config.endpoint.as_deref().unwrap_or("aws"));
     let handle = tokio::runtime::Handle::current();

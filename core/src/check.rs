@@ -561,7 +561,8 @@ fn read_packs(
         }
     };
     std::thread::scope(|s| {
-        for _ in 0..crate::ingest::worker_count() {
+        // One thread per request in flight: on object storage, `concurrency`.
+        for _ in 0..crate::storage::parallelism(&**repo.storage()) {
             let jobs = jobs_rx.clone();
             let (done, report) = (&done, &report);
             s.spawn(move || {

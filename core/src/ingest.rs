@@ -1,7 +1,8 @@
 //! Ingest: source -> chunk -> (hash, compress, encrypt) x N threads -> pack -> index -> snapshot.
 //!
 //! The calling thread chunks; worker threads hash, look up, compress and
-//! seal chunks in parallel; one writer thread appends new chunks to packs;
+//! seal chunks in parallel; one writer thread appends new chunks to packs,
+//! which uploader threads store while the next pack fills;
 //! one hasher thread computes each item's SHA-256 from the same (shared)
 //! chunk buffers, in stream order, so it costs no second read and no copy.
 //! Bounded channels between the stages keep memory flat for any stream length.
@@ -21,7 +22,7 @@ use crate::crypto::ChunkId;
 use crate::error::{Error, Result};
 use crate::fsutil::{now_iso8601, random_hex};
 use crate::index::{ChunkLocation, PackInfo};
-use crate::pack::{pack_key, PackId, PackWriter};
+use crate::pack::{pack_key, PackId, PackWriter, SealedPack};
 use crate::progress::{ProgressFn, ProgressUpdate, Throttle};
 use crate::repo::Repository;
 use crate::snapshot::{Manifest, ManifestItem, MANIFEST_VERSION};
@@ -397,28 +398,132 @@ fn process_chunks(repo: &Repository, packs: &PackCheck, jobs: Receiver<Job>, don
     }
 }
 
-fn finish_pack(repo: &Repository, packs: &PackCheck, writer: PackWriter) -> Result<()> {
-    let record = writer.finish(repo.sealer())?;
-    // It may have the name (and bytes) of a lost pack it replaces.
-    packs
-        .verdicts
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(record.id, true);
-    repo.note_written_pack(crate::index::PackInfo {
-        id: record.id,
-        size: record.size,
-    });
-    repo.index_mut().add_unpersisted(record);
-    Ok(())
+/// At most this many bytes of finished packs wait for or are in upload on
+/// object storage, where a pack is held in memory until its PUT (with the
+/// default 8 MiB packs, `concurrency` of them; with 1 GiB packs, one).
+const UPLOAD_MEMORY: u64 = 256 * 1024 * 1024;
+
+/// How many threads store finished packs while chunking goes on: locally
+/// one (the fsyncs leave the writer thread); on object storage one per
+/// request in flight, within `UPLOAD_MEMORY`.
+fn upload_threads(repo: &Repository) -> usize {
+    let storage = &**repo.storage();
+    match storage.concurrency() {
+        None => 1,
+        Some(c) => (UPLOAD_MEMORY / repo.config.pack_target_size.max(1)).clamp(1, c.max(1) as u64) as usize,
+    }
 }
 
+/// What the pack writer and the uploaders share.
+struct Uploads {
+    /// Chunks in packs not in the index yet (open, or finished and being
+    /// stored): such a chunk arriving again is not stored twice.
+    pending: Mutex<HashSet<ChunkId>>,
+    /// The first upload that failed; the writer stops when it sees one.
+    failure: Mutex<Option<Error>>,
+}
+
+impl Uploads {
+    fn failed(&self) -> bool {
+        self.failure.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+    }
+}
+
+/// Packs are stored by `upload_threads` threads while the writer fills the
+/// next one; a rendezvous channel bounds the memory: the open pack, one
+/// waiting to be handed over, one per uploader. Returns once every pack is
+/// stored (pack, then `.idx`) and in the index, so the caller's index flush
+/// and snapshot come after them.
 fn write_chunks(repo: &Repository, packs: &PackCheck, done: Receiver<Processed>) -> Result<WriteStats> {
+    let uploads = Uploads {
+        pending: Mutex::new(HashSet::new()),
+        failure: Mutex::new(None),
+    };
+    let (sealed_tx, sealed_rx) = bounded::<SealedPack>(0);
+    thread::scope(|s| {
+        let handles: Vec<_> = (0..upload_threads(repo))
+            .map(|_| {
+                let (rx, uploads) = (sealed_rx.clone(), &uploads);
+                s.spawn(move || upload_packs(repo, packs, uploads, rx))
+            })
+            .collect();
+        drop(sealed_rx);
+        let filled = fill_packs(repo, &uploads, done, &sealed_tx);
+        drop(sealed_tx);
+        let mut panicked = None;
+        for h in handles {
+            if let Err(p) = h.join() {
+                panicked.get_or_insert_with(|| Error::Internal(format!("pack uploader panicked: {}", panic_text(&p))));
+            }
+        }
+        // A failed upload explains a writer that stopped early.
+        if let Some(e) = uploads.failure.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Err(e);
+        }
+        match panicked {
+            Some(e) => Err(e),
+            None => filled,
+        }
+    })
+}
+
+fn upload_packs(repo: &Repository, packs: &PackCheck, uploads: &Uploads, sealed: Receiver<SealedPack>) {
+    for pack in sealed {
+        // After a failure the rest are dropped unstored (leaving nothing).
+        if uploads.failed() {
+            continue;
+        }
+        match pack.store() {
+            Ok(record) => {
+                // It may have the name (and bytes) of a lost pack it replaces.
+                packs
+                    .verdicts
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(record.id, true);
+                repo.note_written_pack(PackInfo {
+                    id: record.id,
+                    size: record.size,
+                });
+                let ids: Vec<ChunkId> = record.entries.iter().map(|e| e.id).collect();
+                // In the index before it leaves `pending`: the writer always finds it in one.
+                repo.index_mut().add_unpersisted(record);
+                let mut pending = uploads.pending.lock().unwrap_or_else(|p| p.into_inner());
+                for id in ids {
+                    pending.remove(&id);
+                }
+            }
+            Err(e) => {
+                uploads
+                    .failure
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_or_insert(e);
+            }
+        }
+    }
+}
+
+fn fill_packs<'r>(
+    repo: &'r Repository,
+    uploads: &Uploads,
+    done: Receiver<Processed>,
+    sealed: &Sender<SealedPack<'r>>,
+) -> Result<WriteStats> {
     let target = repo.config.pack_target_size;
     let mut stats = WriteStats::default();
     let mut pack: Option<PackWriter> = None;
-    let mut in_open_pack: HashSet<ChunkId> = HashSet::new();
+    let hand_over = |writer: PackWriter<'r>| -> Result<()> {
+        let pack = writer.seal(repo.sealer())?;
+        sealed
+            .send(pack)
+            .map_err(|_| Error::Internal("the pack uploaders stopped early".into()))
+    };
+    let stopped = || Error::Internal("a pack upload failed".into());
     for p in done {
+        if uploads.failed() {
+            return Err(stopped());
+        }
         if stats.ids.len() <= p.seq {
             stats.ids.resize(p.seq + 1, [0; 32]);
         }
@@ -428,7 +533,12 @@ fn write_chunks(repo: &Repository, packs: &PackCheck, done: Receiver<Processed>)
             continue;
         };
         // Another worker may have stored it meanwhile; a copy in a lost pack does not count.
-        if in_open_pack.contains(&p.id) || repo.index().usable(&p.id) {
+        let pending = uploads
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&p.id);
+        if pending || repo.index().usable(&p.id) {
             stats.reused_chunks += 1;
             continue;
         }
@@ -437,16 +547,18 @@ fn write_chunks(repo: &Repository, packs: &PackCheck, done: Receiver<Processed>)
             None => pack.insert(PackWriter::create(&**repo.storage())?),
         };
         writer.add(p.id, encoding as u8, p.raw_len, &blob)?;
-        in_open_pack.insert(p.id);
+        uploads.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(p.id);
         stats.new_chunks += 1;
         stats.stored_size += blob.len() as u64;
         if writer.data_len() >= target {
-            finish_pack(repo, packs, pack.take().expect("pack is open"))?;
-            in_open_pack.clear();
+            hand_over(pack.take().expect("pack is open"))?;
         }
     }
     if let Some(writer) = pack.take().filter(|w| !w.is_empty()) {
-        finish_pack(repo, packs, writer)?;
+        hand_over(writer)?;
+    }
+    if uploads.failed() {
+        return Err(stopped());
     }
     Ok(stats)
 }

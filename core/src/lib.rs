@@ -15,6 +15,7 @@ pub mod config;
 pub mod copy;
 pub mod crypto;
 pub mod error;
+pub mod fetch;
 pub mod forget;
 pub mod fsutil;
 pub mod gc;

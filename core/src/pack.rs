@@ -174,21 +174,51 @@ impl<'a> PackWriter<'a> {
 
     /// Appends the header, makes the pack durable under its hash (locally:
     /// fsync, rename, fsync of the directory), then writes its `.idx`.
-    pub fn finish(mut self, sealer: Sealer) -> Result<PackRecord> {
+    pub fn finish(self, sealer: Sealer) -> Result<PackRecord> {
+        self.seal(sealer)?.store()
+    }
+
+    /// Appends the header: the pack is complete and named, not yet stored.
+    /// `SealedPack::store` (on another thread, if need be) stores it.
+    pub fn seal(mut self, sealer: Sealer) -> Result<SealedPack<'a>> {
         let header = seal_header(sealer, &self.entries);
         self.write(&header)?;
         self.write(&(header.len() as u32).to_le_bytes())?;
         self.write(PACK_MAGIC)?;
         let out = self.out.take().expect("pack writer used after finish");
         let id: PackId = std::mem::take(&mut self.hasher).finalize().into();
-        out.commit(&pack_file_name(&id))?;
-        let record = PackRecord {
-            id,
-            size: self.len,
-            entries: std::mem::take(&mut self.entries),
-        };
-        write_idx(self.storage, &record, &header)?;
-        Ok(record)
+        Ok(SealedPack {
+            storage: self.storage,
+            out,
+            header,
+            record: PackRecord {
+                id,
+                size: self.len,
+                entries: std::mem::take(&mut self.entries),
+            },
+        })
+    }
+}
+
+/// A complete pack waiting to be stored. Dropped unstored, it leaves nothing.
+pub struct SealedPack<'a> {
+    storage: &'a dyn Storage,
+    out: Box<dyn ObjectWriter + 'a>,
+    header: Vec<u8>,
+    record: PackRecord,
+}
+
+impl SealedPack<'_> {
+    pub fn record(&self) -> &PackRecord {
+        &self.record
+    }
+
+    /// Makes the pack durable under its hash, then writes its `.idx`: an
+    /// `.idx` never names a pack that is not stored.
+    pub fn store(self) -> Result<PackRecord> {
+        self.out.commit(&pack_file_name(&self.record.id))?;
+        write_idx(self.storage, &self.record, &self.header)?;
+        Ok(self.record)
     }
 }
 

@@ -1,9 +1,10 @@
 //! Restore: chunk IDs -> (read, decrypt, decompress, verify) x N threads -> in-order sink.
 //!
-//! At most `window` chunks are in flight or waiting to be emitted, so memory
-//! stays bounded however slow the consumer is.
+//! At most `window` chunks (and on object storage a byte budget) are in
+//! flight or waiting to be emitted, so memory stays bounded however slow
+//! the consumer is.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
@@ -13,11 +14,13 @@ use sha2::{Digest, Sha256};
 use crate::codec::{decompress, BlobEncoding};
 use crate::crypto::ChunkId;
 use crate::error::{Error, Result};
+use crate::fetch::{read_run, run_length, MergeLimits};
 use crate::index::ChunkLocation;
-use crate::ingest::{panic_text, worker_count};
+use crate::ingest::panic_text;
 use crate::pack::{pack_file_name, pack_key};
 use crate::repo::Repository;
 use crate::snapshot::{Manifest, ManifestItem};
+use crate::storage::parallelism;
 
 /// Picks the item to restore; `item` may be left out only for a single-item snapshot.
 pub fn select_item<'m>(manifest: &'m Manifest, item: Option<&str>) -> Result<&'m ManifestItem> {
@@ -80,6 +83,15 @@ impl<'r> ChunkReader<'r> {
                 Error::Corrupt { .. } => Error::corrupt(format!("pack {name}"), "it is shorter than the index says"),
                 e => e,
             })
+    }
+
+    /// The stored bytes of chunks that lie in one pack, with one ranged read.
+    pub fn read_run(&mut self, locs: &[ChunkLocation]) -> Result<Vec<Vec<u8>>> {
+        let Some(first) = locs.first() else {
+            return Ok(Vec::new());
+        };
+        let id = self.repo.index().pack(first.pack).id;
+        read_run(&**self.repo.storage(), &pack_key(&id), locs)
     }
 
     /// Reads, decrypts, decompresses and re-hashes one chunk. A chunk stored
@@ -211,18 +223,46 @@ pub fn restore_checked(
     Ok(())
 }
 
+/// A read job: chunks `first..first + ids.len()` of the stream, with the
+/// locations of one merged read when they form one (`None`: a read each).
+struct Job {
+    first: usize,
+    ids: Vec<ChunkId>,
+    merged: Option<Vec<ChunkLocation>>,
+}
+
+/// How much restore holds at once: at most `window` chunks, and on object
+/// storage `budget` bytes (plaintext), dispatched but not yet emitted.
+struct Window {
+    chunks: usize,
+    budget: u64,
+    limits: MergeLimits,
+}
+
 /// Streams the chunks in order into `sink`. Stops at the first error, or
-/// when `sink` fails or `cancel` is set.
+/// when `sink` fails or `cancel` is set. One thread per request in flight
+/// (`storage::parallelism`); on object storage neighbouring chunks of a pack
+/// are one request (see `fetch`).
 pub fn restore_chunks(
     repo: &Repository,
     chunks: &[ChunkId],
     sink: &mut dyn FnMut(Vec<u8>) -> Result<()>,
     cancel: &AtomicBool,
 ) -> Result<()> {
-    let workers = worker_count();
-    let window = workers * 3;
-    let (job_tx, job_rx) = unbounded::<(usize, ChunkId)>();
-    let (done_tx, done_rx) = bounded::<(usize, Result<Vec<u8>>)>(window);
+    let storage = &**repo.storage();
+    let workers = parallelism(storage);
+    let limits = MergeLimits::for_storage(storage);
+    let window = Window {
+        chunks: workers * 3 * limits.chunks,
+        // Locally the chunk window alone bounds memory, as before.
+        budget: match limits == MergeLimits::NONE {
+            true => u64::MAX,
+            false => workers as u64 * limits.span * 2,
+        },
+        limits,
+    };
+    let (job_tx, job_rx) = unbounded::<Job>();
+    let (done_tx, done_rx) = bounded::<(usize, Result<Vec<u8>>)>(window.chunks);
     thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
@@ -231,7 +271,7 @@ pub fn restore_chunks(
             })
             .collect();
         drop((job_rx, done_tx));
-        let result = emit_in_order(chunks, window, &job_tx, &done_rx, sink, cancel);
+        let result = emit_in_order(repo, chunks, &window, &job_tx, &done_rx, sink, cancel);
         drop(job_tx);
         drop(done_rx);
         for h in handles {
@@ -244,9 +284,10 @@ pub fn restore_chunks(
 }
 
 fn emit_in_order(
+    repo: &Repository,
     chunks: &[ChunkId],
-    window: usize,
-    jobs: &Sender<(usize, ChunkId)>,
+    window: &Window,
+    jobs: &Sender<Job>,
     done: &Receiver<(usize, Result<Vec<u8>>)>,
     sink: &mut dyn FnMut(Vec<u8>) -> Result<()>,
     cancel: &AtomicBool,
@@ -254,11 +295,37 @@ fn emit_in_order(
     let mut next_job = 0;
     let mut next_emit = 0;
     let mut ready: BTreeMap<usize, Vec<u8>> = BTreeMap::new();
+    // The indexed length of each chunk dispatched and not yet emitted.
+    let mut sizes: VecDeque<u64> = VecDeque::new();
+    let mut outstanding = 0u64;
     while next_emit < chunks.len() {
-        while next_job < chunks.len() && next_job < next_emit + window {
-            jobs.send((next_job, chunks[next_job]))
+        while next_job < chunks.len()
+            && next_job < next_emit + window.chunks
+            && (outstanding < window.budget || next_job == next_emit)
+        {
+            let horizon = chunks
+                .len()
+                .min(next_emit + window.chunks)
+                .min(next_job + window.limits.chunks);
+            let locs: Vec<Option<ChunkLocation>> = {
+                let index = repo.index();
+                chunks[next_job..horizon].iter().map(|id| index.get(id)).collect()
+            };
+            let n = run_length(&locs, &window.limits);
+            let merged: Vec<ChunkLocation> = locs[..n].iter().flatten().copied().collect();
+            for loc in &locs[..n] {
+                let size = loc.map_or(0, |l| l.raw_length as u64);
+                sizes.push_back(size);
+                outstanding += size;
+            }
+            let job = Job {
+                first: next_job,
+                ids: chunks[next_job..next_job + n].to_vec(),
+                merged: (n > 1).then_some(merged),
+            };
+            jobs.send(job)
                 .map_err(|_| Error::Internal("restore workers stopped early".into()))?;
-            next_job += 1;
+            next_job += n;
         }
         let (seq, data) = done
             .recv()
@@ -269,18 +336,34 @@ fn emit_in_order(
                 return Err(Error::Cancelled("the restore was cancelled".into()));
             }
             sink(data)?;
+            outstanding -= sizes.pop_front().unwrap_or(0);
             next_emit += 1;
         }
     }
     Ok(())
 }
 
-fn decode_chunks(repo: &Repository, jobs: Receiver<(usize, ChunkId)>, done: Sender<(usize, Result<Vec<u8>>)>) {
+fn decode_chunks(repo: &Repository, jobs: Receiver<Job>, done: Sender<(usize, Result<Vec<u8>>)>) {
     let mut reader = ChunkReader::new(repo);
-    for (seq, id) in jobs {
-        let result = reader.read_chunk(&id);
-        if done.send((seq, result)).is_err() {
-            return;
+    for job in jobs {
+        // A merged read that fails (a lost pack, a network error) or a blob
+        // that does not decode falls back to reading each chunk on its own,
+        // which tries its other copies and reports as restore always has.
+        let mut blobs = job
+            .merged
+            .as_ref()
+            .and_then(|locs| reader.read_run(locs).ok().map(|b| b.into_iter().zip(locs.iter())));
+        for (i, id) in job.ids.iter().enumerate() {
+            let result = match blobs.as_mut().and_then(|b| b.next()) {
+                Some((blob, loc)) => {
+                    let pack = repo.index().pack(loc.pack).id;
+                    decode_blob(repo, id, &pack, loc.encoding, loc.raw_length, blob).or_else(|_| reader.read_chunk(id))
+                }
+                None => reader.read_chunk(id),
+            };
+            if done.send((job.first + i, result)).is_err() {
+                return;
+            }
         }
     }
 }

@@ -316,6 +316,19 @@ impl Storage for CachedStorage {
         written
     }
 
+    /// Packs (never cached) go out without a copy; metadata takes the cached path.
+    fn write_owned(&self, key: &str, data: Vec<u8>) -> Result<()> {
+        if is_cacheable(key) {
+            self.write(key, &data)
+        } else {
+            self.shared.inner.write_owned(key, data)
+        }
+    }
+
+    fn concurrency(&self) -> Option<usize> {
+        self.shared.inner.concurrency()
+    }
+
     fn delete(&self, key: &str) -> Result<()> {
         // Whether or not the remote delete succeeds, the cache no longer vouches for the file.
         if let Some(path) = self.cache_path(key) {

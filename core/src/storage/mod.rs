@@ -65,6 +65,12 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// the old one (or none). Local: tmp, fsync, rename, fsync of the directory.
     fn write(&self, key: &str, data: &[u8]) -> Result<()>;
 
+    /// `write` of bytes the caller gives up: object storage sends them
+    /// without a copy (a pack buffered for its PUT is not held twice).
+    fn write_owned(&self, key: &str, data: Vec<u8>) -> Result<()> {
+        self.write(key, &data)
+    }
+
     /// Removes the object durably. A missing object is not an error.
     fn delete(&self, key: &str) -> Result<()>;
 
@@ -84,4 +90,20 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     fn uncached(&self) -> Option<std::sync::Arc<dyn Storage>> {
         None
     }
+
+    /// How many requests the engine keeps in flight at once against this
+    /// storage (`storage.concurrency`), or `None` on a local disk, where
+    /// reads are cheap and the number of cores decides.
+    fn concurrency(&self) -> Option<usize> {
+        None
+    }
+}
+
+/// How many threads an operation that reads or writes packs runs, each with
+/// at most one request in flight: the storage's `concurrency`, or one per
+/// core on a local disk.
+pub fn parallelism(storage: &dyn Storage) -> usize {
+    storage
+        .concurrency()
+        .map_or_else(crate::ingest::worker_count, |c| c.max(1))
 }

@@ -12,6 +12,9 @@ use crate::error::{Error, Result};
 /// Pieces in which objects are read sequentially: memory stays bounded
 /// however large a pack or parity file is.
 pub const PIECE: usize = 1 << 20;
+/// The piece on object storage, where each piece is a request: a default
+/// 8 MiB pack takes three GETs, and `concurrency` readers hold 4 MiB each.
+pub const REMOTE_PIECE: usize = 4 << 20;
 
 /// An object being written whose name is known only at the end (packs and
 /// parity files are named by their hash). Dropping it without `commit`
@@ -49,7 +52,7 @@ impl ObjectWriter for MemoryWriter<'_> {
         Ok(())
     }
     fn commit(self: Box<Self>, name: &str) -> Result<()> {
-        self.storage.write(&format!("{}/{name}", self.dir), &self.bytes)
+        self.storage.write_owned(&format!("{}/{name}", self.dir), self.bytes)
     }
 }
 
@@ -67,6 +70,7 @@ pub struct ObjectReader<'a> {
     next: u64,
     buf: Vec<u8>,
     at: usize,
+    piece: usize,
 }
 
 impl<'a> ObjectReader<'a> {
@@ -79,6 +83,10 @@ impl<'a> ObjectReader<'a> {
             next: 0,
             buf: Vec::new(),
             at: 0,
+            piece: match storage.local_root() {
+                Some(_) => PIECE,
+                None => REMOTE_PIECE,
+            },
         }))
     }
 
@@ -93,7 +101,7 @@ impl<'a> ObjectReader<'a> {
         if self.next >= self.size {
             return Ok(false);
         }
-        let len = (self.size - self.next).min(PIECE as u64) as usize;
+        let len = (self.size - self.next).min(self.piece as u64) as usize;
         self.buf = self.storage.read_range(&self.key, self.next, len)?;
         self.next += len as u64;
         self.at = 0;

@@ -16,11 +16,13 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use opendal::layers::{RetryLayer, TimeoutLayer};
 use opendal::{ErrorKind, Operator};
 use tokio::runtime::{Handle, RuntimeFlavor};
+use tokio::sync::Semaphore;
 
 use super::{is_valid_key, Entry, Storage};
 use crate::error::{Error, Result};
@@ -43,18 +45,38 @@ pub struct RetryPolicy {
 }
 
 impl Default for RetryPolicy {
-    /// About a minute of retrying in total: long enough for a server restart
-    /// or a throttling burst, short enough that a dead endpoint is reported.
+    /// Long enough for a server restart or a throttling burst, short enough
+    /// that a dead endpoint is reported: a request that stalls on every
+    /// attempt fails after `worst_case()`, about 1 min 45 s (it was ~7 min).
     fn default() -> Self {
         RetryPolicy {
-            max_retries: 6,
-            min_delay: Duration::from_millis(200),
-            max_delay: Duration::from_secs(15),
-            io_timeout: Duration::from_secs(60),
-            timeout: Duration::from_secs(30),
+            max_retries: 4,
+            min_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(8),
+            io_timeout: Duration::from_secs(20),
+            timeout: Duration::from_secs(10),
         }
     }
 }
+
+impl RetryPolicy {
+    /// The longest one request can take before it fails: every attempt
+    /// stalls until `io_timeout`, with the longest backoffs in between
+    /// (jitter only shortens them).
+    pub fn worst_case(&self) -> Duration {
+        let attempts = self.max_retries as u32 + 1;
+        let mut backoff = Duration::ZERO;
+        let mut delay = self.min_delay;
+        for _ in 0..self.max_retries {
+            backoff += delay.min(self.max_delay);
+            delay = delay.saturating_mul(2);
+        }
+        self.io_timeout.max(self.timeout) * attempts + backoff
+    }
+}
+
+/// Requests in flight at once when `storage.concurrency` is not set.
+pub const DEFAULT_CONCURRENCY: usize = 8;
 
 /// Where a bucket is and how to sign requests for it.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -74,6 +96,10 @@ pub struct S3Config {
     /// endpoint is given (MinIO, Garage, Ceph need it), virtual host on AWS.
     pub force_path_style: Option<bool>,
     pub retry: RetryPolicy,
+    /// Requests in flight at once (`storage.concurrency`): restore and verify
+    /// read with this many, ingest uploads this many packs while it chunks.
+    /// 0 means `DEFAULT_CONCURRENCY`.
+    pub concurrency: usize,
 }
 
 /// Credentials are never printed, not even in debug output.
@@ -90,6 +116,7 @@ impl fmt::Debug for S3Config {
             .field("session_token", &hidden(&self.session_token))
             .field("force_path_style", &self.force_path_style)
             .field("retry", &self.retry)
+            .field("concurrency", &self.concurrency)
             .finish()
     }
 }
@@ -166,6 +193,10 @@ pub struct S3Storage {
     location: String,
     /// Credentials to strip from any message the server or the client makes.
     secrets: Vec<String>,
+    /// One permit per request in flight: `concurrency` is a hard bound,
+    /// however many engine threads call at once.
+    permits: Arc<Semaphore>,
+    concurrency: usize,
 }
 
 impl fmt::Debug for S3Storage {
@@ -263,11 +294,17 @@ impl S3Storage {
                     .with_factor(2.0)
                     .with_jitter(),
             );
+        let concurrency = match config.concurrency {
+            0 => DEFAULT_CONCURRENCY,
+            n => n,
+        };
         Ok(S3Storage {
             op,
             handle,
             location,
             secrets,
+            permits: Arc::new(Semaphore::new(concurrency)),
+            concurrency,
         })
     }
 
@@ -277,6 +314,12 @@ impl S3Storage {
         fut: impl Future<Output = opendal::Result<T>> + Send + 'static,
     ) -> Result<opendal::Result<T>> {
         let handle = &self.handle;
+        let permits = self.permits.clone();
+        let fut = async move {
+            // The semaphore is never closed, so acquiring cannot fail.
+            let _permit = permits.acquire_owned().await;
+            fut.await
+        };
         let wait = move || handle.block_on(handle.spawn(fut));
         let joined = match Handle::try_current() {
             Err(_) => wait(),
@@ -382,8 +425,12 @@ impl Storage for S3Storage {
     }
 
     fn write(&self, key: &str, data: &[u8]) -> Result<()> {
+        self.write_owned(key, data.to_vec())
+    }
+
+    fn write_owned(&self, key: &str, body: Vec<u8>) -> Result<()> {
         let key = self.key(key)?;
-        let (op, path, body) = (self.op.clone(), key.to_string(), data.to_vec());
+        let (op, path) = (self.op.clone(), key.to_string());
         // One PUT: S3 makes it visible whole or not at all.
         match self.block(async move { op.write(&path, body).await })? {
             Ok(_) => Ok(()),
@@ -425,6 +472,10 @@ impl Storage for S3Storage {
 
     fn local_root(&self) -> Option<&Path> {
         None
+    }
+
+    fn concurrency(&self) -> Option<usize> {
+        Some(self.concurrency)
     }
 }
 
@@ -567,5 +618,74 @@ mod tests {
         let e = S3Storage::new(with_userinfo, multi.handle().clone()).unwrap_err();
         assert_eq!(e.code(), "ERR_INVALID_ARGUMENT");
         assert!(!e.to_string().contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn a_dead_endpoint_fails_within_two_minutes() {
+        let old = RetryPolicy {
+            max_retries: 6,
+            min_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(15),
+            io_timeout: Duration::from_secs(60),
+            timeout: Duration::from_secs(30),
+        };
+        assert!(old.worst_case() > Duration::from_secs(420), "{:?}", old.worst_case());
+        let new = RetryPolicy::default().worst_case();
+        assert!(
+            new >= Duration::from_secs(60) && new <= Duration::from_secs(120),
+            "{new:?}"
+        );
+    }
+
+    /// A server that accepts connections and never answers: each attempt
+    /// times out, and the error is ERR_IO naming the object and the cause.
+    #[test]
+    fn a_stalled_server_is_err_io_naming_the_object() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        // Holds every accepted connection open, silent, until the test ends.
+        std::thread::spawn(move || {
+            let held: Vec<_> = listener.incoming().map_while(|c| c.ok()).collect();
+            drop(held);
+        });
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let config = S3Config {
+            endpoint: Some(format!("http://127.0.0.1:{port}")),
+            access_key_id: Some("id".into()),
+            secret_access_key: Some("secret-never-shown".into()),
+            retry: RetryPolicy {
+                max_retries: 1,
+                min_delay: Duration::from_millis(10),
+                max_delay: Duration::from_millis(10),
+                io_timeout: Duration::from_millis(300),
+                timeout: Duration::from_millis(300),
+            },
+            concurrency: 3,
+            ..S3Config::from_url("s3://b/p").unwrap()
+        };
+        let s = S3Storage::new(config, rt.handle().clone()).unwrap();
+        assert_eq!(s.concurrency(), Some(3));
+        let started = std::time::Instant::now();
+        let e = s.read("snapshots/abc").unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+        let shown = e.to_string();
+        assert_eq!(e.code(), "ERR_IO", "{shown}");
+        assert!(shown.contains("s3://b/p/snapshots/abc"), "{shown}");
+        assert!(
+            shown.to_lowercase().contains("timeout") || shown.to_lowercase().contains("timed out"),
+            "{shown}"
+        );
+        assert!(!shown.contains("secret-never-shown"), "{shown}");
+        let default = S3Config {
+            access_key_id: Some("id".into()),
+            secret_access_key: Some("s".into()),
+            ..S3Config::from_url("s3://b/p").unwrap()
+        };
+        let s = S3Storage::new(default, rt.handle().clone()).unwrap();
+        assert_eq!(s.concurrency(), Some(DEFAULT_CONCURRENCY));
     }
 }

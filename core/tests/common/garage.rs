@@ -203,6 +203,7 @@ impl Garage {
                 io_timeout: Duration::from_secs(10),
                 timeout: Duration::from_secs(10),
             },
+            concurrency: 0,
         }
     }
 

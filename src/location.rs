@@ -61,7 +61,11 @@ pub fn open_storage(location: &str, spec_json: Option<&str>) -> napi::Result<Arc
     // 0: the engine's default (8).
     config.concurrency = spec.concurrency.unwrap_or(0);
     // The default cache is per location *and* endpoint: one bucket name on two servers is two repositories.
-    let location_key = format!("{} at {}", config.location(), config.endpoint.as_deref().unwrap_or("aws"));
+    let location_key = format!(
+        "{} at {}",
+        config.location(),
+        config.endpoint.as_deref().unwrap_or("aws")
+    );
     let handle = tokio::runtime::Handle::current();
     let s3: Arc<dyn Storage> = Arc::new(S3Storage::new(config, handle).map_err(crate::error::to_js)?);
     if !spec.cache {

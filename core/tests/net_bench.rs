@@ -135,6 +135,7 @@ fn bench_garage() {
         .enable_all()
         .build()
         .unwrap();
-    let s3 = containerarchive_core::storage::s3::S3Storage::new(garage.s3_config("bench"), rt.handle().clone()).unwrap();
+    let s3 =
+        containerarchive_core::storage::s3::S3Storage::new(garage.s3_config("bench"), rt.handle().clone()).unwrap();
     run("garage", Wire::new(Arc::new(s3), true, Some(8)));
 }

@@ -5,9 +5,10 @@
 //!   exist with their recorded sizes, `.idx` files agree with the index,
 //!   every pack has parity. Reads no pack bodies.
 //! - standard: hashes every pack and parity file and checks pack headers.
-//! - full: also decrypts, decompresses and re-hashes every referenced chunk,
-//!   in the same single pass over each pack; then streams each distinct item
-//!   through the restore pipeline to check its length and SHA-256.
+//! - full: also streams each distinct item through the restore pipeline,
+//!   which decrypts, decompresses and re-hashes every referenced chunk once,
+//!   and checks the item's length and SHA-256. A chunk that does not decode
+//!   is then found by decoding that item's chunks one by one.
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
@@ -276,7 +277,8 @@ pub fn verify(
             match item.chunk_ids() {
                 Ok(ids) => {
                     check_item_length(&index, &name, item, &ids, &findings);
-                    if level == Level::Full && item.sha256.is_some() {
+                    // Without a SHA-256 (version-1 manifests) the stream still decodes every chunk.
+                    if level == Level::Full {
                         items_to_hash.push((name.clone(), item.clone()));
                     }
                     for id in ids {
@@ -429,11 +431,20 @@ pub fn verify(
         }
     }
 
+    let readable: HashSet<PackId> = packs_to_read.iter().copied().collect();
+    let mut damaged = HashSet::new();
     if level >= Level::Standard {
-        checked.bytes += read_packs(repo, level, &index, &referenced, packs_to_read, &findings, progress)?;
+        let (bytes, bad) = read_packs(repo, level, &index, packs_to_read, &findings, progress)?;
+        checked.bytes += bytes;
+        damaged = bad;
     }
     if level == Level::Full {
-        checked.bytes += check_item_hashes(repo, items_to_hash, &findings, progress, checked.bytes)?;
+        let packs = PackState {
+            index: &index,
+            readable: &readable,
+            damaged: &damaged,
+        };
+        checked.bytes += check_item_hashes(repo, items_to_hash, &packs, &findings, progress, checked.bytes)?;
     }
 
     progress(ProgressUpdate {
@@ -532,18 +543,19 @@ fn check_parity_files(repo: &Repository, group: &GroupManifest, findings: &Findi
     }
 }
 
-/// Reads every pack once, in parallel: hash, header, and (full) every referenced chunk.
+/// Reads every pack once, in parallel: hash and header. Returns the bytes
+/// read and the packs whose bytes or header are not what the index says.
 fn read_packs(
     repo: &Repository,
     level: Level,
     index: &DiskIndex,
-    referenced: &IdMap<()>,
     packs: Vec<PackId>,
     findings: &Findings,
     progress: ProgressFn<'_>,
-) -> Result<u64> {
+) -> Result<(u64, HashSet<PackId>)> {
     let total: u64 = packs.iter().map(|id| index.records[id].size).sum();
     let done = AtomicU64::new(0);
+    let damaged = Mutex::new(HashSet::new());
     let throttle = Mutex::new(Throttle::new());
     let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded::<PackId>();
     for id in packs {
@@ -564,12 +576,16 @@ fn read_packs(
         // One thread per request in flight: on object storage, `concurrency`.
         for _ in 0..crate::storage::parallelism(&**repo.storage()) {
             let jobs = jobs_rx.clone();
-            let (done, report) = (&done, &report);
+            let (done, report, damaged) = (&done, &report, &damaged);
             s.spawn(move || {
                 for id in jobs {
                     let record = &index.records[&id];
-                    if let Err(e) = check_pack(repo, level, index, referenced, record, findings) {
-                        findings.add(Issue::new("pack", e.to_string()).pack(hex::encode(id)));
+                    match check_pack(repo, record, findings) {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            damaged.lock().unwrap_or_else(|p| p.into_inner()).insert(id);
+                        }
+                        Err(e) => findings.add(Issue::new("pack", e.to_string()).pack(hex::encode(id))),
                     }
                     let now = done.fetch_add(record.size, Ordering::Relaxed) + record.size;
                     report(now, false);
@@ -578,17 +594,11 @@ fn read_packs(
         }
     });
     report(done.load(Ordering::Relaxed), true);
-    Ok(total)
+    Ok((total, damaged.into_inner().unwrap_or_else(|p| p.into_inner())))
 }
 
-fn check_pack(
-    repo: &Repository,
-    level: Level,
-    index: &DiskIndex,
-    referenced: &IdMap<()>,
-    record: &PackRecord,
-    findings: &Findings,
-) -> Result<()> {
+/// Hashes one pack and checks its header; false when either is wrong.
+fn check_pack(repo: &Repository, record: &PackRecord, findings: &Findings) -> Result<bool> {
     let hex_id = hex::encode(record.id);
     let key = pack_key(&record.id);
     let mut reader = ObjectReader::open(&**repo.storage(), &key)?.ok_or_else(|| Error::Io {
@@ -596,22 +606,10 @@ fn check_pack(
         source: std::io::ErrorKind::NotFound.into(),
     })?;
     let mut hasher = Sha256::new();
-    let mut offset = 0u64;
     for entry in &record.entries {
         let mut blob = vec![0u8; entry.length as usize];
         reader.read_exact(&mut blob)?;
         hasher.update(&blob);
-        // Only the copy the index points at is what restores read.
-        let is_indexed_copy = index
-            .chunks
-            .get(&entry.id)
-            .is_some_and(|(p, o, _)| *p == record.id && *o == offset);
-        if level == Level::Full && is_indexed_copy && referenced.contains_key(&entry.id) {
-            if let Err(e) = decode_blob(repo, &entry.id, &record.id, entry.encoding, entry.raw_length, blob) {
-                findings.add(Issue::new("chunk", e.to_string()).pack(&hex_id).chunk(&entry.id));
-            }
-        }
-        offset += entry.length as u64;
     }
     let tail = reader.read_to_end()?;
     hasher.update(&tail);
@@ -620,7 +618,7 @@ fn check_pack(
             Issue::new("pack", format!("packs/data/{hex_id}.pack does not match its hash (bit rot or tampering); repair() rebuilds it from parity"))
                 .pack(&hex_id),
         );
-        return Ok(());
+        return Ok(false);
     }
     // The hash matched, so the header is as written; check that it agrees with the index.
     let header_ok = tail.len() >= 12 && &tail[tail.len() - 8..] == PACK_MAGIC && {
@@ -636,7 +634,7 @@ fn check_pack(
             .pack(&hex_id),
         );
     }
-    Ok(())
+    Ok(header_ok)
 }
 
 /// An item's length must be the sum of its chunks' lengths (from the index).
@@ -669,13 +667,25 @@ fn check_item_length(
     }
 }
 
+/// What the pack pass found, for the item pass.
+struct PackState<'a> {
+    index: &'a DiskIndex,
+    /// Packs that exist with their recorded size: missing and short ones are reported already.
+    readable: &'a HashSet<PackId>,
+    /// Packs whose bytes or header are not what the index says.
+    damaged: &'a HashSet<PackId>,
+}
+
 /// Full level: streams every item through the restore pipeline into SHA-256
-/// and compares it with the manifest. Items with the same chunk list, size
-/// and hash (unchanged across snapshots) are hashed once. A chunk that cannot be
-/// read was already reported by the pack pass, so such an item is skipped.
+/// and compares it with the manifest; this decodes every referenced chunk
+/// once. Items with the same chunk list, size and hash (unchanged across
+/// snapshots) are streamed once. When an item does not stream, or has a chunk
+/// in a damaged pack (restore may have read another copy), its chunks are
+/// decoded one by one to name each bad one, as a "chunk" issue, once per chunk.
 fn check_item_hashes(
     repo: &Repository,
     items: Vec<(String, crate::snapshot::ManifestItem)>,
+    packs: &PackState,
     findings: &Findings,
     progress: ProgressFn<'_>,
     base: u64,
@@ -696,6 +706,7 @@ fn check_item_hashes(
     let mut done = 0u64;
     let mut throttle = Throttle::new();
     let never = std::sync::atomic::AtomicBool::new(false);
+    let mut examined: IdMap<()> = IdMap::default();
     for (snapshot, item) in distinct {
         let mut bytes = 0u64;
         let restored = crate::restore::restore_checked(
@@ -716,15 +727,55 @@ fn check_item_hashes(
             &never,
         );
         done += bytes;
-        match restored {
+        // Whether every chunk of the item was decoded.
+        let streamed = match restored {
+            Ok(()) => true,
             // restore_checked names the item when the item itself is wrong.
             Err(e @ Error::Corrupt { .. }) if matches!(&e, Error::Corrupt { what, .. } if what.starts_with("item ")) => {
-                findings.add(Issue::new("snapshot", e.to_string()).snapshot(&snapshot))
+                findings.add(Issue::new("snapshot", e.to_string()).snapshot(&snapshot));
+                bytes == item.size
             }
-            // Missing or damaged chunks and packs were reported by the pack pass.
-            Err(Error::Corrupt { .. }) | Ok(()) => {}
+            // A chunk that cannot be read or decoded.
+            Err(Error::Corrupt { .. }) => false,
             Err(e) => return Err(e),
+        };
+        let ids = item.chunk_ids()?;
+        let in_damaged_pack = |id: &ChunkId| {
+            packs
+                .index
+                .chunks
+                .get(id)
+                .is_some_and(|(p, ..)| packs.damaged.contains(p))
+        };
+        for id in ids.iter().filter(|id| !streamed || in_damaged_pack(id)) {
+            if examined.insert(*id, ()).is_none() {
+                check_chunk(repo, packs, id, findings)?;
+            }
         }
     }
     Ok(done)
+}
+
+/// Decodes the copy of a chunk the index files point at, as restores read it.
+/// A chunk in no index file or in a missing or short pack is reported already.
+fn check_chunk(repo: &Repository, packs: &PackState, id: &ChunkId, findings: &Findings) -> Result<()> {
+    let Some(&(pack, offset, i)) = packs.index.chunks.get(id) else {
+        return Ok(());
+    };
+    if !packs.readable.contains(&pack) {
+        return Ok(());
+    }
+    let entry = &packs.index.records[&pack].entries[i];
+    let decoded = repo
+        .storage()
+        .read_range(&pack_key(&pack), offset, entry.length as usize)
+        .and_then(|blob| decode_blob(repo, id, &pack, entry.encoding, entry.raw_length, blob));
+    match decoded {
+        Ok(_) => Ok(()),
+        Err(e @ Error::Corrupt { .. }) => {
+            findings.add(Issue::new("chunk", e.to_string()).pack(hex::encode(pack)).chunk(id));
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
 }

@@ -156,7 +156,7 @@ fn damaged_chunks_headers_and_lost_packs_together() {
     for pw in [None, Some("pw")] {
         let f = fixture(pw);
         let (p1, o1, l1) = chunk_of(&f, 0, 1);
-        let (p2, o2, l2) = (2..).map(|n| chunk_of(&f, 0, n)).find(|c| c.0 != p1).unwrap();
+        let (p2, o2, _) = (2..).map(|n| chunk_of(&f, 0, n)).find(|c| c.0 != p1).unwrap();
         flip(&p1, o1 + l1 as u64 / 2);
         flip(&p2, o2);
         // Another pack's header, then one pack lost, one short, one long, one garbage.

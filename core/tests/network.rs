@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use common::{check, data, ingest_bytes, small_options};
+use common::{check, data, ingest_bytes, restored, small_options};
 use containerarchive_core::check::Level;
 use containerarchive_core::fsutil::random_hex;
 use containerarchive_core::ingest::{ingest, IngestItem, IngestOptions};
@@ -24,16 +24,6 @@ use wire::Wire;
 
 fn scratch() -> std::path::PathBuf {
     std::env::temp_dir().join(format!("ca-network-{}", random_hex(6)))
-}
-
-fn restored(repo: &Repository, id: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut sink = |bytes: Vec<u8>| {
-        out.extend_from_slice(&bytes);
-        Ok(())
-    };
-    restore_item(repo, id, None, &mut sink, &AtomicBool::new(false), Duration::ZERO).unwrap();
-    out
 }
 
 /// Old data in a new order, with new data and a repeated run between:

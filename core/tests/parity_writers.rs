@@ -12,31 +12,19 @@ mod garage;
 mod objectlike;
 
 use std::collections::HashSet;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{check, data, ingest_bytes, small_options};
+use common::{check, data, ingest_bytes, restored, small_options};
 use containerarchive_core::check::Level;
 use containerarchive_core::fsutil::random_hex;
 use containerarchive_core::parity::{group_health, load_groups, parity_intact, GroupManifest};
 use containerarchive_core::prune::{prune, Retention};
 use containerarchive_core::repair::repair;
-use containerarchive_core::restore::restore_item;
 use containerarchive_core::storage::s3::S3Storage;
 use containerarchive_core::storage::Storage;
 use containerarchive_core::{Manifest, Repository};
 use objectlike::ObjectLike;
-
-fn restored(repo: &Repository, id: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut sink = |bytes: Vec<u8>| {
-        out.extend_from_slice(&bytes);
-        Ok(())
-    };
-    restore_item(repo, id, None, &mut sink, &AtomicBool::new(false), Duration::ZERO).unwrap();
-    out
-}
 
 fn members(g: &GroupManifest) -> HashSet<String> {
     g.members.iter().map(|m| m.pack.clone()).collect()

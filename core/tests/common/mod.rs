@@ -8,6 +8,7 @@ use std::time::Duration;
 use containerarchive_core::check::{verify, Level, VerifyReport};
 use containerarchive_core::config::{ChunkingOptions, ParityConfig};
 use containerarchive_core::ingest::{ingest, IngestItem, IngestOptions};
+use containerarchive_core::restore::restore_item;
 use containerarchive_core::{InitOptions, Manifest, Repository};
 
 /// Small chunks, 64 KiB packs and RS(4,1) groups: several packs and groups from a few MB.
@@ -106,4 +107,15 @@ impl Synthetic {
             pos: 1 << 20,
         }
     }
+}
+
+/// The bytes of single-item snapshot `id`, restored (panics on an error).
+pub fn restored(repo: &Repository, id: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut sink = |bytes: Vec<u8>| {
+        out.extend_from_slice(&bytes);
+        Ok(())
+    };
+    restore_item(repo, id, None, &mut sink, &AtomicBool::new(false), Duration::ZERO).unwrap();
+    out
 }

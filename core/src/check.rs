@@ -8,28 +8,29 @@
 //! - full: also streams each distinct item through the restore pipeline,
 //!   which decrypts, decompresses and re-hashes every referenced chunk once,
 //!   and checks the item's length and SHA-256. A chunk that does not decode
-//!   is then found by decoding that item's chunks one by one.
+//!   is then found by decoding that item's chunks one by one. Each pack is
+//!   still read once: the item pass checks the packs it reads whole
+//!   (`check_packs`), and the pack pass reads only the rest.
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::check_packs::{read_packs, WholePacks};
 use crate::crypto::ChunkId;
 use crate::error::{Error, Result};
 use crate::index::IdMap;
-use crate::pack::{idx_key, pack_key, parse_file_name, read_idx, PackId, PackRecord, PACK_MAGIC};
+use crate::pack::{idx_key, pack_key, parse_file_name, read_idx, PackId, PackRecord};
 use crate::parity::{self, GroupManifest};
 use crate::progress::{ProgressFn, ProgressUpdate, Throttle};
 use crate::repo::{Repository, CONFIG_COPY};
 use crate::repo::{DATA_DIR, INDEX_DIR, SNAPSHOTS_DIR};
 use crate::restore::decode_blob;
 use crate::snapshot::is_valid_snapshot_id;
-use crate::storage::objects::ObjectReader;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
@@ -432,19 +433,20 @@ pub fn verify(
     }
 
     let readable: HashSet<PackId> = packs_to_read.iter().copied().collect();
-    let mut damaged = HashSet::new();
-    if level >= Level::Standard {
-        let (bytes, bad) = read_packs(repo, level, &index, packs_to_read, &findings, progress)?;
-        checked.bytes += bytes;
-        damaged = bad;
-    }
     if level == Level::Full {
+        // The item pass reads each pack it needs once, whole, and checks it
+        // there; the pack pass then reads only the packs no item touched.
+        let whole = WholePacks::new(repo, &index, &readable, &findings);
         let packs = PackState {
             index: &index,
             readable: &readable,
-            damaged: &damaged,
+            whole: &whole,
         };
         checked.bytes += check_item_hashes(repo, items_to_hash, &packs, &findings, progress, checked.bytes)?;
+        let (rest, bytes, _) = whole.finish(&packs_to_read);
+        checked.bytes += bytes + read_packs(repo, level, &index, rest, &findings, progress)?.0;
+    } else if level == Level::Standard {
+        checked.bytes += read_packs(repo, level, &index, packs_to_read, &findings, progress)?.0;
     }
 
     progress(ProgressUpdate {
@@ -543,100 +545,6 @@ fn check_parity_files(repo: &Repository, group: &GroupManifest, findings: &Findi
     }
 }
 
-/// Reads every pack once, in parallel: hash and header. Returns the bytes
-/// read and the packs whose bytes or header are not what the index says.
-fn read_packs(
-    repo: &Repository,
-    level: Level,
-    index: &DiskIndex,
-    packs: Vec<PackId>,
-    findings: &Findings,
-    progress: ProgressFn<'_>,
-) -> Result<(u64, HashSet<PackId>)> {
-    let total: u64 = packs.iter().map(|id| index.records[id].size).sum();
-    let done = AtomicU64::new(0);
-    let damaged = Mutex::new(HashSet::new());
-    let throttle = Mutex::new(Throttle::new());
-    let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded::<PackId>();
-    for id in packs {
-        jobs_tx.send(id).expect("receiver alive");
-    }
-    drop(jobs_tx);
-    let report = |bytes: u64, last: bool| {
-        let ready = throttle.lock().unwrap_or_else(|p| p.into_inner()).ready();
-        if ready || last {
-            progress(ProgressUpdate {
-                bytes_processed: bytes,
-                total_bytes: Some(total),
-                message: format!("verifying packs ({} level)", level.name()),
-            });
-        }
-    };
-    std::thread::scope(|s| {
-        // One thread per request in flight: on object storage, `concurrency`.
-        for _ in 0..crate::storage::parallelism(&**repo.storage()) {
-            let jobs = jobs_rx.clone();
-            let (done, report, damaged) = (&done, &report, &damaged);
-            s.spawn(move || {
-                for id in jobs {
-                    let record = &index.records[&id];
-                    match check_pack(repo, record, findings) {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            damaged.lock().unwrap_or_else(|p| p.into_inner()).insert(id);
-                        }
-                        Err(e) => findings.add(Issue::new("pack", e.to_string()).pack(hex::encode(id))),
-                    }
-                    let now = done.fetch_add(record.size, Ordering::Relaxed) + record.size;
-                    report(now, false);
-                }
-            });
-        }
-    });
-    report(done.load(Ordering::Relaxed), true);
-    Ok((total, damaged.into_inner().unwrap_or_else(|p| p.into_inner())))
-}
-
-/// Hashes one pack and checks its header; false when either is wrong.
-fn check_pack(repo: &Repository, record: &PackRecord, findings: &Findings) -> Result<bool> {
-    let hex_id = hex::encode(record.id);
-    let key = pack_key(&record.id);
-    let mut reader = ObjectReader::open(&**repo.storage(), &key)?.ok_or_else(|| Error::Io {
-        path: crate::storage::objects::describe(&**repo.storage(), &key),
-        source: std::io::ErrorKind::NotFound.into(),
-    })?;
-    let mut hasher = Sha256::new();
-    for entry in &record.entries {
-        let mut blob = vec![0u8; entry.length as usize];
-        reader.read_exact(&mut blob)?;
-        hasher.update(&blob);
-    }
-    let tail = reader.read_to_end()?;
-    hasher.update(&tail);
-    if <[u8; 32]>::from(hasher.finalize()) != record.id {
-        findings.add(
-            Issue::new("pack", format!("packs/data/{hex_id}.pack does not match its hash (bit rot or tampering); repair() rebuilds it from parity"))
-                .pack(&hex_id),
-        );
-        return Ok(false);
-    }
-    // The hash matched, so the header is as written; check that it agrees with the index.
-    let header_ok = tail.len() >= 12 && &tail[tail.len() - 8..] == PACK_MAGIC && {
-        let header = &tail[..tail.len() - 12];
-        crate::pack::open_header(repo.sealer(), header).ok().as_ref() == Some(&record.entries)
-    };
-    if !header_ok {
-        findings.add(
-            Issue::new(
-                "pack",
-                format!("the header of packs/data/{hex_id}.pack disagrees with the index"),
-            )
-            .pack(&hex_id),
-        );
-    }
-    Ok(header_ok)
-}
-
 /// An item's length must be the sum of its chunks' lengths (from the index).
 fn check_item_length(
     index: &DiskIndex,
@@ -667,13 +575,13 @@ fn check_item_length(
     }
 }
 
-/// What the pack pass found, for the item pass.
+/// What the item pass knows of the packs.
 struct PackState<'a> {
     index: &'a DiskIndex,
     /// Packs that exist with their recorded size: missing and short ones are reported already.
     readable: &'a HashSet<PackId>,
-    /// Packs whose bytes or header are not what the index says.
-    damaged: &'a HashSet<PackId>,
+    /// Packs read whole and checked; knows which are damaged.
+    whole: &'a WholePacks<'a>,
 }
 
 /// Full level: streams every item through the restore pipeline into SHA-256
@@ -709,7 +617,7 @@ fn check_item_hashes(
     let mut examined: IdMap<()> = IdMap::default();
     for (snapshot, item) in distinct {
         let mut bytes = 0u64;
-        let restored = crate::restore::restore_checked(
+        let restored = crate::restore::restore_checked_from(
             repo,
             &snapshot,
             &item,
@@ -725,6 +633,7 @@ fn check_item_hashes(
                 Ok(())
             },
             &never,
+            Some(packs.whole),
         );
         done += bytes;
         // Whether every chunk of the item was decoded.
@@ -745,7 +654,7 @@ fn check_item_hashes(
                 .index
                 .chunks
                 .get(id)
-                .is_some_and(|(p, ..)| packs.damaged.contains(p))
+                .is_some_and(|(p, ..)| packs.whole.is_damaged(p))
         };
         for id in ids.iter().filter(|id| !streamed || in_damaged_pack(id)) {
             if examined.insert(*id, ()).is_none() {

@@ -9,6 +9,7 @@
 //! repository file is reached through `storage` (`Repository::storage()`).
 
 pub mod check;
+pub mod check_packs;
 pub mod chunker;
 pub mod codec;
 pub mod config;

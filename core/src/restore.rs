@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::fetch::{read_run, run_length, MergeLimits};
 use crate::index::ChunkLocation;
 use crate::ingest::panic_text;
-use crate::pack::{pack_file_name, pack_key};
+use crate::pack::{pack_file_name, pack_key, PackId};
 use crate::repo::Repository;
 use crate::snapshot::{Manifest, ManifestItem};
 use crate::storage::parallelism;
@@ -51,14 +51,23 @@ fn item_names(manifest: &Manifest) -> String {
         .join(", ")
 }
 
-/// Reads chunks from packs: each one a ranged read of exactly its bytes.
+/// Somewhere other than ranged reads that may hold stored blobs: verify's
+/// packs read whole (`check_packs::WholePacks`).
+pub trait BlobSource: Sync {
+    /// The stored bytes of each of `locs`, all in `pack`, or None to read them from storage.
+    fn blobs(&self, pack: &PackId, locs: &[ChunkLocation]) -> Option<Vec<Vec<u8>>>;
+}
+
+/// Reads chunks from packs: each one a ranged read of exactly its bytes,
+/// unless `source` holds them.
 pub struct ChunkReader<'r> {
     repo: &'r Repository,
+    source: Option<&'r dyn BlobSource>,
 }
 
 impl<'r> ChunkReader<'r> {
-    pub fn new(repo: &'r Repository) -> ChunkReader<'r> {
-        ChunkReader { repo }
+    pub fn new(repo: &'r Repository, source: Option<&'r dyn BlobSource>) -> ChunkReader<'r> {
+        ChunkReader { repo, source }
     }
 
     pub fn locate(&self, id: &ChunkId) -> Result<ChunkLocation> {
@@ -71,6 +80,9 @@ impl<'r> ChunkReader<'r> {
     /// The stored bytes of a chunk, exactly as in its pack.
     pub fn read_blob(&mut self, loc: &ChunkLocation) -> Result<Vec<u8>> {
         let id = self.repo.index().pack(loc.pack).id;
+        if let Some(mut blobs) = self.source.and_then(|s| s.blobs(&id, std::slice::from_ref(loc))) {
+            return Ok(blobs.swap_remove(0));
+        }
         let name = pack_file_name(&id);
         self.repo
             .storage()
@@ -91,6 +103,9 @@ impl<'r> ChunkReader<'r> {
             return Ok(Vec::new());
         };
         let id = self.repo.index().pack(first.pack).id;
+        if let Some(blobs) = self.source.and_then(|s| s.blobs(&id, locs)) {
+            return Ok(blobs);
+        }
         read_run(&**self.repo.storage(), &pack_key(&id), locs)
     }
 
@@ -182,6 +197,18 @@ pub fn restore_checked(
     sink: &mut dyn FnMut(Vec<u8>) -> Result<()>,
     cancel: &AtomicBool,
 ) -> Result<()> {
+    restore_checked_from(repo, snapshot_id, item, sink, cancel, None)
+}
+
+/// `restore_checked`, reading blobs from `source` where it holds them.
+pub fn restore_checked_from(
+    repo: &Repository,
+    snapshot_id: &str,
+    item: &ManifestItem,
+    sink: &mut dyn FnMut(Vec<u8>) -> Result<()>,
+    cancel: &AtomicBool,
+    source: Option<&dyn BlobSource>,
+) -> Result<()> {
     let what = || format!("item {:?} of snapshot {snapshot_id}", item.name);
     let ids = item.chunk_ids()?;
     let indexed: Option<u64> = {
@@ -197,7 +224,7 @@ pub fn restore_checked(
     }
     let mut hasher = item.sha256.as_ref().map(|_| Sha256::new());
     let mut emitted = 0u64;
-    restore_chunks(
+    restore_chunks_from(
         repo,
         &ids,
         &mut |data| {
@@ -208,6 +235,7 @@ pub fn restore_checked(
             sink(data)
         },
         cancel,
+        source,
     )?;
     if emitted != item.size {
         return Err(Error::corrupt(
@@ -249,6 +277,17 @@ pub fn restore_chunks(
     sink: &mut dyn FnMut(Vec<u8>) -> Result<()>,
     cancel: &AtomicBool,
 ) -> Result<()> {
+    restore_chunks_from(repo, chunks, sink, cancel, None)
+}
+
+/// `restore_chunks`, reading blobs from `source` where it holds them.
+pub fn restore_chunks_from(
+    repo: &Repository,
+    chunks: &[ChunkId],
+    sink: &mut dyn FnMut(Vec<u8>) -> Result<()>,
+    cancel: &AtomicBool,
+    source: Option<&dyn BlobSource>,
+) -> Result<()> {
     let storage = &**repo.storage();
     let workers = parallelism(storage);
     let limits = MergeLimits::for_storage(storage);
@@ -267,7 +306,7 @@ pub fn restore_chunks(
         let handles: Vec<_> = (0..workers)
             .map(|_| {
                 let (jobs, done) = (job_rx.clone(), done_tx.clone());
-                s.spawn(move || decode_chunks(repo, jobs, done))
+                s.spawn(move || decode_chunks(repo, source, jobs, done))
             })
             .collect();
         drop((job_rx, done_tx));
@@ -343,8 +382,13 @@ fn emit_in_order(
     Ok(())
 }
 
-fn decode_chunks(repo: &Repository, jobs: Receiver<Job>, done: Sender<(usize, Result<Vec<u8>>)>) {
-    let mut reader = ChunkReader::new(repo);
+fn decode_chunks(
+    repo: &Repository,
+    source: Option<&dyn BlobSource>,
+    jobs: Receiver<Job>,
+    done: Sender<(usize, Result<Vec<u8>>)>,
+) {
+    let mut reader = ChunkReader::new(repo, source);
     for job in jobs {
         // A merged read that fails (a lost pack, a network error) or a blob
         // that does not decode falls back to reading each chunk on its own,

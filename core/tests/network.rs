@@ -116,6 +116,78 @@ fn verify_reads_with_at_most_concurrency_requests_in_flight() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The bytes of every object under `dir` whose name ends with `suffix`.
+fn stored_bytes(s: &dyn Storage, dir: &str, suffix: &str) -> usize {
+    s.list(dir)
+        .unwrap()
+        .iter()
+        .filter(|e| e.name.ends_with(suffix))
+        .map(|e| e.size as usize)
+        .sum()
+}
+
+#[test]
+fn full_verify_reads_each_pack_once() {
+    // Before, the pack pass read every pack and the item pass read the
+    // referenced chunks again: about twice the packs' bytes.
+    for passphrase in [None, Some("pw")] {
+        let dir = scratch();
+        let wire = Wire::new(storage::local(&dir), true, Some(3));
+        let repo = Repository::init_in(wire.clone(), &small_options(passphrase)).unwrap();
+        // The same data twice: one item to hash, its packs read once.
+        let first = data(5, 1_200_000);
+        ingest_bytes(&repo, &first);
+        ingest_bytes(&repo, &first);
+        let packs = stored_bytes(&*wire, "packs/data", ".pack");
+        let parity = stored_bytes(&*wire, "packs/parity", "");
+        wire.counts.reset();
+        let report = check(&repo, Level::Full);
+        assert!(report.ok, "{:?}", report.errors);
+        let read = wire::Counts::get(&wire.counts.bytes_read);
+        // Metadata (index, .idx, manifests) is small next to the packs.
+        assert!(
+            read < packs + parity + packs / 4,
+            "full verify read {read} bytes for {packs} bytes of packs and {parity} of parity: {}",
+            wire.counts.summary()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+#[test]
+fn full_verify_still_reads_the_packs_no_item_needs() {
+    let dir = scratch();
+    let wire = Wire::new(storage::local(&dir), true, Some(3));
+    let repo = Repository::init_in(wire.clone(), &small_options(Some("pw"))).unwrap();
+    let gone = ingest_bytes(&repo, &data(6, 300_000));
+    let packs_before = storage::objects::names(&*wire, "packs/data").unwrap();
+    ingest_bytes(&repo, &data(7, 300_000));
+    let options = containerarchive_core::forget::ForgetOptions {
+        dry_run: false,
+        prune: false,
+        lock_timeout: Duration::ZERO,
+    };
+    containerarchive_core::forget::forget(&repo, &[gone.id.clone()], &options, &|_| {}).unwrap();
+    // Damage a pack only the forgotten snapshot referenced.
+    let orphan = packs_before.iter().find(|n| n.ends_with(".pack")).unwrap();
+    let key = format!("packs/data/{orphan}");
+    let mut bytes = wire.read(&key).unwrap().unwrap();
+    bytes[10] ^= 0x40;
+    wire.write(&key, &bytes).unwrap();
+    let report = check(&Repository::open_in(wire.clone(), Some("pw")).unwrap(), Level::Full);
+    let named: Vec<_> = report
+        .errors
+        .iter()
+        .filter(|e| e.pack.as_deref() == orphan.strip_suffix(".pack"))
+        .collect();
+    assert!(
+        named.len() == 1 && named[0].error.contains("does not match its hash"),
+        "{:?}",
+        report.errors
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// A source that counts what the ingest has taken from it, and flags
 /// taking more than `limit` while `watch` is set.
 struct Source {

@@ -1,0 +1,296 @@
+//! Verify's pack reads: every pack's SHA-256 and header, checked once.
+//!
+//! A full verify needs each pack twice: whole, for its hash, and chunk by
+//! chunk, for the item hashes. On object storage each read is a request and
+//! the bytes cross the network, so reading everything twice cost as much as
+//! the decoding itself. `WholePacks` serves the item pass from packs read
+//! whole, the first time an item needs one: the pack is hashed as it arrives
+//! and its chunks are sliced from memory. Only the packs no item touched are
+//! read afterwards, by `read_packs`.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+
+use sha2::{Digest, Sha256};
+
+use crate::check::{DiskIndex, Findings, Issue, Level};
+use crate::error::{Error, Result};
+use crate::index::ChunkLocation;
+use crate::pack::{pack_key, PackId, PackRecord, PACK_MAGIC};
+use crate::progress::{ProgressFn, ProgressUpdate, Throttle};
+use crate::repo::Repository;
+use crate::restore::BlobSource;
+use crate::storage::objects::ObjectReader;
+
+/// Reads every pack once, in parallel: hash and header. Returns the bytes
+/// read and the packs whose bytes or header are not what the index says.
+pub fn read_packs(
+    repo: &Repository,
+    level: Level,
+    index: &DiskIndex,
+    packs: Vec<PackId>,
+    findings: &Findings,
+    progress: ProgressFn<'_>,
+) -> Result<(u64, HashSet<PackId>)> {
+    let total: u64 = packs.iter().map(|id| index.records[id].size).sum();
+    let done = AtomicU64::new(0);
+    let damaged = Mutex::new(HashSet::new());
+    let throttle = Mutex::new(Throttle::new());
+    let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded::<PackId>();
+    for id in packs {
+        jobs_tx.send(id).expect("receiver alive");
+    }
+    drop(jobs_tx);
+    let report = |bytes: u64, last: bool| {
+        let ready = throttle.lock().unwrap_or_else(|p| p.into_inner()).ready();
+        if ready || last {
+            progress(ProgressUpdate {
+                bytes_processed: bytes,
+                total_bytes: Some(total),
+                message: format!("verifying packs ({} level)", level.name()),
+            });
+        }
+    };
+    std::thread::scope(|s| {
+        // One thread per request in flight: on object storage, `concurrency`.
+        for _ in 0..crate::storage::parallelism(&**repo.storage()) {
+            let jobs = jobs_rx.clone();
+            let (done, report, damaged) = (&done, &report, &damaged);
+            s.spawn(move || {
+                for id in jobs {
+                    let record = &index.records[&id];
+                    match check_pack(repo, record, findings) {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            damaged.lock().unwrap_or_else(|p| p.into_inner()).insert(id);
+                        }
+                        Err(e) => findings.add(Issue::new("pack", e.to_string()).pack(hex::encode(id))),
+                    }
+                    let now = done.fetch_add(record.size, Ordering::Relaxed) + record.size;
+                    report(now, false);
+                }
+            });
+        }
+    });
+    report(done.load(Ordering::Relaxed), true);
+    Ok((total, damaged.into_inner().unwrap_or_else(|p| p.into_inner())))
+}
+
+/// Hashes one pack as it streams and checks its header; false when either is wrong.
+fn check_pack(repo: &Repository, record: &PackRecord, findings: &Findings) -> Result<bool> {
+    let key = pack_key(&record.id);
+    let mut reader = ObjectReader::open(&**repo.storage(), &key)?.ok_or_else(|| Error::Io {
+        path: crate::storage::objects::describe(&**repo.storage(), &key),
+        source: std::io::ErrorKind::NotFound.into(),
+    })?;
+    let mut hasher = Sha256::new();
+    for entry in &record.entries {
+        let mut blob = vec![0u8; entry.length as usize];
+        reader.read_exact(&mut blob)?;
+        hasher.update(&blob);
+    }
+    let tail = reader.read_to_end()?;
+    hasher.update(&tail);
+    Ok(judge_pack(repo, record, hasher.finalize().into(), &tail, findings))
+}
+
+/// The pack's verdict from its hash and the bytes after its last blob
+/// (header, header length, magic); reports what is wrong.
+fn judge_pack(repo: &Repository, record: &PackRecord, hash: [u8; 32], tail: &[u8], findings: &Findings) -> bool {
+    let hex_id = hex::encode(record.id);
+    if hash != record.id {
+        findings.add(
+            Issue::new("pack", format!("packs/data/{hex_id}.pack does not match its hash (bit rot or tampering); repair() rebuilds it from parity"))
+                .pack(&hex_id),
+        );
+        return false;
+    }
+    // The hash matched, so the header is as written; check that it agrees with the index.
+    let header_ok = tail.len() >= 12 && &tail[tail.len() - 8..] == PACK_MAGIC && {
+        let header = &tail[..tail.len() - 12];
+        crate::pack::open_header(repo.sealer(), header).ok().as_ref() == Some(&record.entries)
+    };
+    if !header_ok {
+        findings.add(
+            Issue::new(
+                "pack",
+                format!("the header of packs/data/{hex_id}.pack disagrees with the index"),
+            )
+            .pack(&hex_id),
+        );
+    }
+    header_ok
+}
+
+/// A pack's place in `WholePacks`.
+enum Slot {
+    /// One thread is reading it; the others wait.
+    Loading,
+    /// Checked and intact, held for the chunks still to come.
+    Held { bytes: Arc<Vec<u8>>, used: u64 },
+    /// Checked, and no longer held (evicted, damaged or unreadable).
+    Done,
+}
+
+#[derive(Default)]
+struct State {
+    slots: HashMap<PackId, Slot>,
+    held: usize,
+    clock: u64,
+    damaged: HashSet<PackId>,
+    bytes: u64,
+}
+
+/// Packs read whole, checked, and held (at most `capacity` at once, least
+/// recently used first out) to serve the item pass; see the module comment.
+pub struct WholePacks<'a> {
+    repo: &'a Repository,
+    index: &'a DiskIndex,
+    /// Packs that exist with their recorded size; others are left to ranged reads.
+    readable: &'a HashSet<PackId>,
+    findings: &'a Findings<'a>,
+    capacity: usize,
+    state: Mutex<State>,
+    loaded: Condvar,
+}
+
+impl<'a> WholePacks<'a> {
+    pub fn new(
+        repo: &'a Repository,
+        index: &'a DiskIndex,
+        readable: &'a HashSet<PackId>,
+        findings: &'a Findings<'a>,
+    ) -> WholePacks<'a> {
+        WholePacks {
+            repo,
+            index,
+            readable,
+            findings,
+            // One pack per reader, plus a little for packs shared by neighbouring runs.
+            capacity: crate::storage::parallelism(&**repo.storage()) + 2,
+            state: Mutex::new(State::default()),
+            loaded: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the pack was checked and found damaged.
+    pub fn is_damaged(&self, pack: &PackId) -> bool {
+        self.lock().damaged.contains(pack)
+    }
+
+    /// The packs not checked yet, the bytes checked so far, and the damaged ones.
+    pub fn finish(self, packs: &[PackId]) -> (Vec<PackId>, u64, HashSet<PackId>) {
+        let state = self.state.into_inner().unwrap_or_else(|p| p.into_inner());
+        let rest = packs
+            .iter()
+            .filter(|p| !state.slots.contains_key(*p))
+            .copied()
+            .collect();
+        (rest, state.bytes, state.damaged)
+    }
+
+    /// The whole pack when it is held or read now for the first time; None
+    /// once it was checked and let go, or when it is damaged or unreadable.
+    fn pack(&self, id: &PackId) -> Option<Arc<Vec<u8>>> {
+        let mut state = self.lock();
+        loop {
+            state.clock += 1;
+            let now = state.clock;
+            match state.slots.get_mut(id) {
+                Some(Slot::Held { bytes, used }) => {
+                    *used = now;
+                    return Some(bytes.clone());
+                }
+                Some(Slot::Done) => return None,
+                Some(Slot::Loading) => {
+                    state = self.loaded.wait(state).unwrap_or_else(|p| p.into_inner());
+                }
+                None if !self.readable.contains(id) => return None,
+                None => break,
+            }
+        }
+        state.slots.insert(*id, Slot::Loading);
+        drop(state);
+        let record = &self.index.records[id];
+        let checked = self.read_and_judge(record);
+        let mut state = self.lock();
+        state.bytes += record.size;
+        let slot = match &checked {
+            Some(bytes) => {
+                state.held += 1;
+                state.clock += 1;
+                Slot::Held {
+                    bytes: bytes.clone(),
+                    used: state.clock,
+                }
+            }
+            None => Slot::Done,
+        };
+        state.slots.insert(*id, slot);
+        self.evict(&mut state);
+        drop(state);
+        self.loaded.notify_all();
+        checked
+    }
+
+    /// One request for the whole pack, then its hash and header.
+    fn read_and_judge(&self, record: &PackRecord) -> Option<Arc<Vec<u8>>> {
+        let read = self
+            .repo
+            .storage()
+            .read_range(&pack_key(&record.id), 0, record.size as usize);
+        let bytes = match read {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                // As the pack pass reports it; the item pass then reads ranges and reports its own error.
+                self.findings
+                    .add(Issue::new("pack", e.to_string()).pack(hex::encode(record.id)));
+                return None;
+            }
+        };
+        let blobs: u64 = record.entries.iter().map(|e| e.length as u64).sum();
+        let tail = bytes.get(blobs as usize..).unwrap_or_default();
+        let hash: [u8; 32] = Sha256::digest(&bytes).into();
+        if judge_pack(self.repo, record, hash, tail, self.findings) {
+            Some(Arc::new(bytes))
+        } else {
+            self.lock().damaged.insert(record.id);
+            None
+        }
+    }
+
+    fn evict(&self, state: &mut State) {
+        while state.held > self.capacity {
+            let oldest = state
+                .slots
+                .iter()
+                .filter_map(|(id, slot)| match slot {
+                    Slot::Held { used, .. } => Some((*used, *id)),
+                    _ => None,
+                })
+                .min();
+            let Some((_, id)) = oldest else { break };
+            state.slots.insert(id, Slot::Done);
+            state.held -= 1;
+        }
+    }
+}
+
+impl BlobSource for WholePacks<'_> {
+    fn blobs(&self, pack: &PackId, locs: &[ChunkLocation]) -> Option<Vec<Vec<u8>>> {
+        let bytes = self.pack(pack)?;
+        locs.iter()
+            .map(|l| {
+                let start = usize::try_from(l.offset).ok()?;
+                bytes
+                    .get(start..start.checked_add(l.length as usize)?)
+                    .map(<[u8]>::to_vec)
+            })
+            .collect()
+    }
+}

@@ -11,8 +11,8 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 
 export declare class NativeArchive {
   constructor()
-  init(path: string, optionsJson: string, storageJson?: string | undefined | null): Promise<string>
-  open(path: string, optionsJson: string, storageJson?: string | undefined | null): Promise<string>
+  init(path: string, optionsJson: string, storageJson?: string | undefined | null, threads?: number | undefined | null): Promise<string>
+  open(path: string, optionsJson: string, storageJson?: string | undefined | null, threads?: number | undefined | null): Promise<string>
   /** Registers the JS dispatcher for progress events (held weakly). */
   setEventSink(sink: EventSink): void
   /** Stores the items `pull` yields as one snapshot; resolves its summary as JSON. */

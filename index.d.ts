@@ -75,7 +75,7 @@ export interface StorageOptions {
   retries?: number;
 }
 
-/** Where the repository is: options for `s3://` locations only (a local path refuses them). */
+/** Where the repository is (`storage`, `cacheDir` and `cache` apply to `s3://` locations only: a local path refuses them), and how many threads work on it. */
 export interface LocationOptions {
   storage?: StorageOptions;
   /**
@@ -85,6 +85,14 @@ export interface LocationOptions {
   cacheDir?: string;
   /** false: no local metadata cache. Default true. */
   cache?: boolean;
+  /**
+   * The most worker threads the engine runs for this repository's
+   * operations (compression, encryption, hashing, decoding), 1..1024, so a
+   * backup leaves cores to the service it runs in. Default: one per core
+   * (at most 16). On object storage, `storage.concurrency` sets the threads
+   * that wait on requests, independently.
+   */
+  threads?: number;
 }
 
 export interface InitOptions extends LocationOptions {

@@ -134,7 +134,7 @@ function checkNewPassphrase(p, call) {
 }
 
 function checkInitOptions(options) {
-  const o = checkOptions(options, 'options', ['passphrase', 'compression', 'compressionLevel', 'chunking', 'packTargetSize', 'parity', ...WHERE_OPTIONS]);
+  const o = checkOptions(options, 'options', ['passphrase', 'compression', 'compressionLevel', 'chunking', 'packTargetSize', 'parity', 'threads', ...WHERE_OPTIONS]);
   const out = {};
   const passphrase = checkPassphrase(o, 'init');
   if (passphrase !== undefined) out.passphrase = passphrase;
@@ -166,6 +166,17 @@ function checkInitOptions(options) {
 
 /** Options of init() and open() that say how to reach the repository (lib/location.js). */
 const WHERE_OPTIONS = ['storage', 'cacheDir', 'cache'];
+
+/** `threads`: the most worker threads the engine runs for this repository (default: one per core). */
+function checkThreads(threads) {
+  if (threads === undefined) return undefined;
+  if (!Number.isSafeInteger(threads) || threads < 1 || threads > 1024) throw invalid(`threads must be an integer from 1 to 1024, not ${describeThreads(threads)}`);
+  return threads;
+}
+
+function describeThreads(v) {
+  return typeof v === 'number' ? String(v) : describeValue(v);
+}
 
 /** The native storage argument: undefined for a local path, JSON for s3://. */
 function storageArgument(path, o) {
@@ -472,18 +483,20 @@ class ContainerArchive {
     const native = new NativeArchive();
     const opts = checkInitOptions(options);
     const where = storageArgument(path, options ?? {});
-    await native.init(path, JSON.stringify(opts), where).catch((e) => { throw toArchiveError(e); });
+    const threads = checkThreads(options?.threads);
+    await native.init(path, JSON.stringify(opts), where, threads).catch((e) => { throw toArchiveError(e); });
     return new ContainerArchive(native, path, 0, CONSTRUCT);
   }
 
   static async open(path, options) {
     checkPath(path);
-    const o = checkOptions(options, 'options', ['passphrase', 'lockTimeoutMs', ...WHERE_OPTIONS]);
+    const o = checkOptions(options, 'options', ['passphrase', 'lockTimeoutMs', 'threads', ...WHERE_OPTIONS]);
     const passphrase = checkPassphrase(o, 'open');
     const lockTimeoutMs = checkLockTimeout(o.lockTimeoutMs, 0);
     const where = storageArgument(path, o);
+    const threads = checkThreads(o.threads);
     const native = new NativeArchive();
-    await native.open(path, JSON.stringify({ passphrase }), where).catch((e) => { throw toArchiveError(e); });
+    await native.open(path, JSON.stringify({ passphrase }), where, threads).catch((e) => { throw toArchiveError(e); });
     return new ContainerArchive(native, path, lockTimeoutMs, CONSTRUCT);
   }
 

@@ -128,20 +128,34 @@ impl NativeArchive {
     }
 
     #[napi]
-    pub async fn init(&self, path: String, options_json: String, storage_json: Option<String>) -> Result<String> {
+    pub async fn init(
+        &self,
+        path: String,
+        options_json: String,
+        storage_json: Option<String>,
+        threads: Option<u32>,
+    ) -> Result<String> {
         let options: InitOptions = parse(&options_json, "init options")?;
         let storage = open_storage(&path, storage_json.as_deref())?;
-        let repo = run_blocking(move || Repository::init_in(storage, &options)).await?;
+        let mut repo = run_blocking(move || Repository::init_in(storage, &options)).await?;
+        repo.set_threads(threads.map(|n| n as usize));
         let config = serde_json::to_string(&repo.config).expect("config serialises");
         *lock(&self.repo) = Some(Arc::new(repo));
         Ok(config)
     }
 
     #[napi]
-    pub async fn open(&self, path: String, options_json: String, storage_json: Option<String>) -> Result<String> {
+    pub async fn open(
+        &self,
+        path: String,
+        options_json: String,
+        storage_json: Option<String>,
+        threads: Option<u32>,
+    ) -> Result<String> {
         let spec: OpenSpec = parse(&options_json, "open options")?;
         let storage = open_storage(&path, storage_json.as_deref())?;
-        let repo = run_blocking(move || Repository::open_in(storage, spec.passphrase.as_deref())).await?;
+        let mut repo = run_blocking(move || Repository::open_in(storage, spec.passphrase.as_deref())).await?;
+        repo.set_threads(threads.map(|n| n as usize));
         let config = serde_json::to_string(&repo.config).expect("config serialises");
         *lock(&self.repo) = Some(Arc::new(repo));
         Ok(config)

@@ -54,7 +54,7 @@ pub fn read_packs(
     };
     std::thread::scope(|s| {
         // One thread per request in flight: on object storage, `concurrency`.
-        for _ in 0..crate::storage::parallelism(&**repo.storage()) {
+        for _ in 0..repo.parallelism() {
             let jobs = jobs_rx.clone();
             let (done, report, damaged) = (&done, &report, &damaged);
             s.spawn(move || {
@@ -168,7 +168,7 @@ impl<'a> WholePacks<'a> {
             readable,
             findings,
             // One pack per reader, plus a little for packs shared by neighbouring runs.
-            capacity: crate::storage::parallelism(&**repo.storage()) + 2,
+            capacity: repo.parallelism() + 2,
             state: Mutex::new(State::default()),
             loaded: Condvar::new(),
         }

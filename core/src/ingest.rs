@@ -66,6 +66,7 @@ pub fn validate_items<R>(items: &[IngestItem<R>]) -> Result<()> {
     Ok(())
 }
 
+/// One worker per core (at most 16): the default of `Repository::workers`.
 pub fn worker_count() -> usize {
     thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 16)
 }
@@ -182,7 +183,7 @@ pub fn store_chunks<T>(
     repo: &Repository,
     produce: impl FnOnce(&mut ChunkFeed) -> Result<T>,
 ) -> Result<(T, WriteStats)> {
-    let workers = worker_count();
+    let workers = repo.workers();
     let (job_tx, job_rx) = bounded::<Job>(workers * 2);
     let (done_tx, done_rx) = bounded::<Processed>(workers * 2);
     let packs = PackCheck::default();
@@ -214,7 +215,7 @@ fn run_pipeline<R: Read + Send>(
     progress: ProgressFn<'_>,
     cancel: &AtomicBool,
 ) -> Result<(Vec<ManifestItem>, WriteStats)> {
-    let (hash_tx, hash_rx) = bounded::<HashFeed>(worker_count() * 2 + 2);
+    let (hash_tx, hash_rx) = bounded::<HashFeed>(repo.workers() * 2 + 2);
     let total = items.iter().map(|i| i.size_hint).sum::<Option<u64>>();
     let (stored, hashes) = thread::scope(|s| {
         let hasher = s.spawn(move || hash_items(hash_rx));

@@ -56,6 +56,8 @@ pub struct Repository {
     unlocked_by: Mutex<Option<UnlockedBy>>,
     /// Packs this process wrote that may still need parity.
     own_packs: Mutex<Vec<PackInfo>>,
+    /// The most worker threads an operation runs (`threads`); None: one per core.
+    threads: Option<usize>,
 }
 
 /// How an encrypted repository was unlocked.
@@ -164,7 +166,27 @@ impl Repository {
             master,
             unlocked_by: Mutex::new(unlocked_by),
             own_packs: Mutex::new(Vec::new()),
+            threads: None,
         }
+    }
+
+    /// Caps the worker threads of every operation (`threads` on init and
+    /// open), so a backup leaves cores to the service it runs in.
+    pub fn set_threads(&mut self, threads: Option<usize>) {
+        self.threads = threads.map(|n| n.max(1));
+    }
+
+    /// Threads that compress, encrypt, hash and decode: one per core, at most `threads`.
+    pub fn workers(&self) -> usize {
+        let cores = crate::ingest::worker_count();
+        self.threads.map_or(cores, |n| n.min(cores))
+    }
+
+    /// Threads of an operation that reads or writes packs, each with at most
+    /// one request in flight: on object storage `storage.concurrency`, since
+    /// they mostly wait on the network; on a local disk `workers()`.
+    pub fn parallelism(&self) -> usize {
+        self.storage.concurrency().map_or_else(|| self.workers(), |c| c.max(1))
     }
 
     /// Recreates layout directories that are missing: sync tools drop empty
@@ -190,7 +212,9 @@ impl Repository {
         let keys = self.master.as_ref().map(Keys::from_master);
         let unlocked_by = self.unlocked_by.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let unlocked = self.master.zip(unlocked_by);
-        Some(Repository::assemble(storage, self.config.clone(), keys, unlocked))
+        let mut repo = Repository::assemble(storage, self.config.clone(), keys, unlocked);
+        repo.threads = self.threads;
+        Some(repo)
     }
 
     /// The repository's directory (its location when it is not local). The

@@ -20,7 +20,6 @@ use crate::ingest::panic_text;
 use crate::pack::{pack_file_name, pack_key, PackId};
 use crate::repo::Repository;
 use crate::snapshot::{Manifest, ManifestItem};
-use crate::storage::parallelism;
 
 /// Picks the item to restore; `item` may be left out only for a single-item snapshot.
 pub fn select_item<'m>(manifest: &'m Manifest, item: Option<&str>) -> Result<&'m ManifestItem> {
@@ -269,7 +268,7 @@ struct Window {
 
 /// Streams the chunks in order into `sink`. Stops at the first error, or
 /// when `sink` fails or `cancel` is set. One thread per request in flight
-/// (`storage::parallelism`); on object storage neighbouring chunks of a pack
+/// (`Repository::parallelism`); on object storage neighbouring chunks of a pack
 /// are one request (see `fetch`).
 pub fn restore_chunks(
     repo: &Repository,
@@ -289,7 +288,7 @@ pub fn restore_chunks_from(
     source: Option<&dyn BlobSource>,
 ) -> Result<()> {
     let storage = &**repo.storage();
-    let workers = parallelism(storage);
+    let workers = repo.parallelism();
     let limits = MergeLimits::for_storage(storage);
     let window = Window {
         chunks: workers * 3 * limits.chunks,

@@ -98,12 +98,3 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
         None
     }
 }
-
-/// How many threads an operation that reads or writes packs runs, each with
-/// at most one request in flight: the storage's `concurrency`, or one per
-/// core on a local disk.
-pub fn parallelism(storage: &dyn Storage) -> usize {
-    storage
-        .concurrency()
-        .map_or_else(crate::ingest::worker_count, |c| c.max(1))
-}

@@ -28,7 +28,7 @@ use crate::pack::{idx_key, pack_key, parse_file_name, read_idx, PackId, PackReco
 use crate::parity::{self, GroupManifest};
 use crate::progress::{ProgressFn, ProgressUpdate, Throttle};
 use crate::repo::{Repository, CONFIG_COPY};
-use crate::repo::{DATA_DIR, INDEX_DIR, SNAPSHOTS_DIR};
+use crate::repo::{DATA_DIR, INDEX_DIR, PARITY_DIR, SNAPSHOTS_DIR};
 use crate::restore::decode_blob;
 use crate::snapshot::is_valid_snapshot_id;
 
@@ -187,10 +187,11 @@ pub fn read_disk_index(repo: &Repository, findings: Option<&Findings>) -> Result
     let mut chunks: IdMap<(PackId, u64, usize)> = IdMap::default();
     let mut file_bytes = 0;
     let mut lists = Vec::new();
-    for entry in repo.storage().list(INDEX_DIR)? {
-        let name = entry.name;
+    let entries = repo.storage().list(INDEX_DIR)?;
+    let read = crate::fetch::map_parallel(repo.parallelism(), &entries, |e| repo.read_index_file(&e.name));
+    for (entry, read) in entries.into_iter().zip(read) {
         file_bytes += entry.size;
-        match repo.read_index_file(&name) {
+        match read {
             Ok(list) => lists.push(list),
             Err(e) => {
                 if let Some(f) = findings {
@@ -199,7 +200,7 @@ pub fn read_disk_index(repo: &Repository, findings: Option<&Findings>) -> Result
             }
         }
     }
-    let present = present_packs(repo, lists.iter().flatten());
+    let present = present_packs(repo, lists.iter().flatten())?;
     for record in lists.into_iter().flatten() {
         let mut offset = 0;
         for (i, e) in record.entries.iter().enumerate() {
@@ -224,16 +225,19 @@ pub fn read_disk_index(repo: &Repository, findings: Option<&Findings>) -> Result
     })
 }
 
-/// The packs that exist with their recorded size (symbolic links followed).
-fn present_packs<'r>(repo: &Repository, records: impl Iterator<Item = &'r PackRecord>) -> HashSet<PackId> {
-    records
-        .filter(|r| {
-            repo.storage()
-                .size(&pack_key(&r.id))
-                .is_ok_and(|size| size == Some(r.size))
-        })
+/// The packs that exist with their recorded size (symbolic links followed):
+/// one listing, not a request per pack.
+fn present_packs<'r>(repo: &Repository, records: impl Iterator<Item = &'r PackRecord>) -> Result<HashSet<PackId>> {
+    let sizes: IdMap<u64> = repo
+        .storage()
+        .list(DATA_DIR)?
+        .into_iter()
+        .filter_map(|e| Some((parse_file_name(&e.name, "pack")?, e.size)))
+        .collect();
+    Ok(records
+        .filter(|r| sizes.get(&r.id) == Some(&r.size))
         .map(|r| r.id)
-        .collect()
+        .collect())
 }
 
 pub fn verify(
@@ -254,20 +258,39 @@ pub fn verify(
     let mut checked = Checked::default();
 
     check_config_and_keys(repo, &findings);
-    let index = read_disk_index(repo, Some(&findings))?;
+    // The item pass restores through the repository's own index: load it
+    // alongside, so the index files' round trips overlap.
+    let (index, loaded) = std::thread::scope(|s| {
+        let loading = s.spawn(|| repo.sync_index());
+        let index = read_disk_index(repo, Some(&findings));
+        (index, loading.join())
+    });
+    let index = index?;
+    loaded.map_err(|p| Error::Internal(format!("loading the index panicked: {}", crate::ingest::panic_text(&p))))??;
     checked.bytes += index.file_bytes;
 
     // Snapshots and the chunks they reference.
     let mut referenced: IdMap<()> = IdMap::default();
     let mut items_to_hash = Vec::new();
-    for entry in repo.storage().list(SNAPSHOTS_DIR)? {
+    let entries: Vec<_> = repo
+        .storage()
+        .list(SNAPSHOTS_DIR)?
+        .into_iter()
+        .filter(|e| is_valid_snapshot_id(&e.name))
+        .collect();
+    // Every manifest and its copy, read once, in parallel: for the copies
+    // check and for what the snapshots reference.
+    let survey = crate::manifests::survey(repo)?;
+    for entry in entries {
+        let loaded = match survey.intact_primary(&entry.name) {
+            Some(m) => Ok(m.clone()),
+            // Damaged, newer, or changed since the listing: as restores read it.
+            None => repo.load_snapshot(&entry.name),
+        };
         let name = entry.name;
-        if !is_valid_snapshot_id(&name) {
-            continue;
-        }
         checked.snapshots += 1;
         checked.bytes += entry.size;
-        let manifest = match repo.load_snapshot(&name) {
+        let manifest = match loaded {
             Ok(m) => m,
             Err(e) => {
                 findings.add(Issue::new("snapshot", e.to_string()).snapshot(&name));
@@ -304,12 +327,16 @@ pub fn verify(
         }
     }
     checked.chunks = referenced.len() as u64;
-    crate::manifests::check_copies(repo, &findings)?;
+    crate::manifests::check_copies(&survey, &findings)?;
+    drop(survey);
 
     // Packs on disk against the index, and their sidecars.
     let mut on_disk: IdMap<u64> = IdMap::default();
     let mut idx_files: IdMap<u64> = IdMap::default();
+    // Sizes of packs (immutable) and parity files by key, from listings: no request per file.
+    let mut listed: HashMap<String, u64> = HashMap::new();
     for entry in repo.storage().list(DATA_DIR)? {
+        listed.insert(format!("{DATA_DIR}/{}", entry.name), entry.size);
         if let Some(id) = parse_file_name(&entry.name, "pack") {
             on_disk.insert(id, entry.size);
         } else if let Some(id) = parse_file_name(&entry.name, "idx") {
@@ -317,6 +344,7 @@ pub fn verify(
         }
     }
     let mut packs_to_read = Vec::new();
+    let mut idx_to_read = Vec::new();
     for (id, record) in &index.records {
         let hex_id = hex::encode(id);
         checked.packs += 1;
@@ -342,16 +370,21 @@ pub fn verify(
         }
         if let Some(size) = idx_files.get(id) {
             checked.bytes += size;
-            match read_idx(&**repo.storage(), &idx_key(id), *id, repo.sealer()) {
-                Ok(idx) if idx == *record => {}
-                Ok(_) => findings
-                    .add(Issue::new("idx", format!("packs/data/{hex_id}.idx disagrees with the index")).pack(&hex_id)),
-                Err(e) => findings.add(Issue::new("idx", e.to_string()).pack(&hex_id)),
-            }
+            idx_to_read.push(record);
         } else {
             findings.add(Issue::new("missing-idx", format!("packs/data/{hex_id}.idx is missing")).pack(&hex_id));
         }
     }
+    // A request each: in parallel, so latency does not add up.
+    crate::fetch::for_each_parallel(repo.parallelism(), &idx_to_read, |record| {
+        let hex_id = hex::encode(record.id);
+        match read_idx(&**repo.storage(), &idx_key(&record.id), record.id, repo.sealer()) {
+            Ok(idx) if idx == **record => {}
+            Ok(_) => findings
+                .add(Issue::new("idx", format!("packs/data/{hex_id}.idx disagrees with the index")).pack(&hex_id)),
+            Err(e) => findings.add(Issue::new("idx", e.to_string()).pack(&hex_id)),
+        }
+    });
     if !writers_active {
         for id in on_disk.keys().filter(|id| !index.records.contains_key(*id)) {
             let hex_id = hex::encode(id);
@@ -371,6 +404,10 @@ pub fn verify(
     // Parity coverage (and, from standard on, parity file hashes).
     let groups = {
         let _parity = parity::lock(repo, false)?;
+        // Listed under the lock: a local parity writer rewrites groups.
+        for entry in repo.storage().list(PARITY_DIR)? {
+            listed.insert(format!("{PARITY_DIR}/{}", entry.name), entry.size);
+        }
         let (groups, damaged) = parity::load_groups(repo)?;
         for (name, e) in damaged {
             findings
@@ -393,7 +430,8 @@ pub fn verify(
             &sizes_agree
         };
         for group in &groups {
-            if let Some(why) = parity::disk_disagreement(repo, group, witness) {
+            let size_of = |key: &str| listed.get(key).copied();
+            if let Some(why) = parity::disagreement_with_sizes(repo, group, witness, &size_of) {
                 findings.add(
                     Issue::new(
                         "parity",

@@ -5,6 +5,8 @@
 //! stays its own read, as before: reads are cheap there and a merged read
 //! would cost one more copy.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use crate::error::Result;
 use crate::index::ChunkLocation;
 use crate::storage::Storage;
@@ -74,6 +76,44 @@ pub fn run_length(next: &[Option<ChunkLocation>], limits: &MergeLimits) -> usize
         n += 1;
     }
     n
+}
+
+/// Runs `f` on every one of `items` on `threads` threads: for many small
+/// requests (one per `.idx`, say), whose round trips would otherwise add up.
+pub fn for_each_parallel<T: Sync>(threads: usize, items: &[T], f: impl Fn(&T) + Sync) {
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..threads.clamp(1, items.len().max(1)) {
+            s.spawn(|| {
+                while let Some(item) = items.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    f(item);
+                }
+            });
+        }
+    });
+}
+
+/// `f` of every one of `items`, in their order, computed on `threads` threads.
+pub fn map_parallel<T: Sync, R: Send>(threads: usize, items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let out: Vec<std::sync::Mutex<Option<R>>> = items.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..threads.clamp(1, items.len().max(1)) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(item) = items.get(i) else { break };
+                let r = f(item);
+                *out[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+            });
+        }
+    });
+    out.into_iter()
+        .map(|m| {
+            m.into_inner()
+                .unwrap_or_else(|p| p.into_inner())
+                .expect("every item was mapped")
+        })
+        .collect()
 }
 
 /// The stored bytes of each of `locs` (all in the pack stored as `key`),

@@ -52,14 +52,33 @@ fn decode_file(repo: &Repository, key: &str, what: &str) -> Decoded {
 
 /// Every file named like a snapshot id in `dir` (a missing directory is empty).
 fn read_manifests(repo: &Repository, dir: &str) -> Result<BTreeMap<String, Decoded>> {
-    let mut out = BTreeMap::new();
-    for name in names(&**repo.storage(), dir)?
-        .into_iter()
-        .filter(|n| is_valid_snapshot_id(n))
-    {
-        let what = format!("snapshot manifest {dir}/{name}");
-        let decoded = decode_file(repo, &format!("{dir}/{name}"), &what);
-        out.insert(name, decoded);
+    let mut read = read_manifest_dirs(repo, &[dir])?;
+    Ok(read.pop().unwrap_or_default())
+}
+
+/// `read_manifests` of each of `dirs`, all files read in one parallel batch:
+/// a request each, so a thousand snapshots cost no thousand round trips.
+fn read_manifest_dirs(repo: &Repository, dirs: &[&str]) -> Result<Vec<BTreeMap<String, Decoded>>> {
+    let mut files = Vec::new();
+    for (i, dir) in dirs.iter().enumerate() {
+        for name in names(&**repo.storage(), dir)?
+            .into_iter()
+            .filter(|n| is_valid_snapshot_id(n))
+        {
+            files.push((i, name));
+        }
+    }
+    let decoded = crate::fetch::map_parallel(repo.parallelism(), &files, |(i, name)| {
+        let dir = dirs[*i];
+        decode_file(
+            repo,
+            &format!("{dir}/{name}"),
+            &format!("snapshot manifest {dir}/{name}"),
+        )
+    });
+    let mut out: Vec<BTreeMap<String, Decoded>> = dirs.iter().map(|_| BTreeMap::new()).collect();
+    for ((i, name), d) in files.into_iter().zip(decoded) {
+        out[i].insert(name, d);
     }
     Ok(out)
 }
@@ -69,11 +88,18 @@ pub struct Survey {
     pub copies: BTreeMap<String, Decoded>,
 }
 
+impl Survey {
+    /// The manifest `snapshots/<name>` holds, when it is intact and named after it.
+    pub fn intact_primary(&self, name: &str) -> Option<&Manifest> {
+        self.primaries.get(name)?.valid_as(name).map(|(m, _)| m)
+    }
+}
+
 pub fn survey(repo: &Repository) -> Result<Survey> {
-    Ok(Survey {
-        primaries: read_manifests(repo, SNAPSHOTS_DIR)?,
-        copies: read_manifests(repo, SNAPSHOT_COPIES)?,
-    })
+    let mut read = read_manifest_dirs(repo, &[SNAPSHOTS_DIR, SNAPSHOT_COPIES])?;
+    let copies = read.pop().unwrap_or_default();
+    let primaries = read.pop().unwrap_or_default();
+    Ok(Survey { primaries, copies })
 }
 
 /// Intact copies whose `snapshots/<id>` is gone (not merely damaged).
@@ -97,10 +123,10 @@ pub fn orphan_copies(repo: &Repository) -> Result<Vec<Manifest>> {
 /// Verify (quick): copies that are missing, damaged or different, manifests
 /// that are damaged but have an intact copy, and copies without a manifest.
 /// A manifest that is unreadable with no intact copy is reported by the caller.
-pub fn check_copies(repo: &Repository, findings: &Findings) -> Result<()> {
-    let Survey { primaries, copies } = survey(repo)?;
+pub fn check_copies(survey: &Survey, findings: &Findings) -> Result<()> {
+    let Survey { primaries, copies } = survey;
     let issue = |name: &str, text: String| findings.add(Issue::new("snapshot", text).snapshot(name));
-    for (name, primary) in &primaries {
+    for (name, primary) in primaries {
         let copy = copies.get(name);
         match (primary, primary.valid_as(name)) {
             (Decoded::Newer(_), _) => {}

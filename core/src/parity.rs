@@ -167,14 +167,17 @@ pub fn load_groups(repo: &Repository) -> Result<(Vec<GroupManifest>, Vec<(String
     let storage = &**repo.storage();
     let mut groups = Vec::new();
     let mut damaged = Vec::new();
-    for name in names(storage, PARITY_DIR)? {
-        if !name.ends_with(".group") {
-            continue;
-        }
+    let names: Vec<String> = names(storage, PARITY_DIR)?
+        .into_iter()
+        .filter(|n| n.ends_with(".group"))
+        .collect();
+    let loaded = crate::fetch::map_parallel(repo.parallelism(), &names, |name| {
         let what = format!("parity manifest packs/parity/{name}");
-        let loaded = read_required(storage, &parity_key(&name))
+        read_required(storage, &parity_key(name))
             .and_then(|b| repo.unseal(AAD_PARITY, b, &what))
-            .and_then(|plain| parse_group(&plain, &name, &what));
+            .and_then(|plain| parse_group(&plain, name, &what))
+    });
+    for (name, loaded) in names.into_iter().zip(loaded) {
         match loaded {
             Ok(g) => groups.push(g),
             Err(e) => damaged.push((name, e)),
@@ -200,6 +203,18 @@ pub fn disk_disagreement(
     intact: &dyn Fn(&dyn Storage, &str, &str, u64) -> bool,
 ) -> Option<String> {
     let storage = &**repo.storage();
+    disagreement_with_sizes(repo, group, intact, &|key| storage.size(key).ok().flatten())
+}
+
+/// `disk_disagreement` with the sizes of files taken from `size_of` (a
+/// listing, say: one request for every group instead of one per file).
+pub fn disagreement_with_sizes(
+    repo: &Repository,
+    group: &GroupManifest,
+    intact: &dyn Fn(&dyn Storage, &str, &str, u64) -> bool,
+    size_of: &dyn Fn(&str) -> Option<u64>,
+) -> Option<String> {
+    let storage = &**repo.storage();
     let config = repo.config.parity;
     if group.data_shards != config.data_shards || group.parity_shards != config.parity_shards {
         return Some(format!(
@@ -209,7 +224,7 @@ pub fn disk_disagreement(
     }
     for m in &group.members {
         let key = member_key(&m.pack);
-        if let Ok(Some(size)) = storage.size(&key) {
+        if let Some(size) = size_of(&key) {
             if size != m.size && intact(storage, &key, &m.pack, size) {
                 return Some(format!(
                     "member {} is {size} bytes on disk, the manifest says {}",
@@ -220,7 +235,7 @@ pub fn disk_disagreement(
     }
     for f in &group.parity {
         let key = parity_key(&f.file);
-        if let Ok(Some(size)) = storage.size(&key) {
+        if let Some(size) = size_of(&key) {
             if size != group.shard_size && intact(storage, &key, &f.sha256, size) {
                 return Some(format!(
                     "parity file {} is {size} bytes on disk, shardSize is {}",

@@ -309,8 +309,10 @@ impl Repository {
     pub fn load_index_from_disk(&self) -> Result<(ChunkIndex, Vec<(String, Error)>)> {
         let mut index = ChunkIndex::default();
         let mut problems = Vec::new();
-        for name in names(&*self.storage, INDEX_DIR)? {
-            match self.read_index_file(&name) {
+        let names = names(&*self.storage, INDEX_DIR)?;
+        let read = crate::fetch::map_parallel(self.parallelism(), &names, |name| self.read_index_file(name));
+        for (name, read) in names.into_iter().zip(read) {
+            match read {
                 Ok(records) => {
                     for r in &records {
                         index.add_pack(r);
@@ -388,8 +390,10 @@ impl Repository {
             let index = self.index();
             names.into_iter().filter(|n| !index.loaded_files.contains(n)).collect()
         };
-        for name in unseen {
-            match self.read_index_file(&name) {
+        // A request each: in parallel, merged in name order as before.
+        let read = crate::fetch::map_parallel(self.parallelism(), &unseen, |name| self.read_index_file(name));
+        for (name, read) in unseen.into_iter().zip(read) {
+            match read {
                 Ok(records) => {
                     let mut index = self.index_mut();
                     for r in &records {

@@ -22,6 +22,12 @@ export declare class NativeArchive {
    * while the caller's streams certainly hold them open.
    */
   ingest(itemsJson: string, optionsJson: string, pull: PullFn): Promise<string>
+  /**
+   * Stops the ingest started with `token` at its next chunk (it then
+   * rejects with ERR_CANCELLED): a native file source's stream was
+   * destroyed by its caller, which for a JS-fed source cancels too.
+   */
+  cancelIngest(token: number): void
   /** `spec` is 'latest', an id or a unique id prefix, narrowed by the filter. */
   getSnapshot(spec: string, filterJson: string): Promise<string>
   /** Every snapshot matching the filter's tags and host, oldest first. */

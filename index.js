@@ -309,6 +309,33 @@ function openedFile(stream) {
 }
 
 /**
+ * While the engine reads a file source, its stream still belongs to the
+ * caller: destroying it (with or without an error) cancels the ingest, as
+ * it does for a stream read through JS, and the ingest rejects with that
+ * error or ERR_CANCELLED.
+ */
+function watchFileSource(stream, cancel) {
+  const watcher = { failure: null };
+  const onError = (err) => {
+    if (!watcher.failure) watcher.failure = err;
+    passThrough.add(err);
+    cancel();
+  };
+  const onClose = () => {
+    if (!watcher.failure) watcher.failure = new ArchiveError('ERR_CANCELLED', 'the source stream was closed before its end');
+    cancel();
+  };
+  stream.on('error', onError);
+  stream.on('close', onClose);
+  if (stream.destroyed) onClose();
+  watcher.detach = () => {
+    stream.removeListener('error', onError);
+    stream.removeListener('close', onClose);
+  };
+  return watcher;
+}
+
+/**
  * Closes a native file source as reading it to its end would have
  * (autoClose): destroy() closes the fd and emits 'close'. Resolves after
  * 'close', so the caller sees a closed stream when the ingest settles.
@@ -540,6 +567,7 @@ class ContainerArchive {
   #listeners = new Map();
   #barriers = new Map();
   #nextBarrier = 1;
+  #nextIngest = 1;
 
   constructor(native, path, lockTimeoutMs, token) {
     if (token !== CONSTRUCT) throw new TypeError('use ContainerArchive.init() or ContainerArchive.open()');
@@ -685,6 +713,7 @@ class ContainerArchive {
       return stream;
     });
     let pullers = [];
+    let watchers = [];
     try {
       const opened = await Promise.all(files.map((stream) => stream && openedFile(stream)));
       opened.forEach((file, i) => {
@@ -692,7 +721,10 @@ class ContainerArchive {
       });
       pullers = sources.map((stream, i) => (files[i] ? null : makePuller(stream)));
       makeGate(until, pullers.filter(Boolean));
-      const spec = JSON.stringify({ tags: tagMap, lockTimeoutMs, createdAt, host });
+      const cancelToken = this.#nextIngest++;
+      watchers = files.map((stream) => stream && watchFileSource(stream, () => this.#native.cancelIngest(cancelToken)));
+      if (watchers.some((w) => w && w.failure)) throw new Error('a file source closed before the ingest started');
+      const spec = JSON.stringify({ tags: tagMap, lockTimeoutMs, createdAt, host, cancelToken });
       const json = await this.#native.ingest(JSON.stringify(specs), spec, (index) => pullers[index].pull());
       await this.#eventsDelivered();
       const snapshot = JSON.parse(json);
@@ -700,6 +732,8 @@ class ContainerArchive {
       return snapshot;
     } catch (err) {
       if (passThrough.has(err)) throw err; // a file source's own open error
+      const fileFailure = watchers.map((w) => w && w.failure).find((e) => e);
+      if (fileFailure) throw fileFailure;
       // A failed source rejects with its own error (or our ArchiveError about it, e.g. a closed stream).
       const sourceError = pullers.map((p) => p && p.state.error).find((e) => e);
       if (sourceError !== undefined && typeof sourceError === 'object') passThrough.add(sourceError);
@@ -709,6 +743,7 @@ class ContainerArchive {
       throw mapped.code === 'ERR_SOURCE' ? new ArchiveError('ERR_CANCELLED', mapped.message) : mapped;
     } finally {
       for (const p of pullers) if (p) p.detach();
+      for (const w of watchers) if (w) w.detach();
       // Wrappers we made (web streams, iterables) are ours to stop: that cancels the web stream or returns the iterator.
       sources.forEach((stream, i) => {
         if (stream !== items[i].stream && !stream.readableEnded) stream.destroy();

@@ -11,6 +11,8 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const { PassThrough } = require('node:stream');
+const { once } = require('node:events');
+const { execFileSync } = require('node:child_process');
 
 const { MiB, makeTmp, removeTmp, randomBytes, assertRestores, loadPackage } = require('./helpers');
 
@@ -175,6 +177,46 @@ describe('native fast path for fs.ReadStream sources', { skip: process.platform 
       return true;
     });
     assertReadNatively(stream, seen);
+    assert.equal((await repo.listSnapshots()).length, before);
+  });
+
+  it('a stream the caller destroys before it is read cancels the ingest', async () => {
+    const before = (await repo.listSnapshots()).length;
+    const whileOpening = fs.createReadStream(file);
+    const pending = repo.ingest(whileOpening);
+    whileOpening.destroy();
+    const onReady = fs.createReadStream(file);
+    onReady.on('ready', () => onReady.destroy());
+    for (const ingest of [pending, repo.ingest(onReady)]) {
+      await assert.rejects(ingest, (err) => {
+        assert.equal(err.code, 'ERR_CANCELLED');
+        return true;
+      });
+    }
+    assert.equal(whileOpening.closed, true);
+    assert.equal(onReady.closed, true);
+    assert.equal(onReady.bytesRead, 0);
+    assert.equal((await repo.listSnapshots()).length, before);
+  });
+
+  it('destroying the stream while the engine reads it cancels the ingest', async () => {
+    // A FIFO lets the test know the engine is mid-read: a write completes only once it was read.
+    const fifo = path.join(root, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    const before = (await repo.listSnapshots()).length;
+    const stream = fs.createReadStream(fifo);
+    const writer = fs.createWriteStream(fifo);
+    writer.on('error', () => {}); // EPIPE once the cancelled engine stops reading
+    const ingest = repo.ingest(stream);
+    await new Promise((resolve) => writer.write(randomBytes(MiB, 13), resolve));
+    assert.equal(stream.bytesRead, 0, 'the engine, not the stream, reads the FIFO');
+    stream.destroy();
+    await once(stream, 'close');
+    writer.end(randomBytes(MiB, 14));
+    await assert.rejects(ingest, (err) => {
+      assert.equal(err.code, 'ERR_CANCELLED');
+      return true;
+    });
     assert.equal((await repo.listSnapshots()).length, before);
   });
 

@@ -2,7 +2,7 @@
 //! results cross as JSON strings; the engine work runs on napi's tokio
 //! runtime (blocking pool), never on the JS thread.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -35,6 +35,8 @@ use crate::restore_bridge::{self, PushFn};
 pub struct NativeArchive {
     repo: Mutex<Option<Arc<Repository>>>,
     events: Mutex<Option<Arc<EventSink>>>,
+    /// Cancel flags of running ingests, by the token `index.js` chose.
+    ingests: Arc<Mutex<HashMap<u32, Arc<AtomicBool>>>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -57,6 +59,9 @@ struct IngestSpec {
     host: Option<String>,
     #[serde(default)]
     lock_timeout_ms: u64,
+    /// Names this ingest for `cancel_ingest`.
+    #[serde(default)]
+    cancel_token: u32,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -123,6 +128,7 @@ impl NativeArchive {
         NativeArchive {
             repo: Mutex::new(None),
             events: Mutex::new(None),
+            ingests: Arc::default(),
         }
     }
 
@@ -196,8 +202,13 @@ impl NativeArchive {
                 reader,
             });
         }
+        let cancel = Arc::new(AtomicBool::new(false));
+        lock(&self.ingests).insert(options.cancel_token, cancel.clone());
+        let ingests = self.ingests.clone();
         env.spawn_future(async move {
             let pump = tokio::spawn(ingest_bridge::pump(pull, fed, feed_tx));
+            let token = options.cancel_token;
+            let flag = cancel.clone();
             let outcome = run_blocking(move || {
                 let options = IngestOptions {
                     tags: options.tags,
@@ -210,11 +221,12 @@ impl NativeArchive {
                         emit(sink, "ingest:progress", progress_payload("ingest", &update));
                     }
                 };
-                ingest(&repo, items, &options, &progress, &AtomicBool::new(false))
+                ingest(&repo, items, &options, &progress, &flag)
             })
             .await;
             // Releases the pull function even if a read is still parked in JS.
             pump.abort();
+            lock(&ingests).remove(&token);
             match (outcome, failure.get()) {
                 (Ok(manifest), _) => Ok(manifest.summary().to_string()),
                 // index.js turns this into the error the stream itself would have emitted.
@@ -225,6 +237,16 @@ impl NativeArchive {
                 (Err(e), None) => Err(e),
             }
         })
+    }
+
+    /// Stops the ingest started with `token` at its next chunk (it then
+    /// rejects with ERR_CANCELLED): a native file source's stream was
+    /// destroyed by its caller, which for a JS-fed source cancels too.
+    #[napi]
+    pub fn cancel_ingest(&self, token: u32) {
+        if let Some(flag) = lock(&self.ingests).get(&token) {
+            flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     /// `spec` is 'latest', an id or a unique id prefix, narrowed by the filter.

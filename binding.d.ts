@@ -15,8 +15,19 @@ export declare class NativeArchive {
   open(path: string, optionsJson: string, storageJson?: string | undefined | null, threads?: number | undefined | null): Promise<string>
   /** Registers the JS dispatcher for progress events (held weakly). */
   setEventSink(sink: EventSink): void
-  /** Stores the items `pull` yields as one snapshot; resolves its summary as JSON. */
+  /**
+   * Stores the items as one snapshot: each either pulled from JS through
+   * `pull` or read natively from its file; resolves its summary as JSON.
+   * Not `async`: file sources' fds are duplicated here, on the JS thread,
+   * while the caller's streams certainly hold them open.
+   */
   ingest(itemsJson: string, optionsJson: string, pull: PullFn): Promise<string>
+  /**
+   * Stops the ingest started with `token` at its next chunk (it then
+   * rejects with ERR_CANCELLED): a native file source's stream was
+   * destroyed by its caller, which for a JS-fed source cancels too.
+   */
+  cancelIngest(token: number): void
   /** `spec` is 'latest', an id or a unique id prefix, narrowed by the filter. */
   getSnapshot(spec: string, filterJson: string): Promise<string>
   /** Every snapshot matching the filter's tags and host, oldest first. */

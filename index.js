@@ -6,6 +6,7 @@
 
 const fs = require('node:fs');
 const os = require('node:os');
+const util = require('node:util');
 const { Readable } = require('node:stream');
 const { storageSpec } = require('./lib/location.js');
 
@@ -253,6 +254,123 @@ function knownSize(stream) {
   }
 }
 
+/** The fs module a ReadStream reads through: not `fs` when the caller passed its own `fs` option. */
+function streamFs(stream) {
+  const key = Object.getOwnPropertySymbols(stream).find((symbol) => symbol.description === 'kFs');
+  return key === undefined ? undefined : stream[key];
+}
+
+/**
+ * Whether the engine can read this source's file itself (no bytes through
+ * JS): an fs.ReadStream nobody has touched, reading through Node's own fs
+ * with its stock methods, that closes its fd when done (autoClose) and
+ * emits 'close'. Anything else, e.g. a partly read or flowing stream, keeps
+ * the JS path, which hands over exactly the bytes the stream still has.
+ * Windows fds are CRT descriptors the engine cannot use, so not there.
+ */
+function isNativeFileSource(stream) {
+  if (process.platform === 'win32' || !(stream instanceof fs.ReadStream)) return false;
+  const proto = fs.ReadStream.prototype;
+  const state = stream._readableState;
+  return (
+    streamFs(stream) === fs &&
+    stream._read === proto._read &&
+    stream.open === proto.open &&
+    stream.autoClose === true &&
+    state.emitClose === true &&
+    (typeof stream.fd === 'number' || (stream.pending && stream.path != null)) &&
+    stream.bytesRead === 0 &&
+    stream.readableLength === 0 &&
+    stream.readableFlowing !== true &&
+    !state.reading &&
+    !state.needReadable &&
+    stream.listenerCount('data') === 0 &&
+    stream.listenerCount('readable') === 0
+  );
+}
+
+/**
+ * Hands a native file source's fd over once the stream has opened it.
+ * Waiting for the stream's own open (instead of opening the path natively)
+ * keeps its 'open'/'ready' events and its open errors (ENOENT, EACCES, ...)
+ * exactly what they were; the stream stays paused with no 'data' or
+ * 'readable' listener and no read() call, so it never reads a byte itself.
+ */
+function openedFile(stream) {
+  const file = () => ({ fd: stream.fd, start: stream.start, end: stream.end === Infinity ? undefined : stream.end });
+  if (!stream.pending) return Promise.resolve(file());
+  return new Promise((resolve, reject) => {
+    const settle = (err) => {
+      stream.removeListener('ready', onReady);
+      stream.removeListener('error', onError);
+      stream.removeListener('close', onClose);
+      if (err) reject(err);
+      else resolve(file());
+    };
+    const onReady = () => settle();
+    const onError = (err) => {
+      passThrough.add(err);
+      settle(err);
+    };
+    const onClose = () => settle(new ArchiveError('ERR_CANCELLED', 'the source stream was closed before its end'));
+    stream.on('ready', onReady);
+    stream.on('error', onError);
+    stream.on('close', onClose);
+  });
+}
+
+/**
+ * While the engine reads a file source, its stream still belongs to the
+ * caller: destroying it (with or without an error) cancels the ingest, as
+ * it does for a stream read through JS, and the ingest rejects with that
+ * error or ERR_CANCELLED.
+ */
+function watchFileSource(stream, cancel) {
+  const watcher = { failure: null };
+  const onError = (err) => {
+    if (!watcher.failure) watcher.failure = err;
+    passThrough.add(err);
+    cancel();
+  };
+  const onClose = () => {
+    if (!watcher.failure) watcher.failure = new ArchiveError('ERR_CANCELLED', 'the source stream was closed before its end');
+    cancel();
+  };
+  stream.on('error', onError);
+  stream.on('close', onClose);
+  if (stream.destroyed) onClose();
+  watcher.detach = () => {
+    stream.removeListener('error', onError);
+    stream.removeListener('close', onClose);
+  };
+  return watcher;
+}
+
+/**
+ * Closes a native file source as reading it to its end would have
+ * (autoClose): destroy() closes the fd and emits 'close'. Resolves after
+ * 'close', so the caller sees a closed stream when the ingest settles.
+ */
+function closeFileSource(stream) {
+  return new Promise((resolve) => {
+    if (stream.closed) return resolve();
+    stream.once('close', () => resolve());
+    // A failed fd close must not become an uncaught 'error' event.
+    stream.on('error', () => {});
+    stream.destroy();
+  });
+}
+
+/** The error fs.ReadStream emits for a failed read, from the engine's errno. */
+function fileReadError(detail) {
+  const { errno, message } = JSON.parse(detail);
+  const [code, text] = util.getSystemErrorMap().get(-errno) ?? ['EIO', message];
+  const err = new Error(`${code}: ${text}, read`);
+  Object.assign(err, { errno: -errno, code, syscall: 'read' });
+  passThrough.add(err);
+  return err;
+}
+
 /** How much a puller reads ahead of the native side: bounds memory, saves round trips. */
 const READ_AHEAD_BYTES = 1024 * 1024;
 
@@ -460,6 +578,7 @@ class ContainerArchive {
   #listeners = new Map();
   #barriers = new Map();
   #nextBarrier = 1;
+  #nextIngest = 1;
 
   constructor(native, path, lockTimeoutMs, token) {
     if (token !== CONSTRUCT) throw new TypeError('use ContainerArchive.init() or ContainerArchive.open()');
@@ -598,29 +717,51 @@ class ContainerArchive {
     const host = checkHost(options.host);
     const until = checkUntil(options.until);
     const sources = opens.map((open) => open());
-    const pullers = sources.map((stream) => makePuller(stream));
-    makeGate(until, pullers);
+    // Claimed now, before anything else can start them reading. The last item
+    // stays on the JS path when `until` holds its end back (makeGate).
+    const files = sources.map((stream, i) => {
+      const held = until !== undefined && i === sources.length - 1;
+      if (held || stream !== items[i].stream || !isNativeFileSource(stream)) return null;
+      stream.pause();
+      return stream;
+    });
+    let pullers = [];
+    let watchers = [];
     try {
-      const spec = JSON.stringify({ tags: tagMap, lockTimeoutMs, createdAt, host });
+      const opened = await Promise.all(files.map((stream) => stream && openedFile(stream)));
+      opened.forEach((file, i) => {
+        if (file) specs[i] = { name: specs[i].name, type: specs[i].type, size: items[i].size, file };
+      });
+      pullers = sources.map((stream, i) => (files[i] ? null : makePuller(stream)));
+      makeGate(until, pullers.filter(Boolean));
+      const cancelToken = this.#nextIngest++;
+      watchers = files.map((stream) => stream && watchFileSource(stream, () => this.#native.cancelIngest(cancelToken)));
+      if (watchers.some((w) => w && w.failure)) throw new Error('a file source closed before the ingest started');
+      const spec = JSON.stringify({ tags: tagMap, lockTimeoutMs, createdAt, host, cancelToken });
       const json = await this.#native.ingest(JSON.stringify(specs), spec, (index) => pullers[index].pull());
       await this.#eventsDelivered();
       const snapshot = JSON.parse(json);
       this.#emit('ingest:complete', { snapshotId: snapshot.id });
       return snapshot;
     } catch (err) {
-      // A failed source stream rejects the ingest with the stream's own error.
+      if (passThrough.has(err)) throw err; // a file source's own open error
+      const fileFailure = watchers.map((w) => w && w.failure).find((e) => e);
+      if (fileFailure) throw fileFailure;
       // A failed source rejects with its own error (or our ArchiveError about it, e.g. a closed stream).
-      const sourceError = pullers.map((p) => p.state.error).find((e) => e);
+      const sourceError = pullers.map((p) => p && p.state.error).find((e) => e);
       if (sourceError !== undefined && typeof sourceError === 'object') passThrough.add(sourceError);
       if (sourceError !== undefined) throw sourceError;
       const mapped = toArchiveError(err);
+      if (mapped.code === 'ERR_SOURCE_READ') throw fileReadError(mapped.message);
       throw mapped.code === 'ERR_SOURCE' ? new ArchiveError('ERR_CANCELLED', mapped.message) : mapped;
     } finally {
-      for (const p of pullers) p.detach();
+      for (const p of pullers) if (p) p.detach();
+      for (const w of watchers) if (w) w.detach();
       // Wrappers we made (web streams, iterables) are ours to stop: that cancels the web stream or returns the iterator.
       sources.forEach((stream, i) => {
         if (stream !== items[i].stream && !stream.readableEnded) stream.destroy();
       });
+      await Promise.all(files.map((stream) => stream && closeFileSource(stream)));
     }
   }
 

@@ -2,7 +2,7 @@
 //! results cross as JSON strings; the engine work runs on napi's tokio
 //! runtime (blocking pool), never on the JS thread.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -26,7 +26,8 @@ use containerarchive_core::{Error, InitOptions, ProgressUpdate, Repository};
 
 use crate::error::{closed, invalid, run_blocking};
 use crate::events::{emit, progress_payload, EventSink};
-use crate::ingest_bridge::{self, FeedReader, PullFn};
+use crate::file_source::{FileReader, FileSpec, ReadFailure};
+use crate::ingest_bridge::{self, FeedReader, ItemReader, PullFn};
 use crate::location::open_storage;
 use crate::restore_bridge::{self, PushFn};
 
@@ -34,6 +35,8 @@ use crate::restore_bridge::{self, PushFn};
 pub struct NativeArchive {
     repo: Mutex<Option<Arc<Repository>>>,
     events: Mutex<Option<Arc<EventSink>>>,
+    /// Cancel flags of running ingests, by the token `index.js` chose.
+    ingests: Arc<Mutex<HashMap<u32, Arc<AtomicBool>>>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -43,6 +46,8 @@ struct ItemSpec {
     #[serde(rename = "type")]
     item_type: String,
     size: Option<u64>,
+    /// Read this item natively from the caller's open file (see `file_source`).
+    file: Option<FileSpec>,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -54,6 +59,9 @@ struct IngestSpec {
     host: Option<String>,
     #[serde(default)]
     lock_timeout_ms: u64,
+    /// Names this ingest for `cancel_ingest`.
+    #[serde(default)]
+    cancel_token: u32,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -120,6 +128,7 @@ impl NativeArchive {
         NativeArchive {
             repo: Mutex::new(None),
             events: Mutex::new(None),
+            ingests: Arc::default(),
         }
     }
 
@@ -167,42 +176,91 @@ impl NativeArchive {
         *lock(&self.events) = Some(Arc::new(sink));
     }
 
-    /// Stores the items `pull` yields as one snapshot; resolves its summary as JSON.
-    #[napi]
-    pub async fn ingest(&self, items_json: String, options_json: String, pull: PullFn) -> Result<String> {
+    /// Stores the items as one snapshot: each either pulled from JS through
+    /// `pull` or read natively from its file; resolves its summary as JSON.
+    /// Not `async`: file sources' fds are duplicated here, on the JS thread,
+    /// while the caller's streams certainly hold them open.
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn ingest<'env>(
+        &self,
+        env: &'env Env,
+        items_json: String,
+        options_json: String,
+        pull: PullFn,
+    ) -> Result<PromiseRaw<'env, String>> {
         let repo = self.repo()?;
         let specs: Vec<ItemSpec> = parse(&items_json, "items")?;
         let options: IngestSpec = parse(&options_json, "ingest options")?;
         let events = lock(&self.events).clone();
+        let failure = ReadFailure::default();
         let (feed_tx, feed_rx) = ingest_bridge::channel();
-        let pump = tokio::spawn(ingest_bridge::pump(pull, specs.len() as u32, feed_tx));
-        let outcome = run_blocking(move || {
-            let items = specs
-                .into_iter()
-                .map(|s| IngestItem {
-                    name: s.name,
-                    item_type: s.item_type,
-                    size_hint: s.size,
-                    reader: FeedReader::new(feed_rx.clone()),
-                })
-                .collect();
-            let options = IngestOptions {
-                tags: options.tags,
-                created_at: options.created_at,
-                host: options.host,
-                lock_timeout: Duration::from_millis(options.lock_timeout_ms),
-            };
-            let progress = move |update: ProgressUpdate| {
-                if let Some(sink) = &events {
-                    emit(sink, "ingest:progress", progress_payload("ingest", &update));
+        let mut fed = Vec::new();
+        let mut items = Vec::with_capacity(specs.len());
+        for (index, spec) in specs.into_iter().enumerate() {
+            let index = index as u32;
+            let (reader, size_hint) = match spec.file {
+                Some(file) => {
+                    let mut reader = FileReader::new(file, index, failure.clone())?;
+                    let hint = spec.size.or_else(|| reader.size_hint());
+                    (ItemReader::File(reader), hint)
+                }
+                None => {
+                    fed.push(index);
+                    (ItemReader::Fed(FeedReader::new(feed_rx.clone())), spec.size)
                 }
             };
-            ingest(&repo, items, &options, &progress, &AtomicBool::new(false))
+            items.push(IngestItem {
+                name: spec.name,
+                item_type: spec.item_type,
+                size_hint,
+                reader,
+            });
+        }
+        let cancel = Arc::new(AtomicBool::new(false));
+        lock(&self.ingests).insert(options.cancel_token, cancel.clone());
+        let ingests = self.ingests.clone();
+        env.spawn_future(async move {
+            let pump = tokio::spawn(ingest_bridge::pump(pull, fed, feed_tx));
+            let token = options.cancel_token;
+            let flag = cancel.clone();
+            let outcome = run_blocking(move || {
+                let options = IngestOptions {
+                    tags: options.tags,
+                    created_at: options.created_at,
+                    host: options.host,
+                    lock_timeout: Duration::from_millis(options.lock_timeout_ms),
+                };
+                let progress = move |update: ProgressUpdate| {
+                    if let Some(sink) = &events {
+                        emit(sink, "ingest:progress", progress_payload("ingest", &update));
+                    }
+                };
+                ingest(&repo, items, &options, &progress, &flag)
+            })
+            .await;
+            // Releases the pull function even if a read is still parked in JS.
+            pump.abort();
+            lock(&ingests).remove(&token);
+            match (outcome, failure.get()) {
+                (Ok(manifest), _) => Ok(manifest.summary().to_string()),
+                // index.js turns this into the error the stream itself would have emitted.
+                (Err(_), Some((item, errno, message))) => Err(crate::error::coded(
+                    "ERR_SOURCE_READ",
+                    &json!({ "item": item, "errno": errno, "message": message }).to_string(),
+                )),
+                (Err(e), None) => Err(e),
+            }
         })
-        .await;
-        // Releases the pull function even if a read is still parked in JS.
-        pump.abort();
-        Ok(outcome?.summary().to_string())
+    }
+
+    /// Stops the ingest started with `token` at its next chunk (it then
+    /// rejects with ERR_CANCELLED): a native file source's stream was
+    /// destroyed by its caller, which for a JS-fed source cancels too.
+    #[napi]
+    pub fn cancel_ingest(&self, token: u32) {
+        if let Some(flag) = lock(&self.ingests).get(&token) {
+            flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     /// `spec` is 'latest', an id or a unique id prefix, narrowed by the filter.

@@ -1,6 +1,8 @@
 //! Ingest bridge: Rust pulls buffers from the Node `Readable`s through a
 //! ThreadsafeFunction (one read in flight) and feeds them over a bounded
 //! channel to the blocking pipeline, which sees each item as a `Read`.
+//! Items `index.js` hands over as files are read natively instead
+//! (`file_source`); the pump skips them.
 
 use std::io::{self, Read};
 use std::sync::{Arc, Mutex};
@@ -8,6 +10,8 @@ use std::sync::{Arc, Mutex};
 use napi::bindgen_prelude::{Buffer, Promise};
 use napi::threadsafe_function::ThreadsafeFunction;
 use napi::Status;
+
+use crate::file_source::FileReader;
 use tokio::sync::mpsc;
 
 /// `pull(itemIndex)` resolves the item's next buffer, or null at its end.
@@ -27,9 +31,10 @@ pub fn channel() -> (mpsc::Sender<Feed>, Arc<Mutex<mpsc::Receiver<Feed>>>) {
     (tx, Arc::new(Mutex::new(rx)))
 }
 
-/// Pulls every item in order until its end; stops when the pipeline hangs up.
-pub async fn pump(pull: PullFn, items: u32, feed: mpsc::Sender<Feed>) {
-    for item in 0..items {
+/// Pulls each of `items` (the indexes of JS-fed items) in order until its
+/// end; stops when the pipeline hangs up.
+pub async fn pump(pull: PullFn, items: Vec<u32>, feed: mpsc::Sender<Feed>) {
+    for item in items {
         loop {
             let next = match pull.call_async_catch(item).await {
                 Ok(promise) => promise.await,
@@ -96,6 +101,21 @@ impl Read for FeedReader {
                 Some(Feed::Failed(reason)) => return Err(io::Error::other(reason)),
                 None => return Err(io::Error::other("the source stream went away")),
             }
+        }
+    }
+}
+
+/// An item's bytes: pulled from JS, or read natively from its file.
+pub enum ItemReader {
+    Fed(FeedReader),
+    File(FileReader),
+}
+
+impl Read for ItemReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        match self {
+            ItemReader::Fed(reader) => reader.read(out),
+            ItemReader::File(reader) => reader.read(out),
         }
     }
 }

@@ -4,6 +4,7 @@
 mod archive;
 mod error;
 mod events;
+mod file_source;
 mod ingest_bridge;
 mod location;
 mod restore_bridge;

@@ -480,9 +480,18 @@ pub fn verify(
             readable: &readable,
             whole: &whole,
         };
-        checked.bytes += check_item_hashes(repo, items_to_hash, &packs, &findings, progress, checked.bytes)?;
-        let (rest, bytes, _) = whole.finish(&packs_to_read);
-        checked.bytes += bytes + read_packs(repo, level, &index, rest, &findings, progress)?.0;
+        let (hashed, examined) = check_item_hashes(repo, items_to_hash, &packs, &findings, progress, checked.bytes)?;
+        let (rest, bytes, mut damaged) = whole.finish(&packs_to_read);
+        let (rest_bytes, rest_damaged) = read_packs(repo, level, &index, rest, &findings, progress)?;
+        checked.bytes += hashed + bytes + rest_bytes;
+        damaged.extend(rest_damaged);
+        // A damaged pack may be found after the items that reference it
+        // streamed (from another copy): name those chunks as the item pass would.
+        for id in referenced.keys().filter(|id| !examined.contains_key(*id)) {
+            if index.chunks.get(id).is_some_and(|(p, ..)| damaged.contains(p)) {
+                check_chunk(repo, &index, &readable, id, &findings)?;
+            }
+        }
     } else if level == Level::Standard {
         checked.bytes += read_packs(repo, level, &index, packs_to_read, &findings, progress)?.0;
     }
@@ -635,7 +644,7 @@ fn check_item_hashes(
     findings: &Findings,
     progress: ProgressFn<'_>,
     base: u64,
-) -> Result<u64> {
+) -> Result<(u64, IdMap<()>)> {
     repo.sync_index()?;
     let mut seen: HashSet<[u8; 32]> = HashSet::new();
     let distinct: Vec<_> = items
@@ -649,6 +658,47 @@ fn check_item_hashes(
         })
         .collect();
     let total: u64 = distinct.iter().map(|(_, i)| i.size).sum();
+    packs.whole.plan(first_needed_packs(repo, &distinct, packs.readable));
+    std::thread::scope(|s| {
+        for _ in 0..crate::check_packs::PREFETCHERS {
+            s.spawn(|| packs.whole.prefetch());
+        }
+        let hashed = hash_items(repo, distinct, packs, findings, progress, base, total);
+        packs.whole.stop();
+        hashed
+    })
+}
+
+/// The readable packs the items' chunks are in, in the order the items need them first.
+fn first_needed_packs(
+    repo: &Repository,
+    items: &[(String, crate::snapshot::ManifestItem)],
+    readable: &HashSet<PackId>,
+) -> Vec<PackId> {
+    let index = repo.index();
+    let mut seen = HashSet::new();
+    let mut order = Vec::new();
+    for (_, item) in items {
+        for id in item.chunk_ids().unwrap_or_default() {
+            let Some(loc) = index.get(&id) else { continue };
+            let pack = index.pack(loc.pack).id;
+            if readable.contains(&pack) && seen.insert(pack) {
+                order.push(pack);
+            }
+        }
+    }
+    order
+}
+
+fn hash_items(
+    repo: &Repository,
+    distinct: Vec<(String, crate::snapshot::ManifestItem)>,
+    packs: &PackState,
+    findings: &Findings,
+    progress: ProgressFn<'_>,
+    base: u64,
+    total: u64,
+) -> Result<(u64, IdMap<()>)> {
     let mut done = 0u64;
     let mut throttle = Throttle::new();
     let never = std::sync::atomic::AtomicBool::new(false);
@@ -696,23 +746,29 @@ fn check_item_hashes(
         };
         for id in ids.iter().filter(|id| !streamed || in_damaged_pack(id)) {
             if examined.insert(*id, ()).is_none() {
-                check_chunk(repo, packs, id, findings)?;
+                check_chunk(repo, packs.index, packs.readable, id, findings)?;
             }
         }
     }
-    Ok(done)
+    Ok((done, examined))
 }
 
 /// Decodes the copy of a chunk the index files point at, as restores read it.
 /// A chunk in no index file or in a missing or short pack is reported already.
-fn check_chunk(repo: &Repository, packs: &PackState, id: &ChunkId, findings: &Findings) -> Result<()> {
-    let Some(&(pack, offset, i)) = packs.index.chunks.get(id) else {
+fn check_chunk(
+    repo: &Repository,
+    index: &DiskIndex,
+    readable: &HashSet<PackId>,
+    id: &ChunkId,
+    findings: &Findings,
+) -> Result<()> {
+    let Some(&(pack, offset, i)) = index.chunks.get(id) else {
         return Ok(());
     };
-    if !packs.readable.contains(&pack) {
+    if !readable.contains(&pack) {
         return Ok(());
     }
-    let entry = &packs.index.records[&pack].entries[i];
+    let entry = &index.records[&pack].entries[i];
     let decoded = repo
         .storage()
         .read_range(&pack_key(&pack), offset, entry.length as usize)

@@ -140,7 +140,21 @@ struct State {
     clock: u64,
     damaged: HashSet<PackId>,
     bytes: u64,
+    /// The packs in the order the item pass first needs them, and each one's place.
+    plan: Vec<PackId>,
+    place: HashMap<PackId, usize>,
+    /// Places below this one were asked for by the item pass.
+    frontier: usize,
+    /// The next place the prefetchers read.
+    next_prefetch: usize,
+    stopped: bool,
 }
+
+/// How many packs past the item pass's newest the prefetchers read: enough
+/// that decoding never waits for a download, few enough to bound memory.
+const AHEAD: usize = 3;
+/// Threads that read ahead.
+pub const PREFETCHERS: usize = 2;
 
 /// Packs read whole, checked, and held (at most `capacity` at once, least
 /// recently used first out) to serve the item pass; see the module comment.
@@ -167,8 +181,9 @@ impl<'a> WholePacks<'a> {
             index,
             readable,
             findings,
-            // One pack per reader, plus a little for packs shared by neighbouring runs.
-            capacity: repo.parallelism() + 2,
+            // One pack per reader, those read ahead, and a little for packs
+            // shared by neighbouring runs.
+            capacity: repo.parallelism() + AHEAD + 2,
             state: Mutex::new(State::default()),
             loaded: Condvar::new(),
         }
@@ -194,9 +209,68 @@ impl<'a> WholePacks<'a> {
         (rest, state.bytes, state.damaged)
     }
 
+    /// The packs in the order the item pass will first need them: the
+    /// prefetchers read them ahead of it.
+    pub fn plan(&self, packs: Vec<PackId>) {
+        let mut state = self.lock();
+        state.place = packs.iter().enumerate().map(|(i, p)| (*p, i)).collect();
+        state.plan = packs;
+        state.frontier = 0;
+        state.next_prefetch = 0;
+        state.stopped = false;
+    }
+
+    /// A prefetcher: reads the planned packs, at most AHEAD past the item
+    /// pass, until the plan is done or `stop`.
+    pub fn prefetch(&self) {
+        loop {
+            let id = {
+                let mut state = self.lock();
+                loop {
+                    if state.stopped || state.next_prefetch >= state.plan.len() {
+                        return;
+                    }
+                    // Packs the item pass already reached were read by it.
+                    state.next_prefetch = state.next_prefetch.max(state.frontier);
+                    if state.next_prefetch < state.frontier + AHEAD {
+                        break;
+                    }
+                    state = self.loaded.wait(state).unwrap_or_else(|p| p.into_inner());
+                }
+                if state.next_prefetch >= state.plan.len() {
+                    return;
+                }
+                state.next_prefetch += 1;
+                state.plan[state.next_prefetch - 1]
+            };
+            self.obtain(&id);
+        }
+    }
+
+    /// Ends the prefetchers (the item pass is over).
+    pub fn stop(&self) {
+        self.lock().stopped = true;
+        self.loaded.notify_all();
+    }
+
+    /// The item pass needs `id`: moves the frontier the prefetchers follow.
+    fn pack(&self, id: &PackId) -> Option<Arc<Vec<u8>>> {
+        {
+            let mut state = self.lock();
+            if let Some(&place) = state.place.get(id) {
+                if place >= state.frontier {
+                    state.frontier = place + 1;
+                    drop(state);
+                    self.loaded.notify_all();
+                }
+            }
+        }
+        self.obtain(id)
+    }
+
     /// The whole pack when it is held or read now for the first time; None
     /// once it was checked and let go, or when it is damaged or unreadable.
-    fn pack(&self, id: &PackId) -> Option<Arc<Vec<u8>>> {
+    fn obtain(&self, id: &PackId) -> Option<Arc<Vec<u8>>> {
         let mut state = self.lock();
         loop {
             state.clock += 1;

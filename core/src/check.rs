@@ -482,7 +482,8 @@ pub fn verify(
         };
         let (hashed, examined) = check_item_hashes(repo, items_to_hash, &packs, &findings, progress, checked.bytes)?;
         let (rest, bytes, mut damaged) = whole.finish(&packs_to_read);
-        let (rest_bytes, rest_damaged) = read_packs(repo, level, &index, rest, &findings, progress)?;
+        let reported = checked.bytes + hashed;
+        let (rest_bytes, rest_damaged) = read_packs(repo, level, &index, rest, &findings, progress, reported)?;
         checked.bytes += hashed + bytes + rest_bytes;
         damaged.extend(rest_damaged);
         // A damaged pack may be found after the items that reference it
@@ -493,7 +494,7 @@ pub fn verify(
             }
         }
     } else if level == Level::Standard {
-        checked.bytes += read_packs(repo, level, &index, packs_to_read, &findings, progress)?.0;
+        checked.bytes += read_packs(repo, level, &index, packs_to_read, &findings, progress, 0)?.0;
     }
 
     progress(ProgressUpdate {

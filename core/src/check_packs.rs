@@ -25,6 +25,7 @@ use crate::storage::objects::ObjectReader;
 
 /// Reads every pack once, in parallel: hash and header. Returns the bytes
 /// read and the packs whose bytes or header are not what the index says.
+/// Progress counts on from `base`, the bytes earlier passes reported.
 pub fn read_packs(
     repo: &Repository,
     level: Level,
@@ -32,6 +33,7 @@ pub fn read_packs(
     packs: Vec<PackId>,
     findings: &Findings,
     progress: ProgressFn<'_>,
+    base: u64,
 ) -> Result<(u64, HashSet<PackId>)> {
     let total: u64 = packs.iter().map(|id| index.records[id].size).sum();
     let done = AtomicU64::new(0);
@@ -46,8 +48,8 @@ pub fn read_packs(
         let ready = throttle.lock().unwrap_or_else(|p| p.into_inner()).ready();
         if ready || last {
             progress(ProgressUpdate {
-                bytes_processed: bytes,
-                total_bytes: Some(total),
+                bytes_processed: base + bytes,
+                total_bytes: Some(base + total),
                 message: format!("verifying packs ({} level)", level.name()),
             });
         }

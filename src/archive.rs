@@ -146,11 +146,8 @@ impl NativeArchive {
     ) -> Result<String> {
         let options: InitOptions = parse(&options_json, "init options")?;
         let storage = open_storage(&path, storage_json.as_deref())?;
-        let mut repo = run_blocking(move || Repository::init_in(storage, &options)).await?;
-        repo.set_threads(threads.map(|n| n as usize));
-        let config = serde_json::to_string(&repo.config).expect("config serialises");
-        *lock(&self.repo) = Some(Arc::new(repo));
-        Ok(config)
+        let repo = run_blocking(move || Repository::init_in(storage, &options)).await?;
+        Ok(self.hold(repo, threads))
     }
 
     #[napi]
@@ -163,11 +160,16 @@ impl NativeArchive {
     ) -> Result<String> {
         let spec: OpenSpec = parse(&options_json, "open options")?;
         let storage = open_storage(&path, storage_json.as_deref())?;
-        let mut repo = run_blocking(move || Repository::open_in(storage, spec.passphrase.as_deref())).await?;
+        let repo = run_blocking(move || Repository::open_in(storage, spec.passphrase.as_deref())).await?;
+        Ok(self.hold(repo, threads))
+    }
+
+    /// Keeps the repository init or open made, with its thread cap; resolves its config.
+    fn hold(&self, mut repo: Repository, threads: Option<u32>) -> String {
         repo.set_threads(threads.map(|n| n as usize));
         let config = serde_json::to_string(&repo.config).expect("config serialises");
         *lock(&self.repo) = Some(Arc::new(repo));
-        Ok(config)
+        config
     }
 
     /// Registers the JS dispatcher for progress events (held weakly).

@@ -190,7 +190,11 @@ pub fn store_chunks<T>(
     let (produced, stats) = thread::scope(|s| {
         for _ in 0..workers {
             let (jobs, done, packs) = (job_rx.clone(), done_tx.clone(), &packs);
-            s.spawn(move || process_chunks(repo, packs, jobs, done));
+            // Named, so the `threads` cap can be seen from outside (`ps -L`, /proc).
+            thread::Builder::new()
+                .name("ca-worker".into())
+                .spawn_scoped(s, move || process_chunks(repo, packs, jobs, done))
+                .expect("an ingest worker thread starts");
         }
         drop((job_rx, done_tx));
         let packs = &packs;

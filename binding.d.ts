@@ -41,6 +41,11 @@ export declare class NativeArchive {
   stats(optionsJson: string): Promise<string>
   /** Pushes the item's bytes into `push`; resolves when all were accepted. */
   restore(id: string, item: string | undefined | null, lockTimeoutMs: number, push: PushFn): Promise<void>
+  /**
+   * Pushes byte ranges of an item, or of its tar catalog, into `push`;
+   * resolves `{ chunksRead, bytes }` as JSON once all were accepted.
+   */
+  restoreRanges(id: string, specJson: string, push: PushFn): Promise<string>
   /** Checks the repository at `level`; resolves the report as JSON. */
   verify(optionsJson: string): Promise<string>
   repair(optionsJson: string): Promise<string>

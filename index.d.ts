@@ -10,6 +10,8 @@ export type ArchiveErrorCode =
   | 'ERR_WRONG_PASSPHRASE'
   | 'ERR_SNAPSHOT_NOT_FOUND'
   | 'ERR_ITEM_NOT_FOUND'
+  | 'ERR_NO_CATALOG'
+  | 'ERR_FILE_NOT_FOUND'
   | 'ERR_UNSUPPORTED_FORMAT'
   | 'ERR_CORRUPT'
   | 'ERR_LOCKED'
@@ -150,9 +152,16 @@ export type IngestSource =
 
 export interface ItemSpec {
   name: string;
+  /** 'volume-tar' and 'tar' items get a file catalog (see listFiles). */
   type?: string;
   /** Expected byte length; only used for progress percentages. */
   size?: number;
+  /**
+   * 'tar': parse the stream as a tar while it is stored and keep a catalog
+   * of its members, whatever the type; false: no catalog, even for a tar type.
+   * A stream that is not a tar is still stored byte-exact (see catalogError).
+   */
+  catalog?: 'tar' | false;
 }
 
 export interface IngestOptions extends LockOptions {
@@ -203,6 +212,62 @@ export interface SnapshotItem {
    * snapshots written before manifest version 2.
    */
   sha256: string | null;
+  /** The item's file catalog, if it has one (listFiles, restoreFile, restoreFiles). */
+  catalog: { format: 'tar'; entries: number; size: number } | null;
+  /** Why an item that was to be catalogued has none (e.g. it is not a tar); absent otherwise. */
+  catalogError?: string;
+}
+
+/** One member of a tar item, from its catalog. */
+export interface FileEntry {
+  /** As stored in the tar; compared without a leading './' or '/' and a trailing '/'. */
+  path: string;
+  type: 'file' | 'dir' | 'symlink' | 'hardlink' | 'chardev' | 'blockdev' | 'fifo' | 'other';
+  /** The file's length in bytes (0 for links and directories). */
+  size: number;
+  /** Permission bits, e.g. 0o644. */
+  mode: number;
+  /** Modification time, seconds since the epoch. */
+  mtime: number;
+  uid: number;
+  gid: number;
+  uname?: string;
+  gname?: string;
+  /** The target of a symlink or hard link. */
+  link?: string;
+  /** Byte offset of the member's data within the item (restore with { start: offset, end: offset + size }). */
+  offset: number;
+  /** Byte offset of the member's first header block within the item. */
+  header: number;
+  /** Where the member (data padded to 512 bytes) ends within the item. */
+  end: number;
+  /** A GNU sparse file: listed, but restoreFile() refuses it. */
+  sparse?: boolean;
+}
+
+export interface ListFilesOptions extends LockOptions, SnapshotSelector {
+  /** The tar item (needed when the snapshot has several items). */
+  item?: string;
+  /** Only paths starting with it; 'dir/' means the directory and what is in it. */
+  prefix?: string;
+  /** Only paths matching it: '*' and '?' within a directory, '**' across; 'dir/**' includes 'dir'. */
+  glob?: string;
+}
+
+export interface RestoreFileOptions extends LockOptions, SnapshotSelector {
+  item?: string;
+  /** The member to restore; a hard link restores the file it links to. */
+  path: string;
+}
+
+export interface RestoreFilesOptions extends LockOptions, SnapshotSelector {
+  item?: string;
+  /** Exactly these members. */
+  paths?: string[];
+  /** See ListFilesOptions.prefix. */
+  prefix?: string;
+  /** See ListFilesOptions.glob. */
+  glob?: string;
 }
 
 export interface Snapshot {
@@ -246,6 +311,10 @@ export type SnapshotSpec = 'latest' | (string & {});
 
 export interface RestoreOptions extends LockOptions, SnapshotSelector {
   item?: string;
+  /** First byte of the item to restore (default 0). Only the chunks overlapping [start, end) are read. */
+  start?: number;
+  /** End of the range, exclusive (default: the item's size; larger values are clamped). */
+  end?: number;
 }
 
 export interface ProgressEvent {
@@ -254,6 +323,8 @@ export interface ProgressEvent {
   percentage: number | null;
   bytesProcessed: number;
   message: string;
+  /** On the last restore:progress event of a restore: how many chunks were read. */
+  chunksRead?: number;
 }
 
 export interface IngestCompleteEvent {
@@ -524,6 +595,21 @@ export declare class ContainerArchive {
   ingest(stream: IngestSource, options?: IngestOptions): Promise<Snapshot>;
   ingestMulti(items: IngestMultiItem[], options?: IngestMultiOptions): Promise<Snapshot>;
   restore(snapshotId: SnapshotSpec, options?: RestoreOptions): Promise<Readable>;
+  /**
+   * The members of a tar item, from its catalog, without reading the item:
+   * `for await (const f of repo.listFiles(id, { prefix: 'data/' }))`. An item
+   * without a catalog rejects with ERR_NO_CATALOG, saying why.
+   */
+  listFiles(snapshotId: SnapshotSpec, options?: ListFilesOptions): AsyncIterable<FileEntry>;
+  /**
+   * One member's bytes, read as a byte range of the item. ERR_FILE_NOT_FOUND
+   * when the tar has no such member (the last of a repeated path wins, as
+   * with tar -x); ERR_INVALID_ARGUMENT for a directory, symlink or device;
+   * ERR_UNSUPPORTED_FORMAT for a GNU sparse file.
+   */
+  restoreFile(snapshotId: SnapshotSpec, options: RestoreFileOptions): Promise<Readable>;
+  /** A tar of the chosen members with their original headers, in archive order. */
+  restoreFiles(snapshotId: SnapshotSpec, options: RestoreFilesOptions): Promise<Readable>;
   listSnapshots(filter?: SnapshotFilter): Promise<Snapshot[]>;
   getSnapshot(id: SnapshotSpec, selector?: SnapshotSelector): Promise<Snapshot>;
   stats(options?: LockOptions): Promise<RepositoryStats>;

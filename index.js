@@ -7,8 +7,10 @@
 const fs = require('node:fs');
 const os = require('node:os');
 const util = require('node:util');
-const { Readable } = require('node:stream');
+const { Readable, PassThrough } = require('node:stream');
+const { pipeline } = require('node:stream/promises');
 const { storageSpec } = require('./lib/location.js');
+const { normalise, entryFilter, catalogEntries, memberRange, addRange, TAR_END } = require('./lib/catalog.js');
 
 class ArchiveError extends Error {
   constructor(code, message) {
@@ -570,6 +572,46 @@ const EVENTS = ['ingest:progress', 'ingest:complete', 'verify:progress', 'verify
 const PROGRESS_INTERVAL_MS = 100;
 const LEVELS = ['quick', 'standard', 'full'];
 
+/** A catalog entry as callers see it. */
+function publicEntry(e) {
+  return { ...e };
+}
+
+/**
+ * The member `path` of a catalog, as `tar -x` would leave it: the last
+ * member of that path wins, and a hard link resolves to the member it
+ * names (a second pass, since that member comes earlier in the tar).
+ */
+async function findMember(entries, path, prepared) {
+  const lastOf = async (wanted) => {
+    const { stream, list } = entries();
+    let found = null;
+    try {
+      for await (const e of list) if (normalise(e.path) === wanted) found = e;
+    } finally {
+      stream.destroy();
+    }
+    return found;
+  };
+  const where = `item ${JSON.stringify(prepared.item)} of snapshot ${prepared.id}`;
+  let entry = await lastOf(normalise(path));
+  if (!entry) {
+    throw new ArchiveError('ERR_FILE_NOT_FOUND', `${where} has no member ${JSON.stringify(path)}; see listFiles() for its members`);
+  }
+  for (let hops = 0; entry.type === 'hardlink' && hops < 8; hops++) {
+    const target = entry.link === undefined ? null : await lastOf(normalise(entry.link));
+    if (!target) throw new ArchiveError('ERR_FILE_NOT_FOUND', `${JSON.stringify(entry.path)} in ${where} is a hard link to ${JSON.stringify(entry.link)}, which the tar does not hold`);
+    entry = target;
+  }
+  if (entry.sparse) {
+    throw new ArchiveError('ERR_UNSUPPORTED_FORMAT', `${JSON.stringify(entry.path)} in ${where} is a GNU sparse file, which restoreFile() cannot expand; restore the whole item and extract it with tar`);
+  }
+  if (entry.type !== 'file' && entry.type !== 'other') {
+    throw invalid(`${JSON.stringify(entry.path)} in ${where} is a ${entry.type}, not a file; restoreFiles() restores it with its header`);
+  }
+  return entry;
+}
+
 class ContainerArchive {
   #native;
   #lockTimeoutMs;
@@ -683,8 +725,10 @@ class ContainerArchive {
       if (o.items !== undefined && (!Array.isArray(o.items) || o.items.length > 1)) {
         throw invalid('ingest() takes at most one entry in items; use ingestMulti() for several streams');
       }
-      const spec = o.items && o.items[0] ? checkOptions(o.items[0], 'items[0]', ['name', 'type', 'size']) : {};
-      return this.#ingest([{ name: spec.name ?? 'data', type: spec.type ?? 'data', size: spec.size, stream }], o, () => 'stream');
+      const spec = o.items && o.items[0] ? checkOptions(o.items[0], 'items[0]', ['name', 'type', 'size', 'catalog']) : {};
+      const item = { name: spec.name ?? 'data', type: spec.type ?? 'data', size: spec.size, stream };
+      if (spec.catalog !== undefined) item.catalog = spec.catalog;
+      return this.#ingest([item], o, () => 'stream');
     });
   }
 
@@ -702,14 +746,19 @@ class ContainerArchive {
     const names = new Set();
     items.forEach((item, i) => {
       if (!isPlainObject(item)) throw invalid(`items[${i}] must be an object { name, type, stream }`);
-      checkOptions(item, `items[${i}]`, ['name', 'type', 'size', 'stream']);
+      checkOptions(item, `items[${i}]`, ['name', 'type', 'size', 'stream', 'catalog']);
       if (typeof item.name !== 'string' || item.name.length === 0) throw invalid(`items[${i}].name must be a non-empty string`);
       if (names.has(item.name)) throw invalid(`item name ${JSON.stringify(item.name)} is used twice; item names must be unique`);
       names.add(item.name);
       if (item.type !== undefined && typeof item.type !== 'string') throw invalid(`items[${i}].type must be a string`);
       if (item.size !== undefined) checkSafeInteger(item.size, `items[${i}].size`);
       opens.push(checkSource(item.stream, streamName(i)));
-      specs.push({ name: item.name, type: item.type ?? 'data', size: item.size ?? knownSize(item.stream) });
+      if (item.catalog !== undefined && item.catalog !== 'tar' && item.catalog !== false) {
+        throw invalid(`items[${i}].catalog must be 'tar' or false`);
+      }
+      const spec = { name: item.name, type: item.type ?? 'data', size: item.size ?? knownSize(item.stream) };
+      if (item.catalog !== undefined) spec.catalog = item.catalog === 'tar';
+      specs.push(spec);
     });
     const tagMap = checkTags(options.tags);
     const lockTimeoutMs = checkLockTimeout(options.lockTimeoutMs, this.#lockTimeoutMs);
@@ -730,7 +779,7 @@ class ContainerArchive {
     try {
       const opened = await Promise.all(files.map((stream) => stream && openedFile(stream)));
       opened.forEach((file, i) => {
-        if (file) specs[i] = { name: specs[i].name, type: specs[i].type, size: items[i].size, file };
+        if (file) specs[i] = { ...specs[i], size: items[i].size, file };
       });
       pullers = sources.map((stream, i) => (files[i] ? null : makePuller(stream)));
       makeGate(until, pullers.filter(Boolean));
@@ -768,21 +817,124 @@ class ContainerArchive {
   restore(snapshotId, options) {
     return this.#track(async () => {
       checkSnapshotSpec(snapshotId, 'snapshotId');
-      const o = checkOptions(options, 'options', ['item', 'tags', 'host', 'lockTimeoutMs']);
-      if (o.item !== undefined && typeof o.item !== 'string') throw invalid('item must be a string');
-      const filter = checkFilter(o);
-      const item = o.item ?? null;
-      const lockTimeoutMs = checkLockTimeout(o.lockTimeoutMs, this.#lockTimeoutMs);
-      if (lockTimeoutMs > 0xffffffff) throw invalid('lockTimeoutMs is too large');
+      const o = checkOptions(options, 'options', ['item', 'tags', 'host', 'lockTimeoutMs', 'start', 'end']);
+      const { item, filter, lockTimeoutMs } = this.#restoreTarget(o);
+      const ranged = o.start !== undefined || o.end !== undefined;
+      const start = o.start ?? 0;
+      if (o.start !== undefined) checkSafeInteger(o.start, 'start');
+      if (o.end !== undefined) checkSafeInteger(o.end, 'end');
+      if (o.end !== undefined && start > o.end) throw invalid(`start (${start}) must not be greater than end (${o.end})`);
       // 'latest' or a prefix is resolved once; the stream reads that snapshot even if a newer one appears.
       const prepared = JSON.parse(await this.#native.prepareRestore(snapshotId, JSON.stringify(filter), item));
-      return this.#restoreStream(prepared, item, lockTimeoutMs);
+      if (!ranged) {
+        const run = (push) => this.#native.restore(prepared.id, item, lockTimeoutMs, push).then(() => ({ chunksRead: prepared.chunks }));
+        return this.#restoreStream(prepared, prepared.size, run);
+      }
+      const end = Math.min(o.end ?? prepared.size, prepared.size);
+      return this.#rangeStream(prepared, [[Math.min(start, end), end]], lockTimeoutMs);
     });
   }
 
-  #restoreStream(prepared, item, lockTimeoutMs) {
-    const snapshotId = prepared.id;
+  /** Checks the options every restore form shares. */
+  #restoreTarget(o) {
+    if (o.item !== undefined && typeof o.item !== 'string') throw invalid('item must be a string');
+    const lockTimeoutMs = checkLockTimeout(o.lockTimeoutMs, this.#lockTimeoutMs);
+    if (lockTimeoutMs > 0xffffffff) throw invalid('lockTimeoutMs is too large');
+    return { item: o.item ?? null, filter: checkFilter(o), lockTimeoutMs };
+  }
+
+  /** A Readable of byte ranges of the prepared item (or, with `catalog`, of its tar catalog). */
+  #rangeStream(prepared, ranges, lockTimeoutMs, catalog = false) {
+    const total = ranges.reduce((sum, [a, b]) => sum + (b - a), 0);
+    const spec = JSON.stringify({ item: prepared.item, catalog, ranges, lockTimeoutMs });
+    const run = async (push) => JSON.parse(await this.#native.restoreRanges(prepared.id, spec, push));
+    return this.#restoreStream(prepared, total, run);
+  }
+
+  /** The prepared item's catalog, or the ERR_NO_CATALOG the engine gives for it. */
+  async #prepareCatalog(snapshotId, options, allowed) {
+    checkSnapshotSpec(snapshotId, 'snapshotId');
+    const o = checkOptions(options, 'options', ['item', 'tags', 'host', 'lockTimeoutMs', ...allowed]);
+    const { item, filter, lockTimeoutMs } = this.#restoreTarget(o);
+    for (const key of ['prefix', 'glob', 'path']) {
+      if (o[key] !== undefined && typeof o[key] !== 'string') throw invalid(`${key} must be a string`);
+    }
+    if (o.paths !== undefined && (!Array.isArray(o.paths) || o.paths.some((p) => typeof p !== 'string'))) {
+      throw invalid('paths must be an array of strings');
+    }
+    const prepared = JSON.parse(await this.#native.prepareRestore(snapshotId, JSON.stringify(filter), item));
+    if (!prepared.catalog) {
+      // The engine words the reason (never catalogued, or why the scan failed).
+      await this.#native.restoreRanges(prepared.id, JSON.stringify({ item: prepared.item, catalog: true, ranges: [] }), () => Promise.resolve(true));
+      throw new ArchiveError('ERR_INTERNAL', 'internal error: the engine found a catalog that prepareRestore did not; this is a bug, please report it');
+    }
+    const entries = () => {
+      const stream = this.#rangeStream(prepared, [[0, prepared.catalog.size]], lockTimeoutMs, true);
+      const damaged = () => new ArchiveError('ERR_CORRUPT', `the file catalog of item ${JSON.stringify(prepared.item)} of snapshot ${prepared.id} is damaged; run verify() to see the extent and repair() to fix what can be fixed`);
+      return { stream, list: catalogEntries(stream, prepared.size, damaged) };
+    };
+    return { o, prepared, lockTimeoutMs, entries };
+  }
+
+  /**
+   * The members of a tar item's catalog, as an async iterable: `for await
+   * (const entry of repo.listFiles(id, { item, prefix, glob }))`.
+   */
+  listFiles(snapshotId, options) {
+    const self = this;
+    return {
+      async *[Symbol.asyncIterator]() {
+        let stream;
+        try {
+          const { o, entries } = await self.#prepareCatalog(snapshotId, options, ['prefix', 'glob']);
+          const wanted = entryFilter(o);
+          const opened = entries();
+          stream = opened.stream;
+          for await (const entry of opened.list) if (wanted(entry)) yield publicEntry(entry);
+        } catch (e) {
+          throw toArchiveError(e);
+        } finally {
+          if (stream) stream.destroy();
+        }
+      },
+    };
+  }
+
+  /** One member of a tar item, as a Readable of its bytes (a hard link gives its target's). */
+  restoreFile(snapshotId, options) {
+    return this.#track(async () => {
+      const { o, prepared, lockTimeoutMs, entries } = await this.#prepareCatalog(snapshotId, options, ['path']);
+      if (typeof o.path !== 'string' || o.path === '') throw invalid('path must be a non-empty string: the member to restore');
+      const entry = await findMember(entries, o.path, prepared);
+      return this.#rangeStream(prepared, [[entry.offset, entry.offset + entry.size]], lockTimeoutMs);
+    });
+  }
+
+  /** A tar of some members of a tar item, with their original headers, by `paths`, `prefix` or `glob`. */
+  restoreFiles(snapshotId, options) {
+    return this.#track(async () => {
+      const { o, prepared, lockTimeoutMs, entries } = await this.#prepareCatalog(snapshotId, options, ['paths', 'prefix', 'glob']);
+      if (o.paths === undefined && o.prefix === undefined && o.glob === undefined) {
+        throw invalid('restoreFiles() needs paths, prefix or glob to choose the members');
+      }
+      const wanted = entryFilter(o);
+      const ranges = [];
+      const { stream, list } = entries();
+      try {
+        for await (const entry of list) if (wanted(entry)) addRange(ranges, memberRange(entry));
+      } finally {
+        stream.destroy();
+      }
+      const members = ranges.length === 0 ? Readable.from([]) : this.#rangeStream(prepared, ranges, lockTimeoutMs);
+      const out = new PassThrough();
+      pipeline(members, out, { end: false }).then(() => out.end(TAR_END), (err) => out.destroy(err));
+      return out;
+    });
+  }
+
+  #restoreStream(prepared, total, run) {
     let parked = null;
+    let chunksRead;
     let destroyed = false;
     // restore:progress, shaped like ingest:progress; the manifest gives the total.
     let restored = 0;
@@ -791,13 +943,14 @@ class ContainerArchive {
       const now = performance.now();
       if (!final && now - lastEvent < PROGRESS_INTERVAL_MS) return;
       lastEvent = now;
-      const total = prepared.size;
-      this.#emit('restore:progress', {
+      const event = {
         operation: 'restore',
         percentage: total === 0 ? 100 : Math.min(100, (restored * 100) / total),
         bytesProcessed: restored,
         message: `restoring ${prepared.item}`,
-      });
+      };
+      if (final) event.chunksRead = chunksRead;
+      this.#emit('restore:progress', event);
     };
     const stream = new Readable({
       highWaterMark: 4 * 1024 * 1024,
@@ -822,9 +975,10 @@ class ContainerArchive {
       return new Promise((resolve, reject) => { parked = { resolve, reject }; });
     };
     // Tracked, so close() waits until the native side has stopped.
-    this.#track(() => this.#native.restore(snapshotId, item, lockTimeoutMs, push)).then(
-      () => {
+    this.#track(() => run(push)).then(
+      (outcome) => {
         if (destroyed) return;
+        chunksRead = outcome.chunksRead;
         progress(true);
         stream.push(null);
       },

@@ -178,14 +178,16 @@ describe('restore:progress', () => {
     sub.unsubscribe();
     assert.equal(bytes, data.length);
     assert.ok(events.length >= 1, 'at least the final event');
+    // The ingest shape; the final event adds how many chunks the restore read.
+    for (const e of events.slice(0, -1)) assert.deepEqual(Object.keys(e).sort(), ['bytesProcessed', 'message', 'operation', 'percentage']);
+    assert.equal(events.at(-1).chunksRead, snap.items[0].chunks);
     for (const e of events) {
-      assert.deepEqual(Object.keys(e).sort(), ['bytesProcessed', 'message', 'operation', 'percentage']);
       assert.equal(e.operation, 'restore');
       assert.equal(typeof e.percentage, 'number', 'the total is known, so the percentage is never null');
       assert.ok(e.bytesProcessed <= data.length);
     }
     for (let i = 1; i < events.length; i++) assert.ok(events[i].bytesProcessed >= events[i - 1].bytesProcessed, 'monotonic');
-    assert.deepEqual({ ...events.at(-1), message: '' }, { operation: 'restore', percentage: 100, bytesProcessed: data.length, message: '' });
+    assert.deepEqual({ ...events.at(-1), message: '' }, { operation: 'restore', percentage: 100, bytesProcessed: data.length, message: '', chunksRead: snap.items[0].chunks });
 
     // An empty item reports 100 at once.
     const empty = await repo.ingest(chunkedStream([Buffer.alloc(0)]));

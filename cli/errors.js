@@ -41,7 +41,12 @@ function explain(err, ctx) {
         return { exitCode: EXIT.USAGE, message: `${message}; list the items with: ${BIN} snapshots ${repo}` };
       case 'ERR_INVALID_ARGUMENT':
         return { exitCode: EXIT.USAGE, message: `${message}; see: ${BIN} ${ctx.command ? `${ctx.command} ` : ''}--help` };
+      case 'ERR_NO_CATALOG':
+        return { exitCode: EXIT.USAGE, message };
+      case 'ERR_FILE_NOT_FOUND':
+        return { exitCode: EXIT.USAGE, message };
       case 'ERR_UNSUPPORTED_FORMAT':
+        if (/sparse/.test(message)) return { exitCode: EXIT.USAGE, message };
         return { exitCode: EXIT.USAGE, message: `${message}; upgrade ${PACKAGE} to read this repository` };
       case 'ERR_LOCKED':
         return {

@@ -11,7 +11,7 @@ const { explain } = require('./errors');
 
 // Each command lives in cli/commands/<name>.js as { usage, summary, options, positionals, run }.
 const COMMANDS = Object.fromEntries(
-  ['init', 'backup', 'snapshots', 'restore', 'copy', 'verify', 'prune', 'forget', 'repair', 'reindex', 'unlock', 'stats', 'key'].map((name) => [
+  ['init', 'backup', 'snapshots', 'restore', 'ls', 'copy', 'verify', 'prune', 'forget', 'repair', 'reindex', 'unlock', 'stats', 'key'].map((name) => [
     name,
     require(`./commands/${name}`),
   ]),

@@ -27,11 +27,15 @@ function inCliWords(message, repo) {
     'addKey()': `${BIN} key add ${repo}`,
     'removeKey()': `${BIN} key remove ${repo} <id>`,
     'changePassphrase()': `${BIN} key passwd ${repo}`,
+    'listFiles()': `${BIN} ls ${repo} <snapshot>`,
+    'restoreFile()': '--file',
+    'restoreFiles()': `${BIN} restore ${repo} <snapshot> --include GLOB`,
   };
   let text = message
     .replace(/; run verify\(\) to see the extent and repair\(\) to fix what can be fixed/g, '')
     .replace(/; wait for it to finish, pass \{ lockTimeoutMs \} to wait, or run unlock\(\) if that process is gone/g, '')
     .replace(/\{ ?lockTimeoutMs ?\}/g, '--lock-wait')
+    .replace(/, or with \{ catalog: 'tar' \}, are\)/g, ' are: back it up with --item NAME:volume-tar)')
     .replace(/pass \{ ?passphrase ?\} to open/g, 'give its passphrase to open it')
     .replace(/removeKey\(\) with id ([0-9a-f]+)/g, (_, id) => `${BIN} key remove ${repo} ${id}`);
   for (const [call, command] of Object.entries(commands)) text = text.split(call).join(command);

@@ -19,6 +19,7 @@ use containerarchive_core::forget::{forget, ForgetOptions};
 use containerarchive_core::ingest::{ingest, IngestItem, IngestOptions};
 use containerarchive_core::keys;
 use containerarchive_core::prune::{prune, Retention};
+use containerarchive_core::range::{restore_ranges, RangeRequest};
 use containerarchive_core::repair::{reindex, repair};
 use containerarchive_core::restore::{restore_item, select_item};
 use containerarchive_core::select::{resolve_snapshot, SnapshotFilter};
@@ -48,6 +49,8 @@ struct ItemSpec {
     size: Option<u64>,
     /// Read this item natively from the caller's open file (see `file_source`).
     file: Option<FileSpec>,
+    /// Whether to make a tar catalog; unset: by type (`IngestOptions::catalogs`).
+    catalog: Option<bool>,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -62,6 +65,17 @@ struct IngestSpec {
     /// Names this ingest for `cancel_ingest`.
     #[serde(default)]
     cancel_token: u32,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RangeSpec {
+    item: Option<String>,
+    #[serde(default)]
+    catalog: bool,
+    ranges: Vec<(u64, u64)>,
+    #[serde(default)]
+    lock_timeout_ms: u64,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -198,7 +212,11 @@ impl NativeArchive {
         let (feed_tx, feed_rx) = ingest_bridge::channel();
         let mut fed = Vec::new();
         let mut items = Vec::with_capacity(specs.len());
+        let mut catalog = BTreeMap::new();
         for (index, spec) in specs.into_iter().enumerate() {
+            if let Some(c) = spec.catalog {
+                catalog.insert(spec.name.clone(), c);
+            }
             let index = index as u32;
             let (reader, size_hint) = match spec.file {
                 Some(file) => {
@@ -231,6 +249,7 @@ impl NativeArchive {
                     created_at: options.created_at,
                     host: options.host,
                     lock_timeout: Duration::from_millis(options.lock_timeout_ms),
+                    catalog,
                 };
                 let progress = move |update: ProgressUpdate| {
                     if let Some(sink) = &events {
@@ -293,10 +312,17 @@ impl NativeArchive {
         run_blocking(move || {
             let manifest = resolve_snapshot(&repo, &spec, &filter)?;
             let item = select_item(&manifest, item.as_deref())?;
-            Ok(
-                json!({ "id": manifest.id, "item": item.name, "size": item.size, "chunks": item.chunks.len() })
-                    .to_string(),
-            )
+            let catalog = manifest.catalog_of(&item.name);
+            Ok(json!({
+                "id": manifest.id,
+                "item": item.name,
+                "type": item.item_type,
+                "size": item.size,
+                "chunks": item.chunks.len(),
+                "catalog": catalog.map(|c| json!({ "size": c.size, "entries": c.entries })),
+                "catalogError": item.catalog_error,
+            })
+            .to_string())
         })
         .await
     }
@@ -332,6 +358,35 @@ impl NativeArchive {
         let forwarded = forward.await.map_err(crate::error::internal)?;
         restored?;
         forwarded.map_err(|reason| crate::error::coded("ERR_CANCELLED", &reason))
+    }
+
+    /// Pushes byte ranges of an item, or of its tar catalog, into `push`;
+    /// resolves `{ chunksRead, bytes }` as JSON once all were accepted.
+    #[napi]
+    pub async fn restore_ranges(&self, id: String, spec_json: String, push: PushFn) -> Result<String> {
+        let repo = self.repo()?;
+        let spec: RangeSpec = parse(&spec_json, "range options")?;
+        let cancel = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = mpsc::channel::<Vec<u8>>(2);
+        let forward = tokio::spawn(restore_bridge::forward(push, rx, cancel.clone()));
+        let restored = run_blocking(move || {
+            let mut sink = |data: Vec<u8>| {
+                tx.blocking_send(data)
+                    .map_err(|_| Error::Cancelled("the restore stream was destroyed".into()))
+            };
+            let request = RangeRequest {
+                item: spec.item,
+                catalog: spec.catalog,
+                ranges: spec.ranges,
+            };
+            let timeout = Duration::from_millis(spec.lock_timeout_ms);
+            restore_ranges(&repo, &id, &request, &mut sink, &cancel, timeout)
+        })
+        .await;
+        let forwarded = forward.await.map_err(crate::error::internal)?;
+        let read = restored?;
+        forwarded.map_err(|reason| crate::error::coded("ERR_CANCELLED", &reason))?;
+        Ok(json!({ "chunksRead": read.chunks_read, "bytes": read.bytes }).to_string())
     }
 
     /// Checks the repository at `level`; resolves the report as JSON.

@@ -119,13 +119,13 @@ module.exports = {
   optionHelp: {
     '--tag k=v': 'tag the snapshot (repeatable); prune and restore select by tags',
     '--host H': 'record H as the snapshot\'s host (default: this machine\'s name)',
-    '--item name[:type]': 'name (and type) the inputs in order (default: the file name, stdin for -, stdout for --command)',
+    '--item name[:type]': 'name (and type) the inputs in order (default: the file name, stdin for -, stdout for --command); type volume-tar or tar catalogs a tar\'s files for ls and restore --file',
     "--command 'CMD'": 'run CMD through the shell and store its stdout; no snapshot unless it exits 0',
     '--json': 'print the snapshot as JSON; JSON progress lines on stderr',
   },
   examples: [
     "containerarchive backup /backups/db --command 'pg_dump mydb' --item database.sql:database-dump --tag service=postgres",
-    'tar -C /srv/data -cf - . | containerarchive backup /backups/data - --item data.tar',
+    'tar -C /srv/data -cf - . | containerarchive backup /backups/data - --item data.tar:volume-tar',
   ],
   run: cmdBackup,
 };

@@ -27,6 +27,50 @@ function checkOutput(output, force) {
   }
 }
 
+/**
+ * `--range` in the bytes of an HTTP Range header: `START-END` (END
+ * inclusive), `START-` or `-SUFFIX`, optionally after `bytes=`. Returns
+ * `[start, end)` within an item of `size` bytes.
+ */
+function parseRange(text, size) {
+  const m = /^(?:bytes=)?(\d*)-(\d*)$/.exec(text);
+  const bad = (why) => usageError(`--range ${q(text)} ${why}; use START-END (END inclusive, as in an HTTP Range header), START- or -LAST, e.g. --range 0-1048575`);
+  if (!m || (m[1] === '' && m[2] === '')) throw bad('is not a byte range');
+  const [first, last] = [m[1] === '' ? null : Number(m[1]), m[2] === '' ? null : Number(m[2])];
+  if ((first !== null && !Number.isSafeInteger(first)) || (last !== null && !Number.isSafeInteger(last))) throw bad('is too large');
+  if (first === null) return [Math.max(0, size - last), size];
+  if (last !== null && last < first) throw bad('ends before it starts');
+  return [Math.min(first, size), last === null ? size : Math.min(last + 1, size)];
+}
+
+/** What to write: the whole item, a byte range, one tar member, or a tar of some members. */
+function chooseSource(repo, snapshot, item, values) {
+  const modes = ['range', 'file', 'include'].filter((k) => values[k] !== undefined);
+  if (modes.length > 1) throw usageError(`--${modes[0]} and --${modes[1]} cannot be combined; choose one`);
+  if (values.range !== undefined) {
+    const [start, end] = parseRange(values.range, item.size);
+    return { expected: end - start, open: () => repo.restore(snapshot.id, { item: item.name, start, end }) };
+  }
+  if (values.file !== undefined) return { open: () => repo.restoreFile(snapshot.id, { item: item.name, path: values.file }) };
+  if (values.include !== undefined) {
+    const open = async () => {
+      // Several patterns: one tar per pattern would repeat members, so match any of them in one pass.
+      const globs = values.include;
+      if (globs.length === 1) return repo.restoreFiles(snapshot.id, { item: item.name, glob: globs[0] });
+      const { globMatcher, normalise } = require('../../lib/catalog.js');
+      const tests = globs.map(globMatcher);
+      const paths = [];
+      for await (const e of repo.listFiles(snapshot.id, { item: item.name })) {
+        const p = normalise(e.path);
+        if (tests.some((t) => t(p))) paths.push(e.path);
+      }
+      return repo.restoreFiles(snapshot.id, { item: item.name, paths });
+    };
+    return { open };
+  }
+  return { expected: item.size, open: () => repo.restore(snapshot.id, { item: item.name }) };
+}
+
 async function cmdRestore({ values, positionals: [repoPath, ref], io }) {
   const filter = selection(values);
   const output = values.output === undefined || values.output === '-' ? null : values.output;
@@ -47,7 +91,8 @@ async function cmdRestore({ values, positionals: [repoPath, ref], io }) {
       throw usageError(`snapshot ${short(snapshot.id)} has ${snapshot.items.length} items (${itemNames}); choose one with --item NAME`);
     }
 
-    const progress = new Progress('restore', { stream: io.stderr, total: item.size, json: values.json, off: io.noProgress });
+    const chosen = chooseSource(repo, snapshot, item, values);
+    const progress = new Progress('restore', { stream: io.stderr, total: chosen.expected ?? null, json: values.json, off: io.noProgress });
     let bytes = 0;
     const counter = new Transform({
       transform(chunk, _encoding, callback) {
@@ -56,7 +101,7 @@ async function cmdRestore({ values, positionals: [repoPath, ref], io }) {
         callback(null, chunk);
       },
     });
-    const source = await repo.restore(snapshot.id, { item: item.name });
+    const source = await chosen.open();
     try {
       if (output === null) {
         await pipeline(source, counter, io.stdout, { end: false });
@@ -78,8 +123,8 @@ async function cmdRestore({ values, positionals: [repoPath, ref], io }) {
     } finally {
       progress.finish();
     }
-    if (bytes !== item.size) {
-      throw new CliError(1, `restored ${bytes} bytes of ${q(item.name)}, but snapshot ${short(snapshot.id)} records ${item.size}; run: ${BIN} verify ${q(repoPath)} --level full`);
+    if (chosen.expected !== undefined && bytes !== chosen.expected) {
+      throw new CliError(1, `restored ${bytes} bytes of ${q(item.name)}, but snapshot ${short(snapshot.id)} records ${chosen.expected}; run: ${BIN} verify ${q(repoPath)} --level full`);
     }
     // stdout may carry the data, so the summary goes to stderr: a JSON line with --json, nothing with --quiet.
     if (values.json) {
@@ -98,10 +143,13 @@ async function cmdRestore({ values, positionals: [repoPath, ref], io }) {
 }
 
 module.exports = {
-  usage: 'restore <repo> <snapshot|latest> [--tag k=v]... [--host H] [--item name] [-o file|-] [--force] [--json]',
-  summary: 'write one item of a snapshot to a file or stdout',
+  usage: 'restore <repo> <snapshot|latest> [--tag k=v]... [--host H] [--item name] [--range A-B | --file PATH | --include GLOB...] [-o file|-] [--force] [--json]',
+  summary: 'write one item of a snapshot (or a byte range, or files of a tar item) to a file or stdout',
   options: {
     item: { type: 'string' },
+    range: { type: 'string' },
+    file: { type: 'string' },
+    include: { type: 'string', multiple: true },
     output: { type: 'string', short: 'o' },
     force: { type: 'boolean' },
     tag: { type: 'string', multiple: true },
@@ -111,6 +159,9 @@ module.exports = {
   positionals: [2, 2],
   optionHelp: {
     '--item name': 'the item to restore (needed when the snapshot has several)',
+    '--range A-B': 'only bytes A to B of the item, B inclusive as in an HTTP Range header (also A- and -LAST)',
+    '--file PATH': 'only the member PATH of a tar item (see ls)',
+    '--include GLOB': 'a tar of the members of a tar item matching GLOB (* within a directory, ** across; repeatable)',
     '-o, --output FILE': 'write to FILE, atomically (default: stdout; - is stdout)',
     '--force': 'replace an existing FILE',
     '--tag k=v': 'with latest or a prefix: only snapshots with these tags (repeatable)',
@@ -120,6 +171,9 @@ module.exports = {
   examples: [
     'containerarchive restore /backups/my-service latest --tag service=postgres --item database.sql | psql mydb',
     'containerarchive restore /backups/my-service 3f2a9c1b --item volumes.tar -o /tmp/volumes.tar',
+    'containerarchive restore /backups/my-service latest --item volumes.tar --file data/config.php -o config.php',
+    "containerarchive restore /backups/my-service latest --item volumes.tar --include 'data/alice/**' > alice.tar",
+    'containerarchive restore /backups/my-service latest --range 0-1048575 > first-mib.bin',
   ],
   run: cmdRestore,
 };

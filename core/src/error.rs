@@ -22,6 +22,9 @@ pub enum Error {
     ItemNotFound(String),
     #[error("{0}")]
     UnsupportedFormat(String),
+    /// The item has no tar catalog (never catalogued, or the scan failed).
+    #[error("{0}")]
+    NoCatalog(String),
     #[error("{what} is damaged ({detail}); run verify() to see the extent and repair() to fix what can be fixed")]
     Corrupt { what: String, detail: String },
     #[error("{0}")]
@@ -57,6 +60,7 @@ impl Error {
             Error::SnapshotNotFound(_) => "ERR_SNAPSHOT_NOT_FOUND",
             Error::ItemNotFound(_) => "ERR_ITEM_NOT_FOUND",
             Error::UnsupportedFormat(_) => "ERR_UNSUPPORTED_FORMAT",
+            Error::NoCatalog(_) => "ERR_NO_CATALOG",
             Error::Corrupt { .. } | Error::ConfigLost(_) => "ERR_CORRUPT",
             Error::Locked(_) => "ERR_LOCKED",
             Error::Io { .. } => "ERR_IO",

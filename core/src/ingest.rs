@@ -16,6 +16,7 @@ use std::thread;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use sha2::{Digest, Sha256};
 
+use crate::catalog::{Catalog, TarScanner, CATALOG_ITEM_TYPE};
 use crate::chunker::{ChunkParams, Chunker};
 use crate::codec::{compress, BlobEncoding};
 use crate::crypto::ChunkId;
@@ -25,7 +26,7 @@ use crate::index::{ChunkLocation, PackInfo};
 use crate::pack::{pack_key, PackId, PackWriter, SealedPack};
 use crate::progress::{ProgressFn, ProgressUpdate, Throttle};
 use crate::repo::Repository;
-use crate::snapshot::{Manifest, ManifestItem, MANIFEST_VERSION};
+use crate::snapshot::{Manifest, ManifestItem, PLAIN_MANIFEST_VERSION};
 
 pub struct IngestItem<R> {
     pub name: String,
@@ -44,6 +45,19 @@ pub struct IngestOptions {
     pub host: Option<String>,
     /// How long to wait for a conflicting lock.
     pub lock_timeout: std::time::Duration,
+    /// Per item name: whether to make a tar catalog, overriding the default
+    /// (items of type `volume-tar` or `tar` are catalogued).
+    pub catalog: BTreeMap<String, bool>,
+}
+
+impl IngestOptions {
+    /// Whether the item gets a tar catalog.
+    pub fn catalogs(&self, name: &str, item_type: &str) -> bool {
+        self.catalog
+            .get(name)
+            .copied()
+            .unwrap_or(matches!(item_type, "volume-tar" | "tar"))
+    }
 }
 
 /// Checks item names before anything is read or written.
@@ -93,25 +107,26 @@ pub fn ingest<R: Read + Send>(
     }
     let _lock = crate::lock::acquire(repo.storage(), false, options.lock_timeout)?;
     repo.sync_index()?;
-    let outcome = run_pipeline(repo, items, progress, cancel);
+    let outcome = run_pipeline(repo, items, options, progress, cancel);
     // Index and protect every pack written, even when the ingest failed:
     // packs -> idx -> index -> parity -> snapshot.
     let protected = repo.flush_index().and_then(|()| repo.cover_parity());
     let (items, stats) = outcome?;
     protected?;
-    let manifest = Manifest {
-        version: MANIFEST_VERSION,
+    let mut manifest = Manifest {
+        version: PLAIN_MANIFEST_VERSION,
         id: random_hex(32),
         created_at: options.created_at.clone().unwrap_or_else(now_iso8601),
         tags: options.tags.clone(),
         host: Some(options.host.clone().unwrap_or_else(crate::fsutil::hostname)),
         user: Some(crate::fsutil::username()),
-        original_size: items.iter().map(|i| i.size).sum(),
+        original_size: items.iter().filter(|i| i.is_user_item()).map(|i| i.size).sum(),
         items,
         new_chunks: stats.new_chunks,
         reused_chunks: stats.reused_chunks,
         stored_size: stats.stored_size,
     };
+    manifest.version = manifest.needed_version();
     repo.write_snapshot(&manifest)?;
     Ok(manifest)
 }
@@ -216,38 +231,116 @@ pub fn store_chunks<T>(
 fn run_pipeline<R: Read + Send>(
     repo: &Repository,
     items: Vec<IngestItem<R>>,
+    options: &IngestOptions,
     progress: ProgressFn<'_>,
     cancel: &AtomicBool,
 ) -> Result<(Vec<ManifestItem>, WriteStats)> {
     let (hash_tx, hash_rx) = bounded::<HashFeed>(repo.workers() * 2 + 2);
+    let (digest_tx, digest_rx) = bounded::<Vec<ItemDigest>>(1);
     let total = items.iter().map(|i| i.size_hint).sum::<Option<u64>>();
-    let (stored, hashes) = thread::scope(|s| {
-        let hasher = s.spawn(move || hash_items(hash_rx));
-        let stored = store_chunks(repo, move |feed| {
-            chunk_items(repo, items, total, feed, hash_tx, progress, cancel)
+    let scan: Vec<bool> = items.iter().map(|i| options.catalogs(&i.name, &i.item_type)).collect();
+    let (stored, hashed) = thread::scope(|s| {
+        let hasher = s.spawn(move || {
+            // Bounded(1) and sent once: never blocks, even if nobody receives.
+            let _ = digest_tx.send(hash_items(hash_rx, &scan));
         });
-        let hashes = hasher
+        let stored = store_chunks(repo, move |feed| {
+            let shapes = chunk_items(repo, items, total, feed, hash_tx, progress, cancel)?;
+            // The hasher has all it needs once the items are chunked; its
+            // catalogs go into the same pipeline as hidden items.
+            let digests = digest_rx
+                .recv()
+                .map_err(|_| Error::Internal("the item hasher stopped early".into()))?;
+            let catalogs = store_catalogs(repo, feed, &shapes, &digests, cancel)?;
+            Ok((shapes, digests, catalogs))
+        });
+        let hashed = hasher
             .join()
             .map_err(|p| Error::Internal(format!("item hasher panicked: {}", panic_text(&p))));
-        (stored, hashes)
+        (stored, hashed)
     });
-    let (shapes, stats) = stored?;
-    let hashes = hashes?;
-    if hashes.len() != shapes.len() {
+    let ((shapes, digests, catalogs), stats) = stored?;
+    hashed?;
+    if digests.len() != shapes.len() {
         return Err(Error::Internal("the item hasher missed an item".into()));
     }
-    let manifest_items = shapes
-        .into_iter()
-        .zip(hashes)
-        .map(|(s, hash)| ManifestItem {
-            name: s.name,
-            item_type: s.item_type,
+    let chunks = |range: std::ops::Range<usize>| stats.ids[range].iter().map(hex::encode).collect();
+    let mut manifest_items: Vec<ManifestItem> = shapes
+        .iter()
+        .zip(&digests)
+        .map(|(s, d)| ManifestItem {
+            name: s.name.clone(),
+            item_type: s.item_type.clone(),
             size: s.size,
-            chunks: stats.ids[s.chunk_range].iter().map(hex::encode).collect(),
-            sha256: Some(hex::encode(hash)),
+            chunks: chunks(s.chunk_range.clone()),
+            sha256: Some(hex::encode(d.sha256)),
+            catalog_of: None,
+            entries: None,
+            catalog_error: match &d.catalog {
+                Some(Err(why)) => Some(why.clone()),
+                _ => None,
+            },
         })
         .collect();
+    let mut names: HashSet<String> = shapes.iter().map(|s| s.name.clone()).collect();
+    for c in catalogs {
+        let mut name = format!("{} (tar catalog)", c.of);
+        while !names.insert(name.clone()) {
+            name.push('~');
+        }
+        manifest_items.push(ManifestItem {
+            name,
+            item_type: CATALOG_ITEM_TYPE.into(),
+            size: c.size,
+            chunks: chunks(c.chunk_range),
+            sha256: Some(hex::encode(c.sha256)),
+            catalog_of: Some(c.of),
+            entries: Some(c.entries),
+            catalog_error: None,
+        });
+    }
     Ok((manifest_items, stats))
+}
+
+/// A hidden catalog item as stored.
+struct CatalogShape {
+    of: String,
+    entries: u64,
+    size: u64,
+    sha256: [u8; 32],
+    chunk_range: std::ops::Range<usize>,
+}
+
+/// Chunks each item's catalog into the feed, with the repository's chunker,
+/// so an unchanged catalog deduplicates against the last snapshot's.
+fn store_catalogs(
+    repo: &Repository,
+    feed: &mut ChunkFeed,
+    shapes: &[ItemShape],
+    digests: &[ItemDigest],
+    cancel: &AtomicBool,
+) -> Result<Vec<CatalogShape>> {
+    let params = ChunkParams::new(&repo.config.chunking, repo.chunker_seed());
+    let mut out = Vec::new();
+    for (shape, digest) in shapes.iter().zip(digests) {
+        let Some(Ok(catalog)) = &digest.catalog else { continue };
+        if cancel.load(Ordering::Relaxed) {
+            return Err(Error::Cancelled("the ingest was cancelled".into()));
+        }
+        let first = feed.position();
+        let mut chunker = Chunker::new(catalog.lines.as_slice(), &params);
+        while let Some(data) = chunker.next_chunk().map_err(|e| Error::Internal(e.to_string()))? {
+            feed.push(Arc::new(data))?;
+        }
+        out.push(CatalogShape {
+            of: shape.name.clone(),
+            entries: catalog.entries,
+            size: catalog.lines.len() as u64,
+            sha256: Sha256::digest(&catalog.lines).into(),
+            chunk_range: first..feed.position(),
+        });
+    }
+    Ok(out)
 }
 
 pub fn panic_text(payload: &Box<dyn std::any::Any + Send>) -> String {
@@ -258,14 +351,34 @@ pub fn panic_text(payload: &Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "unknown panic".into())
 }
 
-/// Hashes each item's chunks in order; one digest per item end marker.
-fn hash_items(feed: Receiver<HashFeed>) -> Vec<[u8; 32]> {
+/// One item's SHA-256, and its tar catalog when it was scanned for one.
+struct ItemDigest {
+    sha256: [u8; 32],
+    catalog: Option<std::result::Result<Catalog, String>>,
+}
+
+/// Hashes each item's chunks in order, and scans those flagged in `scan` as
+/// tar streams; one digest per item end marker.
+fn hash_items(feed: Receiver<HashFeed>, scan: &[bool]) -> Vec<ItemDigest> {
     let mut digests = Vec::new();
     let mut hasher = Sha256::new();
+    let new_scanner = |i: usize| scan.get(i).copied().unwrap_or(false).then(TarScanner::new);
+    let mut scanner = new_scanner(0);
     for message in feed {
         match message {
-            Some(data) => hasher.update(&*data),
-            None => digests.push(hasher.finalize_reset().into()),
+            Some(data) => {
+                hasher.update(&*data);
+                if let Some(s) = scanner.as_mut() {
+                    s.feed(&data);
+                }
+            }
+            None => {
+                digests.push(ItemDigest {
+                    sha256: hasher.finalize_reset().into(),
+                    catalog: scanner.take().map(TarScanner::finish),
+                });
+                scanner = new_scanner(digests.len());
+            }
         }
     }
     digests

@@ -8,6 +8,7 @@
 //! driven by `ingest` and `restore` over a `repo::Repository`. Every
 //! repository file is reached through `storage` (`Repository::storage()`).
 
+pub mod catalog;
 pub mod check;
 pub mod check_packs;
 pub mod chunker;
@@ -29,6 +30,7 @@ pub mod pack;
 pub mod parity;
 pub mod progress;
 pub mod prune;
+pub mod range;
 pub mod reclaim;
 pub mod regroup;
 pub mod relocate;

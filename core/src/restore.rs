@@ -21,30 +21,49 @@ use crate::pack::{pack_file_name, pack_key, PackId};
 use crate::repo::Repository;
 use crate::snapshot::{Manifest, ManifestItem};
 
-/// Picks the item to restore; `item` may be left out only for a single-item snapshot.
+/// Picks the item to restore; `item` may be left out only for a single-item
+/// snapshot. Hidden catalog items are never picked (see `select_catalog`).
 pub fn select_item<'m>(manifest: &'m Manifest, item: Option<&str>) -> Result<&'m ManifestItem> {
+    let count = manifest.user_items().count();
     match item {
-        Some(name) => manifest.items.iter().find(|i| i.name == name).ok_or_else(|| {
+        Some(name) => manifest.user_items().find(|i| i.name == name).ok_or_else(|| {
             Error::ItemNotFound(format!(
                 "snapshot {} has no item {name:?}; its items are {}",
                 manifest.id,
                 item_names(manifest)
             ))
         }),
-        None if manifest.items.len() == 1 => Ok(&manifest.items[0]),
+        None if count == 1 => Ok(manifest.user_items().next().expect("one item")),
         None => Err(Error::invalid(format!(
-            "snapshot {} has {} items; pass {{ item }} with one of {}",
+            "snapshot {} has {count} items; pass {{ item }} with one of {}",
             manifest.id,
-            manifest.items.len(),
             item_names(manifest)
         ))),
     }
 }
 
+/// The catalog of the item `select_item` picks, or why there is none.
+pub fn select_catalog<'m>(manifest: &'m Manifest, item: Option<&str>) -> Result<&'m ManifestItem> {
+    let user = select_item(manifest, item)?;
+    manifest.catalog_of(&user.name).ok_or_else(|| {
+        let why = match &user.catalog_error {
+            Some(why) => format!("it was stored byte-exact, but its tar catalog could not be made: {why}"),
+            None => format!(
+                "it was not catalogued at ingest (its type is {:?}; items of type 'volume-tar' or 'tar', \
+                 or with {{ catalog: 'tar' }}, are)",
+                user.item_type
+            ),
+        };
+        Error::NoCatalog(format!(
+            "item {:?} of snapshot {} has no file catalog: {why}; restore the whole item instead",
+            user.name, manifest.id
+        ))
+    })
+}
+
 fn item_names(manifest: &Manifest) -> String {
     manifest
-        .items
-        .iter()
+        .user_items()
         .map(|i| format!("{:?}", i.name))
         .collect::<Vec<_>>()
         .join(", ")

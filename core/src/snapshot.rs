@@ -10,9 +10,13 @@ use serde_json::json;
 use crate::crypto::ChunkId;
 use crate::error::{Error, Result};
 
-/// The version this engine writes. Version 1 (no item `sha256`, no `host`
-/// and `user`) is still read.
-pub const MANIFEST_VERSION: u32 = 2;
+/// The newest version this engine reads and writes. Version 3 adds tar
+/// catalogs (`catalogOf`, `entries`, `catalogError`) and is written only by
+/// snapshots that use them; others stay version 2, so older engines read
+/// them. Version 1 (no item `sha256`, no `host` and `user`) is still read.
+pub const MANIFEST_VERSION: u32 = 3;
+/// What a snapshot without catalogs is written as.
+pub const PLAIN_MANIFEST_VERSION: u32 = 2;
 /// Longest host or user name a manifest may carry (bytes).
 pub const MAX_HOST_LEN: usize = 255;
 
@@ -47,9 +51,23 @@ pub struct ManifestItem {
     /// SHA-256 of the item's whole byte stream, lowercase hex (version 2 on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// Set on a hidden catalog item (version 3): the item it lists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog_of: Option<String>,
+    /// How many members a catalog item lists (version 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entries: Option<u64>,
+    /// Why an item that was to be catalogued has no catalog (version 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog_error: Option<String>,
 }
 
 impl ManifestItem {
+    /// An item of the caller's stream (not a hidden catalog).
+    pub fn is_user_item(&self) -> bool {
+        self.catalog_of.is_none()
+    }
+
     pub fn chunk_ids(&self) -> Result<Vec<ChunkId>> {
         self.chunks
             .iter()
@@ -101,8 +119,10 @@ impl Manifest {
             _ => return Err("a missing, unexpected or overlong host or user".into()),
         }
         let mut names = std::collections::HashSet::new();
+        let mut catalogued = std::collections::HashSet::new();
         let mut total = 0u64;
         for item in &self.items {
+            self.validate_catalog_fields(item, &mut catalogued)?;
             if item.name.is_empty() || !names.insert(item.name.as_str()) {
                 return Err(format!("item name {:?} is empty or repeated", item.name));
             }
@@ -122,9 +142,11 @@ impl Manifest {
                 (None, 1) => {}
                 _ => return Err(format!("item {:?} has a missing or bad sha256", item.name)),
             }
-            total = total.checked_add(item.size).ok_or("item sizes overflow")?;
+            if item.is_user_item() {
+                total = total.checked_add(item.size).ok_or("item sizes overflow")?;
+            }
         }
-        if self.items.is_empty() || total != self.original_size {
+        if self.user_items().next().is_none() || total != self.original_size {
             return Err(format!(
                 "originalSize {} is not the sum of {} item sizes",
                 self.original_size,
@@ -132,6 +154,61 @@ impl Manifest {
             ));
         }
         Ok(())
+    }
+
+    /// Catalog fields belong to version 3; a catalog item names a user item
+    /// listed before it, and no item has two catalogs.
+    fn validate_catalog_fields<'a>(
+        &'a self,
+        item: &'a ManifestItem,
+        catalogued: &mut std::collections::HashSet<&'a str>,
+    ) -> std::result::Result<(), String> {
+        let has_fields = item.catalog_of.is_some() || item.entries.is_some() || item.catalog_error.is_some();
+        if has_fields && self.version < 3 {
+            return Err(format!(
+                "item {:?} has catalog fields in a version {} manifest",
+                item.name, self.version
+            ));
+        }
+        let Some(of) = &item.catalog_of else {
+            return match item.entries {
+                Some(_) => Err(format!("item {:?} has entries but is no catalog", item.name)),
+                None => Ok(()),
+            };
+        };
+        let target = self.items.iter().position(|i| i.is_user_item() && i.name == *of);
+        let ok = item.item_type == crate::catalog::CATALOG_ITEM_TYPE
+            && item.entries.is_some()
+            && item.catalog_error.is_none()
+            && target.is_some_and(|t| self.items[t].catalog_error.is_none())
+            && catalogued.insert(of.as_str());
+        match ok {
+            true => Ok(()),
+            false => Err(format!("catalog item {:?} is inconsistent", item.name)),
+        }
+    }
+
+    /// The items of the caller's streams, in ingest order (hidden catalogs left out).
+    pub fn user_items(&self) -> impl Iterator<Item = &ManifestItem> {
+        self.items.iter().filter(|i| i.is_user_item())
+    }
+
+    /// The hidden catalog item of the user item `name`, if it has one.
+    pub fn catalog_of(&self, name: &str) -> Option<&ManifestItem> {
+        self.items.iter().find(|i| i.catalog_of.as_deref() == Some(name))
+    }
+
+    /// The lowest version that can hold this manifest.
+    pub fn needed_version(&self) -> u32 {
+        let catalogs = self
+            .items
+            .iter()
+            .any(|i| i.catalog_of.is_some() || i.catalog_error.is_some());
+        if catalogs {
+            MANIFEST_VERSION
+        } else {
+            PLAIN_MANIFEST_VERSION
+        }
     }
 
     /// The host that made the snapshot; "" for version-1 manifests, which
@@ -148,13 +225,24 @@ impl Manifest {
             "tags": self.tags,
             "host": self.host(),
             "user": self.user.as_deref().unwrap_or(""),
-            "items": self.items.iter().map(|i| json!({
-                "name": i.name,
-                "type": i.item_type,
-                "size": i.size,
-                "chunks": i.chunks.len(),
-                "sha256": i.sha256,
-            })).collect::<Vec<_>>(),
+            "items": self.user_items().map(|i| {
+                let mut summary = json!({
+                    "name": i.name,
+                    "type": i.item_type,
+                    "size": i.size,
+                    "chunks": i.chunks.len(),
+                    "sha256": i.sha256,
+                    "catalog": self.catalog_of(&i.name).map(|c| json!({
+                        "format": "tar",
+                        "entries": c.entries,
+                        "size": c.size,
+                    })),
+                });
+                if let Some(why) = &i.catalog_error {
+                    summary["catalogError"] = json!(why);
+                }
+                summary
+            }).collect::<Vec<_>>(),
             "newChunks": self.new_chunks,
             "reusedChunks": self.reused_chunks,
             "originalSize": self.original_size,

@@ -40,7 +40,7 @@ use containerarchive_core::pack::{
     ENTRY_LEN, IDX_MAGIC, PACK_MAGIC,
 };
 use containerarchive_core::parity::{parse_group, GroupManifest, Member, ParityFile, GROUP_VERSION};
-use containerarchive_core::snapshot::{Manifest, ManifestItem, MANIFEST_VERSION};
+use containerarchive_core::snapshot::{Manifest, ManifestItem, PLAIN_MANIFEST_VERSION};
 use containerarchive_core::Repository;
 
 use mutate::{apply, apply_json, byte_edits, json_edits, ByteEdit, JsonEdit};
@@ -199,6 +199,9 @@ fn manifest() -> impl Strategy<Value = Manifest> {
             size: if chunks.is_empty() { 0 } else { size },
             chunks,
             sha256: Some(sha256),
+            catalog_of: None,
+            entries: None,
+            catalog_error: None,
         });
     (
         hex_id(),
@@ -213,7 +216,7 @@ fn manifest() -> impl Strategy<Value = Manifest> {
                 item.name = format!("{i}{}", item.name);
             }
             Manifest {
-                version: MANIFEST_VERSION,
+                version: PLAIN_MANIFEST_VERSION,
                 id,
                 created_at,
                 tags,

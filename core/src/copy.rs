@@ -103,7 +103,8 @@ pub fn copy_snapshots(
     }
     let mut meter = Meter {
         done: 0,
-        total: todo.iter().map(|m| m.original_size).sum(),
+        // Every item is read, hidden catalogs included.
+        total: todo.iter().flat_map(|m| &m.items).map(|i| i.size).sum(),
         throttle: Throttle::new(),
         progress,
     };

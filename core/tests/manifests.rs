@@ -218,7 +218,7 @@ fn a_version_1_manifest_still_restores_and_a_newer_version_is_unsupported() {
     assert_eq!(fs::read(primary(&f, id)).unwrap(), fs::read(copy(&f, id)).unwrap());
 
     let mut newer: serde_json::Value = serde_json::to_value(&m).unwrap();
-    newer["version"] = 3.into();
+    newer["version"] = (containerarchive_core::snapshot::MANIFEST_VERSION + 1).into();
     newer["futureField"] = true.into();
     let stored = f.repo.seal(AAD_SNAPSHOT, serde_json::to_vec(&newer).unwrap());
     fs::write(primary(&f, id), &stored).unwrap();

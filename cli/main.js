@@ -17,6 +17,19 @@ const COMMANDS = Object.fromEntries(
   ]),
 );
 
+
+/** `--range -500`: a string option's value may be a negative number, which parseArgs takes for an option. */
+function withNegativeValues(args, options) {
+  const out = [];
+  for (let i = 0; i < args.length; i++) {
+    const name = args[i].startsWith('--') ? args[i].slice(2) : null;
+    if (name && options[name] && options[name].type === 'string' && /^-\d+$/.test(args[i + 1] ?? '')) {
+      out.push(`${args[i]}=${args[i + 1]}`);
+      i++;
+    } else out.push(args[i]);
+  }
+  return out;
+}
 function mainHelp() {
   const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
   const lines = [
@@ -136,7 +149,8 @@ async function dispatch(argv, io, ctx) {
   }
   let parsed;
   try {
-    parsed = parseArgs({ args: rest, options: { ...spec.options, ...GLOBAL_OPTIONS }, allowPositionals: true, strict: true });
+    const options = { ...spec.options, ...GLOBAL_OPTIONS };
+    parsed = parseArgs({ args: withNegativeValues(rest, options), options, allowPositionals: true, strict: true });
   } catch (err) {
     throw parseFailure(err, command, spec);
   }

@@ -257,6 +257,16 @@ describe('tar catalogs: formats', () => {
     assert.ok(sp.size < MiB, 'stored with its holes left out');
   });
 
+  it('GNU sparse in pax form (tar --format=pax -S, GNU.sparse 1.0): listed by its real name as sparse', async (t) => {
+    const root = path.join(dir, 'tree-pax-sparse');
+    sparseTree(root);
+    const tarFile = path.join(dir, 'pax-sparse.tar');
+    run('tar', ['--format=pax', '-S', '-cf', tarFile, '-C', root, 'sparse.img', 'after.txt']);
+    const { ref } = await checkTar(t, tarFile, { sparse: true, subsets: false });
+    assert.equal(norm(ref[0].path), 'sparse.img');
+    assert.equal(ref[0].realSize, 8 * MiB);
+  });
+
   it('bsdtar (libarchive)', async (t) => {
     if (!which('bsdtar')) {
       t.skip('bsdtar is not on PATH (apt-get install libarchive-tools): the bsdtar case is skipped');
@@ -362,6 +372,15 @@ describe('tar catalogs: what gets one', () => {
     await repo.forget(one.id, { prune: true });
     assert.equal((await listAll(repo.listFiles(snap.id, { item: 'as-data' }))).length, n, 'catalog kept by prune');
     assert.equal((await repo.verify({ level: 'full' })).ok, true);
+
+    // copySnapshots keeps the catalog
+    const target = await ContainerArchive.init(path.join(dir, 'copy'));
+    t.after(() => target.close());
+    await repo.copySnapshots(target);
+    const copied = await target.getSnapshot(snap.id);
+    assert.deepEqual(copied.items.map((i) => i.catalog && i.catalog.entries), [n, n, null, null, null]);
+    assert.equal((await listAll(target.listFiles(snap.id, { item: 'as-tar' }))).length, n, 'the copy lists the members');
+    assertSameBytes(await target.restoreFile(snap.id, { item: 'as-tar', path: 'top.txt' }).then(collect), Buffer.from('hello catalog\n'), 'restoreFile from the copy');
   });
 
   it('an encrypted repository stores no member name in the clear', async (t) => {

@@ -125,7 +125,13 @@ function parseTar(buf) {
         header: pending.header,
         sparse: flag === 'S',
       };
-      if (flag === 'S') {
+      if (pax['GNU.sparse.major'] !== undefined || pax['GNU.sparse.name'] !== undefined) {
+        // GNU sparse in pax form (1.0): the real name and size are in the pax records
+        m.path = pax['GNU.sparse.name'] ?? m.path;
+        m.size = size;
+        m.realSize = Number(pax['GNU.sparse.realsize']);
+        m.sparse = true;
+      } else if (flag === 'S') {
         m.realSize = num(block, 483, 12);
         assert.equal(block[482], 0, 'reference parser: extended GNU sparse headers are not used by these tests');
       } else {

@@ -11,6 +11,7 @@
 //   BENCH_CONFIGS      comma list subset of gzip,zstd,encrypted (default all)
 //   BENCH_SKIP_RESTIC=1  do not run (or install) restic
 //   BENCH_SKIP_S3=1    no S3 section (it starts a local Garage server: scripts/ensure-garage.sh)
+//   BENCH_SKIP_CATALOG=1  no tar-catalog section (bench/catalog.js; runnable alone: node bench/catalog.js [tarfile])
 //
 // Every containerarchive step runs in a fresh child process (bench/worker.js)
 // so the peak RSS reported is that of the step alone. The worker times only
@@ -751,6 +752,16 @@ async function main() {
   else results.restic = benchRestic();
 
   if (probe.ok) results.memory = benchMemory(results.failures);
+
+  // Tar catalogs (issue 13): ingest cost of cataloguing, catalog size, one member against the whole item.
+  if (process.env.BENCH_SKIP_CATALOG === '1') log('catalog: skipped (BENCH_SKIP_CATALOG=1)');
+  else if (probe.ok) {
+    try {
+      results.catalog = require('./catalog').runCatalogSection({ dataFile: DATA_FILE });
+    } catch (err) {
+      results.failures.push(`[catalog] ${err.message}`);
+    }
+  }
 
   // The same data into a bucket of a local Garage server, against restic on it (bench/s3.js).
   if (process.env.BENCH_SKIP_S3 === '1') log('S3: skipped (BENCH_SKIP_S3=1)');

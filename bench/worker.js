@@ -7,6 +7,9 @@
 //   { "op": "init",    "repo": "...", "initOptions": {...} }
 //   { "op": "ingest",  "repo": "...", "openOptions": {...}, "file": "...", "itemName": "data.tar" }
 //   { "op": "restore", "repo": "...", "openOptions": {...}, "snapshotId": "...", "expectedBytes": 123 }
+//   { "op": "ingest", ..., "itemType": "volume-tar" }          (the item's type; default 'data')
+//   { "op": "pick-member", "repo": "...", "snapshotId": "...", "targetSize": 10240 }
+//   { "op": "restore-file", "repo": "...", "snapshotId": "...", "path": "..." }
 //
 // Prints exactly one JSON line on stdout (the result), as the last thing it
 // does. Timing covers the operation only: process start-up, require() and
@@ -55,7 +58,7 @@ async function main() {
       const size = fs.statSync(args.file).size;
       // The README's recommended read size for files (Node's 64 KiB default costs ~1 s/GiB).
       const stream = fs.createReadStream(args.file, { highWaterMark: 1 << 20 });
-      const opts = { items: [{ name: args.itemName || path.basename(args.file), size }] };
+      const opts = { items: [{ name: args.itemName || path.basename(args.file), size, ...(args.itemType ? { type: args.itemType } : {}) }] };
       const t0 = process.hrtime.bigint();
       const snap = await archive.ingest(stream, opts);
       const seconds = secondsSince(t0);
@@ -92,6 +95,33 @@ async function main() {
         };
       }
       return { ok: true, op: 'restore', seconds, bytes };
+    }
+
+    case 'pick-member': {
+      // The regular member whose size is closest to targetSize (the catalog's first such).
+      const archive = await ContainerArchive.open(args.repo, args.openOptions || {});
+      let best = null;
+      for await (const e of archive.listFiles(args.snapshotId)) {
+        if (e.type !== 'file' || e.sparse) continue;
+        if (!best || Math.abs(e.size - args.targetSize) < Math.abs(best.size - args.targetSize)) best = e;
+      }
+      await archive.close();
+      return { ok: !!best, op: 'pick-member', member: best };
+    }
+
+    case 'restore-file': {
+      // Timed: the catalog lookup and the member's bytes, as a user calling restoreFile sees it.
+      const archive = await ContainerArchive.open(args.repo, args.openOptions || {});
+      let last = null;
+      const sub = archive.on('restore:progress', (e) => { last = e; });
+      let bytes = 0;
+      const t0 = process.hrtime.bigint();
+      const readable = await archive.restoreFile(args.snapshotId, { path: args.path });
+      for await (const chunk of readable) bytes += chunk.length;
+      const seconds = secondsSince(t0);
+      sub.unsubscribe();
+      await archive.close();
+      return { ok: true, op: 'restore-file', seconds, bytes, chunksRead: last ? last.chunksRead ?? null : null };
     }
 
     case 'synthetic-ingest': {

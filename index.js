@@ -572,6 +572,44 @@ const EVENTS = ['ingest:progress', 'ingest:complete', 'verify:progress', 'verify
 const PROGRESS_INTERVAL_MS = 100;
 const LEVELS = ['quick', 'standard', 'full'];
 
+/** Reads a catalog through once, calling `visit` on each entry. */
+async function eachEntry(entries, visit) {
+  const { stream, list } = entries();
+  try {
+    for await (const e of list) visit(e);
+  } finally {
+    stream.destroy();
+  }
+}
+
+/**
+ * The byte ranges of the members `wanted` picks, in archive order. A hard
+ * link whose target is not picked brings the target along (a second pass:
+ * the target comes earlier in the tar), so that `tar -x` can create it.
+ */
+async function chooseMembers(entries, wanted) {
+  const chosen = [];
+  const picked = new Set();
+  const targets = new Set();
+  await eachEntry(entries, (e) => {
+    if (!wanted(e)) return;
+    chosen.push(memberRange(e));
+    picked.add(normalise(e.path));
+    if (e.type === 'hardlink' && e.link !== undefined) targets.add(normalise(e.link));
+  });
+  for (const p of picked) targets.delete(p);
+  if (targets.size > 0) {
+    const found = new Map();
+    await eachEntry(entries, (e) => {
+      const p = normalise(e.path);
+      if (targets.has(p) && e.type !== 'hardlink') found.set(p, memberRange(e));
+    });
+    chosen.push(...found.values());
+    chosen.sort((a, b) => a[0] - b[0]);
+  }
+  return chosen;
+}
+
 /** A catalog entry as callers see it. */
 function publicEntry(e) {
   return { ...e };
@@ -917,14 +955,9 @@ class ContainerArchive {
       if (o.paths === undefined && o.prefix === undefined && o.glob === undefined) {
         throw invalid('restoreFiles() needs paths, prefix or glob to choose the members');
       }
-      const wanted = entryFilter(o);
+      const chosen = await chooseMembers(entries, entryFilter(o));
       const ranges = [];
-      const { stream, list } = entries();
-      try {
-        for await (const entry of list) if (wanted(entry)) addRange(ranges, memberRange(entry));
-      } finally {
-        stream.destroy();
-      }
+      for (const range of chosen) addRange(ranges, range);
       const members = ranges.length === 0 ? Readable.from([]) : this.#rangeStream(prepared, ranges, lockTimeoutMs);
       const out = new PassThrough();
       pipeline(members, out, { end: false }).then(() => out.end(TAR_END), (err) => out.destroy(err));

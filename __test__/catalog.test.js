@@ -447,3 +447,29 @@ describe('tar catalogs: one member out of a large tar', () => {
     assert.ok(memberBest * 5 <= fullBest, `restoreFile ${memberBest}s is at least 5x faster than the full restore ${fullBest}s`);
   });
 });
+
+describe('tar catalogs: subsets with hard links', () => {
+  it('a hard link chosen without its target brings the target along, so tar -x can create it', async (t) => {
+    const tmp = tmpFor(t);
+    const root = path.join(tmp, 'tree');
+    fs.mkdirSync(path.join(root, 'data'), { recursive: true });
+    const bytes = randomBytes(70 * KiB + 3, 41);
+    fs.writeFileSync(path.join(root, 'data', 'target.bin'), bytes);
+    fs.writeFileSync(path.join(root, 'data', 'other.bin'), randomBytes(5000, 42));
+    fs.linkSync(path.join(root, 'data', 'target.bin'), path.join(root, 'link.bin'));
+    const tarFile = path.join(tmp, 'links.tar');
+    // The target is archived first, so link.bin is the hard-link member.
+    run('tar', ['-cf', tarFile, '-C', root, 'data/target.bin', 'data/other.bin', 'link.bin']);
+    const repo = await ContainerArchive.init(path.join(tmp, 'repo'));
+    t.after(() => repo.close());
+    const snap = await repo.ingest(fs.createReadStream(tarFile), { items: [{ name: 'v.tar', type: 'volume-tar' }] });
+    const part = path.join(tmp, 'part.tar');
+    fs.writeFileSync(part, await collect(await repo.restoreFiles(snap.id, { paths: ['link.bin'] })));
+    const out = path.join(tmp, 'out');
+    fs.mkdirSync(out);
+    run('tar', ['-xf', part, '-C', out]);
+    assertSameBytes(fs.readFileSync(path.join(out, 'link.bin')), bytes, 'the link');
+    assertSameBytes(fs.readFileSync(path.join(out, 'data', 'target.bin')), bytes, 'its target, brought along');
+    assert.ok(!fs.existsSync(path.join(out, 'data', 'other.bin')), 'nothing else');
+  });
+});

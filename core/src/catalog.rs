@@ -19,7 +19,7 @@ use tar::{EntryType, Header, PaxExtensions};
 
 /// The `type` of a catalog's hidden item.
 pub const CATALOG_ITEM_TYPE: &str = "tar-catalog";
-/// A catalog above this size is not kept (about two million members): it is
+/// A catalog above this size is not kept (about 1.2 million members): it is
 /// held in memory until the item ends.
 pub const MAX_CATALOG_BYTES: usize = 256 * 1024 * 1024;
 /// Largest pax or GNU long-name payload accepted.

@@ -20,10 +20,14 @@ const GATE_DEADLINE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Default)]
 struct Hooks {
-    /// While `Some(n)`: a write of a group manifest waits until `packs/parity`
-    /// has been listed `n` times since the gate was armed.
+    /// While `Some(n)`: a write of a group manifest waits until `n` writes of
+    /// group manifests are waiting, then all go on and the gate closes. Each
+    /// writer has loaded the groups before it writes one, so every writer has
+    /// seen only the groups that existed before any of them wrote. (Counting
+    /// listings of `packs/parity` instead let one writer that listed twice
+    /// release itself early, and the other then extended its version.)
     gate: Option<usize>,
-    listings: usize,
+    waiting: usize,
     /// Deletes a parity file when it is read by range other than front to
     /// back after `size()` (as hashing does): as extending a group reads it.
     vanish_parity: bool,
@@ -63,7 +67,7 @@ impl ObjectLike {
     pub fn arm_gate(&self, writers: usize) {
         let mut h = self.hooks();
         h.gate = Some(writers);
-        h.listings = 0;
+        h.waiting = 0;
     }
 
     pub fn disarm_gate(&self) {
@@ -122,9 +126,16 @@ impl Storage for ObjectLike {
         if key.starts_with("packs/parity/") && key.ends_with(".group") {
             let deadline = Instant::now() + GATE_DEADLINE;
             let mut h = self.hooks();
-            while let Some(n) = h.gate {
+            if let Some(n) = h.gate {
+                h.waiting += 1;
+                if h.waiting >= n {
+                    h.gate = None;
+                    self.changed.notify_all();
+                }
+            }
+            while h.gate.is_some() {
                 let now = Instant::now();
-                if h.listings >= n || now >= deadline {
+                if now >= deadline {
                     break;
                 }
                 h = self
@@ -142,13 +153,6 @@ impl Storage for ObjectLike {
     }
 
     fn list(&self, dir: &str) -> Result<Vec<Entry>> {
-        if dir == "packs/parity" {
-            let mut h = self.hooks();
-            if h.gate.is_some() {
-                h.listings += 1;
-                self.changed.notify_all();
-            }
-        }
         self.inner.list(dir)
     }
 

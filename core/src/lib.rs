@@ -40,6 +40,7 @@ pub mod restore;
 pub mod select;
 pub mod snapshot;
 pub mod stats;
+pub mod subset;
 pub mod storage;
 pub mod supersede;
 

@@ -14,13 +14,14 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::check_packs::{read_packs, WholePacks};
+use crate::check_packs::{read_packs, PackReads, WholePacks};
 use crate::crypto::ChunkId;
 use crate::error::{Error, Result};
 use crate::index::IdMap;
@@ -31,6 +32,7 @@ use crate::repo::{Repository, CONFIG_COPY};
 use crate::repo::{DATA_DIR, INDEX_DIR, PARITY_DIR, SNAPSHOTS_DIR};
 use crate::restore::decode_blob;
 use crate::snapshot::is_valid_snapshot_id;
+use crate::subset::{check_cancel, Subset};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
@@ -118,6 +120,27 @@ pub struct VerifyReport {
     pub checked: Checked,
     /// Checks left out, e.g. while another process may be writing.
     pub skipped: Vec<Skipped>,
+    /// Present for a subset verify: which slice, and how many packs it read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subset: Option<SubsetReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubsetReport {
+    pub subset: String,
+    pub packs_read: u64,
+    pub packs_total: u64,
+    pub parity_groups_read: u64,
+    pub parity_groups_total: u64,
+}
+
+/// What `verify_with` checks, and how long it waits for a lock.
+pub struct VerifyOptions {
+    pub level: Level,
+    /// Only these packs and parity groups are read (level full only).
+    pub subset: Option<Subset>,
+    pub lock_timeout: Duration,
 }
 
 /// The checks that would mistake a concurrent ingest's packs for problems.
@@ -247,11 +270,32 @@ pub fn verify(
     progress: ProgressFn<'_>,
     lock_timeout: Duration,
 ) -> Result<VerifyReport> {
+    let options = VerifyOptions {
+        level,
+        subset: None,
+        lock_timeout,
+    };
+    verify_with(repo, &options, on_issue, progress, &AtomicBool::new(false))
+}
+
+/// `verify` with a subset and a cancel flag, checked at its loop points
+/// (it changes nothing, so any point is a safe one).
+pub fn verify_with(
+    repo: &Repository,
+    options: &VerifyOptions,
+    on_issue: &(dyn Fn(&Issue) + Sync),
+    progress: ProgressFn<'_>,
+    cancel: &AtomicBool,
+) -> Result<VerifyReport> {
+    let level = options.level;
+    if options.subset.is_some() && level != Level::Full {
+        return Err(Error::invalid("a subset verify reads pack data: it needs level 'full'"));
+    }
     // The bucket is the truth: a cached copy must not hide damage there.
     if let Some(truth) = repo.bypassing_cache() {
-        return verify(&truth, level, on_issue, progress, lock_timeout);
+        return verify_with(&truth, options, on_issue, progress, cancel);
     }
-    let lock = crate::lock::acquire(repo.storage(), false, lock_timeout)?;
+    let lock = crate::lock::acquire(repo.storage(), false, options.lock_timeout)?;
     // Packs of a concurrent ingest are briefly on disk before the index lists them.
     let writers_active = crate::lock::others_active(&**repo.storage(), &lock)?;
     let findings = Findings::new(on_issue);
@@ -282,6 +326,7 @@ pub fn verify(
     // check and for what the snapshots reference.
     let survey = crate::manifests::survey(repo)?;
     for entry in entries {
+        check_cancel(cancel, "verify")?;
         let loaded = match survey.intact_primary(&entry.name) {
             Some(m) => Ok(m.clone()),
             // Damaged, newer, or changed since the listing: as restores read it.
@@ -302,7 +347,7 @@ pub fn verify(
                 Ok(ids) => {
                     check_item_length(&index, &name, item, &ids, &findings);
                     // Without a SHA-256 (version-1 manifests) the stream still decodes every chunk.
-                    if level == Level::Full {
+                    if level == Level::Full && options.subset.is_none() {
                         items_to_hash.push((name.clone(), item.clone()));
                     }
                     for id in ids {
@@ -401,6 +446,19 @@ pub fn verify(
         }
     }
 
+    // A subset reads only its packs; every other check covers everything.
+    let mut subset_report = SubsetReport {
+        subset: options.subset.as_ref().map(Subset::name).unwrap_or_default(),
+        packs_read: 0,
+        packs_total: packs_to_read.len() as u64,
+        parity_groups_read: 0,
+        parity_groups_total: 0,
+    };
+    if let Some(subset) = &options.subset {
+        packs_to_read = subset.select(&packs_to_read, |id| id.to_vec());
+    }
+    subset_report.packs_read = packs_to_read.len() as u64;
+
     // Parity coverage (and, from standard on, parity file hashes).
     let groups = {
         let _parity = parity::lock(repo, false)?;
@@ -445,7 +503,14 @@ pub fn verify(
             }
         }
         if level >= Level::Standard {
-            for group in &groups {
+            let read = match &options.subset {
+                Some(subset) => subset.select(&groups, |g| hex::decode(&g.id).unwrap_or_default()),
+                None => groups.clone(),
+            };
+            subset_report.parity_groups_read = read.len() as u64;
+            subset_report.parity_groups_total = groups.len() as u64;
+            for group in &read {
+                check_cancel(cancel, "verify")?;
                 check_parity_files(repo, group, &findings, &mut checked);
             }
         }
@@ -471,7 +536,16 @@ pub fn verify(
     }
 
     let readable: HashSet<PackId> = packs_to_read.iter().copied().collect();
-    if level == Level::Full {
+    if options.subset.is_some() {
+        // No item pass (items span slices): the slice's packs are hashed and
+        // every referenced chunk in them decoded as they are read.
+        let reads = PackReads {
+            level,
+            decode: Some(&referenced),
+            cancel,
+        };
+        checked.bytes += read_packs(repo, &reads, &index, packs_to_read, &findings, progress, checked.bytes)?.0;
+    } else if level == Level::Full {
         // The item pass reads each pack it needs once, whole, and checks it
         // there; the pack pass then reads only the packs no item touched.
         let whole = WholePacks::new(repo, &index, &readable, &findings);
@@ -480,10 +554,16 @@ pub fn verify(
             readable: &readable,
             whole: &whole,
         };
-        let (hashed, examined) = check_item_hashes(repo, items_to_hash, &packs, &findings, progress, checked.bytes)?;
+        let (hashed, examined) =
+            check_item_hashes(repo, items_to_hash, &packs, &findings, progress, checked.bytes, cancel)?;
         let (rest, bytes, mut damaged) = whole.finish(&packs_to_read);
         let reported = checked.bytes + hashed;
-        let (rest_bytes, rest_damaged) = read_packs(repo, level, &index, rest, &findings, progress, reported)?;
+        let reads = PackReads {
+            level,
+            decode: None,
+            cancel,
+        };
+        let (rest_bytes, rest_damaged) = read_packs(repo, &reads, &index, rest, &findings, progress, reported)?;
         checked.bytes += hashed + bytes + rest_bytes;
         damaged.extend(rest_damaged);
         // A damaged pack may be found after the items that reference it
@@ -494,7 +574,12 @@ pub fn verify(
             }
         }
     } else if level == Level::Standard {
-        checked.bytes += read_packs(repo, level, &index, packs_to_read, &findings, progress, 0)?.0;
+        let reads = PackReads {
+            level,
+            decode: None,
+            cancel,
+        };
+        checked.bytes += read_packs(repo, &reads, &index, packs_to_read, &findings, progress, 0)?.0;
     }
 
     progress(ProgressUpdate {
@@ -513,6 +598,7 @@ pub fn verify(
         } else {
             Vec::new()
         },
+        subset: options.subset.is_some().then_some(subset_report),
     })
 }
 
@@ -645,6 +731,7 @@ fn check_item_hashes(
     findings: &Findings,
     progress: ProgressFn<'_>,
     base: u64,
+    cancel: &AtomicBool,
 ) -> Result<(u64, IdMap<()>)> {
     repo.sync_index()?;
     let mut seen: HashSet<[u8; 32]> = HashSet::new();
@@ -664,7 +751,7 @@ fn check_item_hashes(
         for _ in 0..crate::check_packs::PREFETCHERS {
             s.spawn(|| packs.whole.prefetch());
         }
-        let hashed = hash_items(repo, distinct, packs, findings, progress, base, total);
+        let hashed = hash_items(repo, distinct, packs, findings, progress, (base, total), cancel);
         packs.whole.stop();
         hashed
     })
@@ -697,12 +784,11 @@ fn hash_items(
     packs: &PackState,
     findings: &Findings,
     progress: ProgressFn<'_>,
-    base: u64,
-    total: u64,
+    (base, total): (u64, u64),
+    cancel: &AtomicBool,
 ) -> Result<(u64, IdMap<()>)> {
     let mut done = 0u64;
     let mut throttle = Throttle::new();
-    let never = std::sync::atomic::AtomicBool::new(false);
     let mut examined: IdMap<()> = IdMap::default();
     for (snapshot, item) in distinct {
         let mut bytes = 0u64;
@@ -721,7 +807,7 @@ fn hash_items(
                 }
                 Ok(())
             },
-            &never,
+            cancel,
             Some(packs.whole),
         );
         done += bytes;

@@ -9,26 +9,34 @@
 //! read afterwards, by `read_packs`.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use sha2::{Digest, Sha256};
 
 use crate::check::{DiskIndex, Findings, Issue, Level};
 use crate::error::{Error, Result};
-use crate::index::ChunkLocation;
+use crate::index::{ChunkLocation, IdMap};
 use crate::pack::{pack_key, PackId, PackRecord, PACK_MAGIC};
 use crate::progress::{ProgressFn, ProgressUpdate, Throttle};
 use crate::repo::Repository;
 use crate::restore::BlobSource;
 use crate::storage::objects::ObjectReader;
 
+/// How `read_packs` reads: the level it reports, the chunks it also decodes
+/// (a subset verify's data check), and the flag that stops it between packs.
+pub struct PackReads<'a> {
+    pub level: Level,
+    pub decode: Option<&'a IdMap<()>>,
+    pub cancel: &'a AtomicBool,
+}
+
 /// Reads every pack once, in parallel: hash and header. Returns the bytes
 /// read and the packs whose bytes or header are not what the index says.
 /// Progress counts on from `base`, the bytes earlier passes reported.
 pub fn read_packs(
     repo: &Repository,
-    level: Level,
+    reads: &PackReads,
     index: &DiskIndex,
     packs: Vec<PackId>,
     findings: &Findings,
@@ -50,7 +58,7 @@ pub fn read_packs(
             progress(ProgressUpdate {
                 bytes_processed: base + bytes,
                 total_bytes: Some(base + total),
-                message: format!("verifying packs ({} level)", level.name()),
+                message: format!("verifying packs ({} level)", reads.level.name()),
             });
         }
     };
@@ -61,8 +69,11 @@ pub fn read_packs(
             let (done, report, damaged) = (&done, &report, &damaged);
             s.spawn(move || {
                 for id in jobs {
+                    if reads.cancel.load(Ordering::Relaxed) {
+                        return;
+                    }
                     let record = &index.records[&id];
-                    match check_pack(repo, record, findings) {
+                    match check_pack(repo, record, reads.decode, findings) {
                         Ok(true) => {}
                         Ok(false) => {
                             damaged.lock().unwrap_or_else(|p| p.into_inner()).insert(id);
@@ -75,12 +86,14 @@ pub fn read_packs(
             });
         }
     });
+    crate::subset::check_cancel(reads.cancel, "verify")?;
     report(done.load(Ordering::Relaxed), true);
     Ok((total, damaged.into_inner().unwrap_or_else(|p| p.into_inner())))
 }
 
-/// Hashes one pack as it streams and checks its header; false when either is wrong.
-fn check_pack(repo: &Repository, record: &PackRecord, findings: &Findings) -> Result<bool> {
+/// Hashes one pack as it streams and checks its header; false when either is
+/// wrong. Chunks in `decode` are decoded on the way and reported when bad.
+fn check_pack(repo: &Repository, record: &PackRecord, decode: Option<&IdMap<()>>, findings: &Findings) -> Result<bool> {
     let key = pack_key(&record.id);
     let mut reader = ObjectReader::open(&**repo.storage(), &key)?.ok_or_else(|| Error::Io {
         path: crate::storage::objects::describe(&**repo.storage(), &key),
@@ -91,6 +104,17 @@ fn check_pack(repo: &Repository, record: &PackRecord, findings: &Findings) -> Re
         let mut blob = vec![0u8; entry.length as usize];
         reader.read_exact(&mut blob)?;
         hasher.update(&blob);
+        if decode.is_some_and(|d| d.contains_key(&entry.id)) {
+            let decoded =
+                crate::restore::decode_blob(repo, &entry.id, &record.id, entry.encoding, entry.raw_length, blob);
+            if let Err(e @ Error::Corrupt { .. }) = decoded {
+                findings.add(
+                    Issue::new("chunk", e.to_string())
+                        .pack(hex::encode(record.id))
+                        .chunk(&entry.id),
+                );
+            }
+        }
     }
     let tail = reader.read_to_end()?;
     hasher.update(&tail);

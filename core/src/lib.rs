@@ -40,8 +40,8 @@ pub mod restore;
 pub mod select;
 pub mod snapshot;
 pub mod stats;
-pub mod subset;
 pub mod storage;
+pub mod subset;
 pub mod supersede;
 
 pub use config::{InitOptions, RepoConfig, FORMAT_VERSION};

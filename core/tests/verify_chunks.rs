@@ -7,10 +7,12 @@ use std::collections::{BTreeSet, HashSet};
 use std::fs;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
-use containerarchive_core::check::{read_disk_index, Issue, Level};
+use containerarchive_core::check::{read_disk_index, verify_with, Issue, Level, VerifyOptions, VerifyReport};
 use containerarchive_core::ingest::{ingest, IngestItem, IngestOptions};
 use containerarchive_core::restore::decode_blob;
+use containerarchive_core::subset::Subset;
 use containerarchive_core::Repository;
 
 mod common;
@@ -200,4 +202,77 @@ fn a_damaged_copy_is_named_though_restore_reads_another() {
         assert_findings(&f, oracle(&f).len());
         fs::remove_dir_all(&f.dir).unwrap();
     }
+}
+
+fn verify_subset(f: &Fixture, subset: &str, cancel: bool) -> containerarchive_core::error::Result<VerifyReport> {
+    let options = VerifyOptions {
+        level: Level::Full,
+        subset: Some(Subset::parse(subset).unwrap()),
+        lock_timeout: Duration::ZERO,
+    };
+    verify_with(&f.repo, &options, &|_| {}, &|_| {}, &AtomicBool::new(cancel))
+}
+
+/// The slices 1/3..3/3 read every pack and group once between them, and
+/// together find exactly the chunk and pack damage a full verify finds, each
+/// in the slice its pack's id selects.
+#[test]
+fn the_slices_of_a_cycle_find_what_full_verify_finds() {
+    let f = fixture(Some("pw"));
+    let (p1, o1, l1) = chunk_of(&f, 0, 1);
+    let (p2, o2, l2) = (2..).map(|n| chunk_of(&f, 0, n)).find(|c| c.0 != p1).unwrap();
+    flip(&p1, o1 + l1 as u64 / 2);
+    flip(&p2, o2 + l2 as u64 / 2);
+    let full = check(&f.repo, Level::Full);
+    let damage = |i: &Issue| i.kind == "chunk" || i.kind == "pack";
+    let expected = keys(&full.errors, damage);
+    assert!(expected.iter().filter(|k| k.0 == "chunk").count() == 2, "{expected:#?}");
+
+    let (mut found, mut packs, mut groups) = (BTreeSet::new(), 0, 0);
+    let mut totals = None;
+    for n in 1..=3 {
+        let report = verify_subset(&f, &format!("{n}/3"), false).unwrap();
+        let s = report.subset.clone().unwrap();
+        assert_eq!(s.subset, format!("{n}/3"));
+        totals.get_or_insert((s.packs_total, s.parity_groups_total));
+        assert_eq!(totals, Some((s.packs_total, s.parity_groups_total)));
+        assert!(s.packs_read < s.packs_total, "a slice reads part: {s:?}");
+        packs += s.packs_read;
+        groups += s.parity_groups_read;
+        for k in keys(&report.errors, damage) {
+            let pack = hex::decode(k.1.as_ref().unwrap()).unwrap();
+            assert_eq!(pack[0] as u32 % 3, n - 1, "found in its own slice: {k:?}");
+            assert!(found.insert(k), "found twice");
+        }
+        assert_eq!(report.ok, report.errors.is_empty());
+    }
+    let (packs_total, groups_total) = totals.unwrap();
+    assert_eq!((packs, groups), (packs_total, groups_total));
+    assert!(packs_total >= 6, "enough packs to split: {packs_total}");
+    assert_eq!(found, expected);
+
+    // 100% reads everything; a percentage picks its share, rounded up.
+    let all = verify_subset(&f, "100%", false).unwrap();
+    assert_eq!(keys(&all.errors, damage), expected);
+    let s = all.subset.unwrap();
+    assert_eq!(s.packs_read, s.packs_total);
+    let some = verify_subset(&f, "10%", false).unwrap().subset.unwrap();
+    assert_eq!(some.packs_read, (s.packs_total as f64 / 10.0).ceil() as u64);
+    fs::remove_dir_all(&f.dir).unwrap();
+}
+
+#[test]
+fn a_subset_needs_level_full_and_a_cancelled_verify_stops() {
+    let f = fixture(None);
+    let options = VerifyOptions {
+        level: Level::Standard,
+        subset: Some(Subset::parse("1/2").unwrap()),
+        lock_timeout: Duration::ZERO,
+    };
+    let err = verify_with(&f.repo, &options, &|_| {}, &|_| {}, &AtomicBool::new(false)).unwrap_err();
+    assert_eq!(err.code(), "ERR_INVALID_ARGUMENT");
+    assert_eq!(verify_subset(&f, "1/2", true).unwrap_err().code(), "ERR_CANCELLED");
+    // Cancelling leaves no lock behind: an exclusive operation proceeds at once.
+    containerarchive_core::repair::repair(&f.repo, Duration::ZERO).unwrap();
+    fs::remove_dir_all(&f.dir).unwrap();
 }

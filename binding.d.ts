@@ -23,11 +23,11 @@ export declare class NativeArchive {
    */
   ingest(itemsJson: string, optionsJson: string, pull: PullFn): Promise<string>
   /**
-   * Stops the ingest started with `token` at its next chunk (it then
-   * rejects with ERR_CANCELLED): a native file source's stream was
-   * destroyed by its caller, which for a JS-fed source cancels too.
+   * Stops the operation started with `token` at its next cancel point (it
+   * then rejects with ERR_CANCELLED): its AbortSignal fired, or a native
+   * file source's stream was destroyed by its caller.
    */
-  cancelIngest(token: number): void
+  cancel(token: number): void
   /** `spec` is 'latest', an id or a unique id prefix, narrowed by the filter. */
   getSnapshot(spec: string, filterJson: string): Promise<string>
   /** Every snapshot matching the filter's tags and host, oldest first. */
@@ -51,7 +51,7 @@ export declare class NativeArchive {
   repair(optionsJson: string): Promise<string>
   reindex(optionsJson: string): Promise<string>
   /** Applies a retention policy and collects garbage; resolves the report as JSON. */
-  prune(retentionJson: string, dryRun: boolean, lockTimeoutMs: number): Promise<string>
+  prune(retentionJson: string, dryRun: boolean, lockTimeoutMs: number, cancelToken: number): Promise<string>
   /** Removes the named snapshots (and with `prune` their data); resolves the report as JSON. */
   forget(idsJson: string, optionsJson: string): Promise<string>
   /** Removes stale locks, or all with `force`; resolves the number removed. */

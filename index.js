@@ -7,10 +7,11 @@
 const fs = require('node:fs');
 const os = require('node:os');
 const util = require('node:util');
-const { Readable, PassThrough } = require('node:stream');
+const { Readable, PassThrough, addAbortSignal } = require('node:stream');
 const { pipeline } = require('node:stream/promises');
 const { storageSpec } = require('./lib/location.js');
 const { normalise, entryFilter, catalogEntries, memberRange, addRange, TAR_END } = require('./lib/catalog.js');
+const { AbortError, checkSignal, underSignal } = require('./lib/abort.js');
 
 class ArchiveError extends Error {
   constructor(code, message) {
@@ -74,7 +75,7 @@ const passThrough = new WeakSet();
 
 /** Native rejections carry "ERR_CODE: message"; anything else is a bug. */
 function toArchiveError(err) {
-  if (err instanceof ArchiveError || passThrough.has(err)) return err;
+  if (err instanceof ArchiveError || err instanceof AbortError || passThrough.has(err)) return err;
   const match = CODED.exec(err && err.message ? err.message : String(err));
   if (match) return new ArchiveError(match[1], match[2]);
   return new ArchiveError('ERR_INTERNAL', `internal error: ${err && err.message ? err.message : err}`);
@@ -509,7 +510,7 @@ function checkTestCreatedAt(value) {
   return new Date(ms).toISOString();
 }
 
-const RETENTION_KEYS = ['keepLast', 'keepHourly', 'keepDays', 'keepWeeks', 'keepMonths', 'keepYears', 'keepWithin', 'keepTags', 'filter', 'groupBy', 'maxUnused', 'lockTimeoutMs'];
+const RETENTION_KEYS = ['keepLast', 'keepHourly', 'keepDays', 'keepWeeks', 'keepMonths', 'keepYears', 'keepWithin', 'keepTags', 'filter', 'groupBy', 'maxUnused', 'lockTimeoutMs', 'signal'];
 
 function checkRetention(retention) {
   if (!isPlainObject(retention)) throw invalid('prune() needs a retention policy object, e.g. { keepLast: 7 }');
@@ -552,6 +553,24 @@ function checkForgetIds(ids) {
     throw invalid('forget() needs a snapshot id or a non-empty array of them: full ids or unique prefixes of at least 8 hex digits');
   }
   return list;
+}
+
+/**
+ * verify's `subset`: { n, of } or 'n/of' (slice n of a cycle of `of` runs,
+ * by pack id, as restic's --read-data-subset), or 'p%' (a fresh random
+ * p percent). Passed on as the engine's text form, which it checks again.
+ */
+function checkSubset(subset) {
+  if (subset === undefined) return undefined;
+  const hint = "subset must be { n, of } with 1 <= n <= of <= 256 (e.g. { n: 1, of: 7 } or '1/7') or a percentage such as '10%'";
+  if (isPlainObject(subset)) {
+    checkOptions(subset, 'subset', ['n', 'of']);
+    const { n, of } = subset;
+    if (!Number.isSafeInteger(n) || !Number.isSafeInteger(of) || n < 1 || n > of || of > 256) throw invalid(hint);
+    return `${n}/${of}`;
+  }
+  if (typeof subset !== 'string' || !/^(\d+\/\d+|\d+(\.\d+)?%)$/.test(subset)) throw invalid(hint);
+  return subset;
 }
 
 function checkLockTimeout(value, fallback) {
@@ -658,7 +677,7 @@ class ContainerArchive {
   #listeners = new Map();
   #barriers = new Map();
   #nextBarrier = 1;
-  #nextIngest = 1;
+  #nextCancel = 1;
 
   constructor(native, path, lockTimeoutMs, token) {
     if (token !== CONSTRUCT) throw new TypeError('use ContainerArchive.init() or ContainerArchive.open()');
@@ -759,7 +778,7 @@ class ContainerArchive {
 
   ingest(stream, options) {
     return this.#track(() => {
-      const o = checkOptions(options, 'options', ['tags', 'host', 'items', 'until', 'lockTimeoutMs', 'createdAt']);
+      const o = checkOptions(options, 'options', ['tags', 'host', 'items', 'until', 'lockTimeoutMs', 'createdAt', 'signal']);
       if (o.items !== undefined && (!Array.isArray(o.items) || o.items.length > 1)) {
         throw invalid('ingest() takes at most one entry in items; use ingestMulti() for several streams');
       }
@@ -772,7 +791,7 @@ class ContainerArchive {
 
   ingestMulti(items, options) {
     return this.#track(() => {
-      const o = checkOptions(options, 'options', ['tags', 'host', 'until', 'lockTimeoutMs', 'createdAt']);
+      const o = checkOptions(options, 'options', ['tags', 'host', 'until', 'lockTimeoutMs', 'createdAt', 'signal']);
       if (!Array.isArray(items) || items.length === 0) throw invalid('ingestMulti() needs a non-empty array of { name, type, stream }');
       return this.#ingest(items, o, (i) => `items[${i}].stream`);
     });
@@ -803,7 +822,10 @@ class ContainerArchive {
     const createdAt = checkTestCreatedAt(options.createdAt);
     const host = checkHost(options.host);
     const until = checkUntil(options.until);
+    const signal = checkSignal(options.signal, invalid);
+    if (signal && signal.aborted) throw new AbortError(signal.reason);
     const sources = opens.map((open) => open());
+    const cancelToken = this.#nextCancel++;
     // Claimed now, before anything else can start them reading. The last item
     // stays on the JS path when `until` holds its end back (makeGate).
     const files = sources.map((stream, i) => {
@@ -814,6 +836,20 @@ class ContainerArchive {
     });
     let pullers = [];
     let watchers = [];
+    // An abort stops the engine and every pending pull, and closes the
+    // sources (without an error, as leaving a for-await loop does), so a
+    // producer such as pg_dump sees its pipe close and stops.
+    const onAbort = () => {
+      this.#native.cancel(cancelToken);
+      for (const p of pullers) {
+        if (p && !p.state.error) {
+          p.state.error = new AbortError(signal.reason);
+          p.wake();
+        }
+      }
+      for (const stream of sources) if (typeof stream.destroy === 'function' && !stream.destroyed) stream.destroy();
+    };
+    if (signal) signal.addEventListener('abort', onAbort, { once: true });
     try {
       const opened = await Promise.all(files.map((stream) => stream && openedFile(stream)));
       opened.forEach((file, i) => {
@@ -821,8 +857,7 @@ class ContainerArchive {
       });
       pullers = sources.map((stream, i) => (files[i] ? null : makePuller(stream)));
       makeGate(until, pullers.filter(Boolean));
-      const cancelToken = this.#nextIngest++;
-      watchers = files.map((stream) => stream && watchFileSource(stream, () => this.#native.cancelIngest(cancelToken)));
+      watchers = files.map((stream) => stream && watchFileSource(stream, () => this.#native.cancel(cancelToken)));
       if (watchers.some((w) => w && w.failure)) throw new Error('a file source closed before the ingest started');
       const spec = JSON.stringify({ tags: tagMap, lockTimeoutMs, createdAt, host, cancelToken });
       const json = await this.#native.ingest(JSON.stringify(specs), spec, (index) => pullers[index].pull());
@@ -831,6 +866,7 @@ class ContainerArchive {
       this.#emit('ingest:complete', { snapshotId: snapshot.id });
       return snapshot;
     } catch (err) {
+      if (signal && signal.aborted) throw new AbortError(signal.reason);
       if (passThrough.has(err)) throw err; // a file source's own open error
       const fileFailure = watchers.map((w) => w && w.failure).find((e) => e);
       if (fileFailure) throw fileFailure;
@@ -842,6 +878,7 @@ class ContainerArchive {
       if (mapped.code === 'ERR_SOURCE_READ') throw fileReadError(mapped.message);
       throw mapped.code === 'ERR_SOURCE' ? new ArchiveError('ERR_CANCELLED', mapped.message) : mapped;
     } finally {
+      if (signal) signal.removeEventListener('abort', onAbort);
       for (const p of pullers) if (p) p.detach();
       for (const w of watchers) if (w) w.detach();
       // Wrappers we made (web streams, iterables) are ours to stop: that cancels the web stream or returns the iterator.
@@ -855,22 +892,39 @@ class ContainerArchive {
   restore(snapshotId, options) {
     return this.#track(async () => {
       checkSnapshotSpec(snapshotId, 'snapshotId');
-      const o = checkOptions(options, 'options', ['item', 'tags', 'host', 'lockTimeoutMs', 'start', 'end']);
-      const { item, filter, lockTimeoutMs } = this.#restoreTarget(o);
+      const o = checkOptions(options, 'options', ['item', 'tags', 'host', 'lockTimeoutMs', 'start', 'end', 'signal']);
+      const { item, filter, lockTimeoutMs, signal } = this.#restoreTarget(o);
       const ranged = o.start !== undefined || o.end !== undefined;
       const start = o.start ?? 0;
       if (o.start !== undefined) checkSafeInteger(o.start, 'start');
       if (o.end !== undefined) checkSafeInteger(o.end, 'end');
       if (o.end !== undefined && start > o.end) throw invalid(`start (${start}) must not be greater than end (${o.end})`);
-      // 'latest' or a prefix is resolved once; the stream reads that snapshot even if a newer one appears.
-      const prepared = JSON.parse(await this.#native.prepareRestore(snapshotId, JSON.stringify(filter), item));
-      if (!ranged) {
-        const run = (push) => this.#native.restore(prepared.id, item, lockTimeoutMs, push).then(() => ({ chunksRead: prepared.chunks }));
-        return this.#restoreStream(prepared, prepared.size, run);
-      }
-      const end = Math.min(o.end ?? prepared.size, prepared.size);
-      return this.#rangeStream(prepared, [[Math.min(start, end), end]], lockTimeoutMs);
+      return this.#abortable(signal, async () => {
+        // 'latest' or a prefix is resolved once; the stream reads that snapshot even if a newer one appears.
+        const prepared = JSON.parse(await this.#native.prepareRestore(snapshotId, JSON.stringify(filter), item));
+        if (!ranged) {
+          const run = (push) => this.#native.restore(prepared.id, item, lockTimeoutMs, push).then(() => ({ chunksRead: prepared.chunks }));
+          return this.#restoreStream(prepared, prepared.size, run);
+        }
+        const end = Math.min(o.end ?? prepared.size, prepared.size);
+        return this.#rangeStream(prepared, [[Math.min(start, end), end]], lockTimeoutMs);
+      });
     });
+  }
+
+  /**
+   * A restore stream under `signal`: an abort before it exists rejects with
+   * an AbortError; after, it destroys the stream with one (stream.addAbortSignal),
+   * which stops the engine's side and releases its lock.
+   */
+  async #abortable(signal, makeStream) {
+    const stream = await underSignal(signal, () => {}, makeStream);
+    if (!signal) return stream;
+    if (signal.aborted) {
+      stream.destroy();
+      throw new AbortError(signal.reason);
+    }
+    return addAbortSignal(signal, stream);
   }
 
   /** Checks the options every restore form shares. */
@@ -878,7 +932,8 @@ class ContainerArchive {
     if (o.item !== undefined && typeof o.item !== 'string') throw invalid('item must be a string');
     const lockTimeoutMs = checkLockTimeout(o.lockTimeoutMs, this.#lockTimeoutMs);
     if (lockTimeoutMs > 0xffffffff) throw invalid('lockTimeoutMs is too large');
-    return { item: o.item ?? null, filter: checkFilter(o), lockTimeoutMs };
+    const signal = checkSignal(o.signal, invalid);
+    return { item: o.item ?? null, filter: checkFilter(o), lockTimeoutMs, signal };
   }
 
   /** A Readable of byte ranges of the prepared item (or, with `catalog`, of its tar catalog). */
@@ -892,8 +947,8 @@ class ContainerArchive {
   /** The prepared item's catalog, or the ERR_NO_CATALOG the engine gives for it. */
   async #prepareCatalog(snapshotId, options, allowed) {
     checkSnapshotSpec(snapshotId, 'snapshotId');
-    const o = checkOptions(options, 'options', ['item', 'tags', 'host', 'lockTimeoutMs', ...allowed]);
-    const { item, filter, lockTimeoutMs } = this.#restoreTarget(o);
+    const o = checkOptions(options, 'options', ['item', 'tags', 'host', 'lockTimeoutMs', 'signal', ...allowed]);
+    const { item, filter, lockTimeoutMs, signal } = this.#restoreTarget(o);
     for (const key of ['prefix', 'glob', 'path']) {
       if (o[key] !== undefined && typeof o[key] !== 'string') throw invalid(`${key} must be a string`);
     }
@@ -911,7 +966,7 @@ class ContainerArchive {
       const damaged = () => new ArchiveError('ERR_CORRUPT', `the file catalog of item ${JSON.stringify(prepared.item)} of snapshot ${prepared.id} is damaged; run verify() to see the extent and repair() to fix what can be fixed`);
       return { stream, list: catalogEntries(stream, prepared.size, damaged) };
     };
-    return { o, prepared, lockTimeoutMs, entries };
+    return { o, prepared, lockTimeoutMs, entries, signal };
   }
 
   /**
@@ -941,27 +996,31 @@ class ContainerArchive {
   /** One member of a tar item, as a Readable of its bytes (a hard link gives its target's). */
   restoreFile(snapshotId, options) {
     return this.#track(async () => {
-      const { o, prepared, lockTimeoutMs, entries } = await this.#prepareCatalog(snapshotId, options, ['path']);
+      const { o, prepared, lockTimeoutMs, entries, signal } = await this.#prepareCatalog(snapshotId, options, ['path']);
       if (typeof o.path !== 'string' || o.path === '') throw invalid('path must be a non-empty string: the member to restore');
-      const entry = await findMember(entries, o.path, prepared);
-      return this.#rangeStream(prepared, [[entry.offset, entry.offset + entry.size]], lockTimeoutMs);
+      return this.#abortable(signal, async () => {
+        const entry = await findMember(entries, o.path, prepared);
+        return this.#rangeStream(prepared, [[entry.offset, entry.offset + entry.size]], lockTimeoutMs);
+      });
     });
   }
 
   /** A tar of some members of a tar item, with their original headers, by `paths`, `prefix` or `glob`. */
   restoreFiles(snapshotId, options) {
     return this.#track(async () => {
-      const { o, prepared, lockTimeoutMs, entries } = await this.#prepareCatalog(snapshotId, options, ['paths', 'prefix', 'glob']);
+      const { o, prepared, lockTimeoutMs, entries, signal } = await this.#prepareCatalog(snapshotId, options, ['paths', 'prefix', 'glob']);
       if (o.paths === undefined && o.prefix === undefined && o.glob === undefined) {
         throw invalid('restoreFiles() needs paths, prefix or glob to choose the members');
       }
-      const chosen = await chooseMembers(entries, entryFilter(o));
-      const ranges = [];
-      for (const range of chosen) addRange(ranges, range);
-      const members = ranges.length === 0 ? Readable.from([]) : this.#rangeStream(prepared, ranges, lockTimeoutMs);
-      const out = new PassThrough();
-      pipeline(members, out, { end: false }).then(() => out.end(TAR_END), (err) => out.destroy(err));
-      return out;
+      return this.#abortable(signal, async () => {
+        const chosen = await chooseMembers(entries, entryFilter(o));
+        const ranges = [];
+        for (const range of chosen) addRange(ranges, range);
+        const members = ranges.length === 0 ? Readable.from([]) : this.#rangeStream(prepared, ranges, lockTimeoutMs);
+        const out = new PassThrough();
+        pipeline(members, out, { end: false }).then(() => out.end(TAR_END), (err) => out.destroy(err));
+        return out;
+      });
     });
   }
 
@@ -1054,11 +1113,17 @@ class ContainerArchive {
 
   verify(options) {
     return this.#track(async () => {
-      const o = checkOptions(options, 'options', ['level', 'lockTimeoutMs']);
-      const level = o.level ?? 'standard';
+      const o = checkOptions(options, 'options', ['level', 'subset', 'lockTimeoutMs', 'signal']);
+      const subset = checkSubset(o.subset);
+      // A subset is a sample of the data read: it implies level 'full'.
+      const level = o.level ?? (subset === undefined ? 'standard' : 'full');
       if (!LEVELS.includes(level)) throw invalid(`level must be one of ${LEVELS.join(', ')}, not ${JSON.stringify(level)}`);
+      if (subset !== undefined && level !== 'full') throw invalid(`subset reads a part of the pack data, so it needs level 'full', not ${JSON.stringify(level)}`);
       const lockTimeoutMs = checkLockTimeout(o.lockTimeoutMs, this.#lockTimeoutMs);
-      const json = await this.#native.verify(JSON.stringify({ level, lockTimeoutMs }));
+      const signal = checkSignal(o.signal, invalid);
+      const cancelToken = this.#nextCancel++;
+      const json = await underSignal(signal, () => this.#native.cancel(cancelToken), () =>
+        this.#native.verify(JSON.stringify({ level, subset, lockTimeoutMs, cancelToken })));
       await this.#eventsDelivered();
       return JSON.parse(json);
     });
@@ -1066,9 +1131,12 @@ class ContainerArchive {
 
   repair(options) {
     return this.#track(async () => {
-      const o = checkOptions(options, 'options', ['lockTimeoutMs']);
+      const o = checkOptions(options, 'options', ['lockTimeoutMs', 'signal']);
       const lockTimeoutMs = checkLockTimeout(o.lockTimeoutMs, this.#lockTimeoutMs);
-      return JSON.parse(await this.#native.repair(JSON.stringify({ lockTimeoutMs })));
+      const signal = checkSignal(o.signal, invalid);
+      const cancelToken = this.#nextCancel++;
+      return JSON.parse(await underSignal(signal, () => this.#native.cancel(cancelToken), () =>
+        this.#native.repair(JSON.stringify({ lockTimeoutMs, cancelToken }))));
     });
   }
 
@@ -1094,7 +1162,10 @@ class ContainerArchive {
       if (typeof dryRun !== 'boolean') throw invalid('dryRun must be a boolean');
       const lockTimeoutMs = checkLockTimeout(retention.lockTimeoutMs, this.#lockTimeoutMs);
       if (lockTimeoutMs > 0xffffffff) throw invalid('lockTimeoutMs is too large');
-      const json = await this.#native.prune(JSON.stringify(rules), dryRun, lockTimeoutMs);
+      const signal = checkSignal(retention.signal, invalid);
+      const cancelToken = this.#nextCancel++;
+      const json = await underSignal(signal, () => this.#native.cancel(cancelToken), () =>
+        this.#native.prune(JSON.stringify(rules), dryRun, lockTimeoutMs, cancelToken));
       await this.#eventsDelivered();
       return JSON.parse(json);
     });
@@ -1156,14 +1227,17 @@ class ContainerArchive {
         throw invalid('target must be a ContainerArchive from ContainerArchive.init() or ContainerArchive.open()');
       }
       if (target.#closed) throw new ArchiveError('ERR_CLOSED', 'the target repository is closed; open it again with ContainerArchive.open()');
-      const f = checkOptions(filter, 'filter', ['tags', 'host', 'after', 'before', 'lockTimeoutMs']);
+      const f = checkOptions(filter, 'filter', ['tags', 'host', 'after', 'before', 'lockTimeoutMs', 'signal']);
+      const signal = checkSignal(f.signal, invalid);
       const spec = {
         ...checkFilter(f),
         after: parseDate(f.after, 'after'),
         before: parseDate(f.before, 'before'),
         lockTimeoutMs: checkLockTimeout(f.lockTimeoutMs, this.#lockTimeoutMs),
+        cancelToken: this.#nextCancel++,
       };
-      const run = this.#native.copySnapshots(target.#native, JSON.stringify(spec));
+      const run = underSignal(signal, () => this.#native.cancel(spec.cancelToken), () =>
+        this.#native.copySnapshots(target.#native, JSON.stringify(spec)));
       // target.close() waits for the copy too.
       const marker = run.catch(() => {});
       target.#inflight.add(marker);
@@ -1186,4 +1260,4 @@ class ContainerArchive {
 
 const CONSTRUCT = Symbol('construct');
 
-module.exports = { ContainerArchive, ArchiveError };
+module.exports = { ContainerArchive, ArchiveError, AbortError };

@@ -7,7 +7,7 @@ const { parseArgs } = require('node:util');
 
 const { ENV_VAR, FILE_VAR, COMMAND_VAR, SOURCES_HINT } = require('./passphrase');
 const { BIN, LOCK_WAIT_VAR, usageError, oneLine, q, parseDuration } = require('./common');
-const { explain } = require('./errors');
+const { explain, EXIT } = require('./errors');
 
 // Each command lives in cli/commands/<name>.js as { usage, summary, options, positionals, run }.
 const COMMANDS = Object.fromEntries(
@@ -185,13 +185,26 @@ async function dispatch(argv, io, ctx) {
   return spec.run({ values: parsed.values, positionals, io: commandIo, ctx });
 }
 
-/** Runs the CLI; resolves to the exit code. Never rejects. */
+/** After SIGINT/SIGTERM stopped the operation: one line, and 130 or 143 (128 + the signal's number). */
+function interrupted(io, ctx) {
+  const signal = io.signal.reason === 'SIGTERM' ? 'SIGTERM' : 'SIGINT';
+  const what = ctx.command ? `${ctx.command} ` : '';
+  io.stderr.write(`${BIN}: ${what}interrupted (${signal}); it stopped at a safe point, kept nothing partial and removed its lock\n`);
+  return signal === 'SIGTERM' ? EXIT.SIGTERM : EXIT.SIGINT;
+}
+
+/**
+ * Runs the CLI; resolves to the exit code. Never rejects. `io.signal` (an
+ * AbortSignal; bin/containerarchive.js fires it on SIGINT/SIGTERM) cancels
+ * the running operation.
+ */
 async function run(argv, io = { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env }) {
   const ctx = { command: undefined, repo: undefined };
   try {
     const code = await dispatch(argv, io, ctx);
     return typeof code === 'number' ? code : 0;
   } catch (err) {
+    if (io.signal && io.signal.aborted) return interrupted(io, ctx);
     const { exitCode, message } = explain(err, ctx);
     io.stderr.write(`${BIN}: ${oneLine(message)}\n`);
     if (io.env.CONTAINERARCHIVE_DEBUG && err && err.stack) io.stderr.write(`${err.stack}\n`);

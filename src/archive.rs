@@ -2,7 +2,7 @@
 //! results cross as JSON strings; the engine work runs on napi's tokio
 //! runtime (blocking pool), never on the JS thread.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,18 +13,20 @@ use napi_derive::napi;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use containerarchive_core::check::{verify, Level};
+use containerarchive_core::check::{verify_with, Level, VerifyOptions};
 use containerarchive_core::copy::{copy_snapshots, CopyFilter, CopyOptions};
 use containerarchive_core::forget::{forget, ForgetOptions};
 use containerarchive_core::ingest::{ingest, IngestItem, IngestOptions};
 use containerarchive_core::keys;
-use containerarchive_core::prune::{prune, Retention};
+use containerarchive_core::prune::{prune_with, Retention};
 use containerarchive_core::range::{restore_ranges, RangeRequest};
-use containerarchive_core::repair::{reindex, repair};
+use containerarchive_core::repair::{reindex, repair_with};
 use containerarchive_core::restore::{restore_item, select_item};
 use containerarchive_core::select::{resolve_snapshot, SnapshotFilter};
+use containerarchive_core::subset::Subset;
 use containerarchive_core::{Error, InitOptions, ProgressUpdate, Repository};
 
+use crate::cancel::Cancels;
 use crate::error::{closed, invalid, run_blocking};
 use crate::events::{emit, progress_payload, EventSink};
 use crate::file_source::{FileReader, FileSpec, ReadFailure};
@@ -36,8 +38,8 @@ use crate::restore_bridge::{self, PushFn};
 pub struct NativeArchive {
     repo: Mutex<Option<Arc<Repository>>>,
     events: Mutex<Option<Arc<EventSink>>>,
-    /// Cancel flags of running ingests, by the token `index.js` chose.
-    ingests: Arc<Mutex<HashMap<u32, Arc<AtomicBool>>>>,
+    /// Cancel flags of running operations, by the token `index.js` chose.
+    cancels: Cancels,
 }
 
 #[derive(serde::Deserialize)]
@@ -62,7 +64,7 @@ struct IngestSpec {
     host: Option<String>,
     #[serde(default)]
     lock_timeout_ms: u64,
-    /// Names this ingest for `cancel_ingest`.
+    /// Names this ingest for `cancel`.
     #[serde(default)]
     cancel_token: u32,
 }
@@ -82,10 +84,15 @@ struct RangeSpec {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct MaintenanceSpec {
     level: Option<String>,
+    /// verify: "n/of" or "p%".
+    subset: Option<String>,
     #[serde(default)]
     lock_timeout_ms: u64,
     #[serde(default)]
     force: bool,
+    /// Names this operation for `cancel` (0: it cannot be cancelled).
+    #[serde(default)]
+    cancel_token: u32,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -118,6 +125,8 @@ struct CopySpec {
     before: Option<i64>,
     #[serde(default)]
     lock_timeout_ms: u64,
+    #[serde(default)]
+    cancel_token: u32,
 }
 
 #[derive(serde::Deserialize)]
@@ -142,7 +151,7 @@ impl NativeArchive {
         NativeArchive {
             repo: Mutex::new(None),
             events: Mutex::new(None),
-            ingests: Arc::default(),
+            cancels: Cancels::default(),
         }
     }
 
@@ -236,13 +245,10 @@ impl NativeArchive {
                 reader,
             });
         }
-        let cancel = Arc::new(AtomicBool::new(false));
-        lock(&self.ingests).insert(options.cancel_token, cancel.clone());
-        let ingests = self.ingests.clone();
+        let registered = self.cancels.register(options.cancel_token);
         env.spawn_future(async move {
             let pump = tokio::spawn(ingest_bridge::pump(pull, fed, feed_tx));
-            let token = options.cancel_token;
-            let flag = cancel.clone();
+            let flag = registered.flag.clone();
             let outcome = run_blocking(move || {
                 let options = IngestOptions {
                     tags: options.tags,
@@ -261,7 +267,7 @@ impl NativeArchive {
             .await;
             // Releases the pull function even if a read is still parked in JS.
             pump.abort();
-            lock(&ingests).remove(&token);
+            drop(registered);
             match (outcome, failure.get()) {
                 (Ok(manifest), _) => Ok(manifest.summary().to_string()),
                 // index.js turns this into the error the stream itself would have emitted.
@@ -274,14 +280,12 @@ impl NativeArchive {
         })
     }
 
-    /// Stops the ingest started with `token` at its next chunk (it then
-    /// rejects with ERR_CANCELLED): a native file source's stream was
-    /// destroyed by its caller, which for a JS-fed source cancels too.
+    /// Stops the operation started with `token` at its next cancel point (it
+    /// then rejects with ERR_CANCELLED): its AbortSignal fired, or a native
+    /// file source's stream was destroyed by its caller.
     #[napi]
-    pub fn cancel_ingest(&self, token: u32) {
-        if let Some(flag) = lock(&self.ingests).get(&token) {
-            flag.store(true, std::sync::atomic::Ordering::Relaxed);
-        }
+    pub fn cancel(&self, token: u32) {
+        self.cancels.cancel(token);
     }
 
     /// `spec` is 'latest', an id or a unique id prefix, narrowed by the filter.
@@ -395,7 +399,9 @@ impl NativeArchive {
         let repo = self.repo()?;
         let spec: MaintenanceSpec = parse(&options_json, "verify options")?;
         let events = lock(&self.events).clone();
+        let registered = self.cancels.register(spec.cancel_token);
         let report = run_blocking(move || {
+            let subset = spec.subset.as_deref().map(Subset::parse).transpose()?;
             let level = Level::parse(spec.level.as_deref().unwrap_or("standard"))?;
             let on_issue = |issue: &containerarchive_core::check::Issue| {
                 if let Some(sink) = &events {
@@ -408,13 +414,12 @@ impl NativeArchive {
                     emit(sink, "verify:progress", progress_payload("verify", &update));
                 }
             };
-            verify(
-                &repo,
+            let options = VerifyOptions {
                 level,
-                &on_issue,
-                &progress,
-                Duration::from_millis(spec.lock_timeout_ms),
-            )
+                subset,
+                lock_timeout: Duration::from_millis(spec.lock_timeout_ms),
+            };
+            verify_with(&repo, &options, &on_issue, &progress, &registered.flag)
         })
         .await?;
         Ok(serde_json::to_string(&report).expect("report serialises"))
@@ -424,7 +429,9 @@ impl NativeArchive {
     pub async fn repair(&self, options_json: String) -> Result<String> {
         let repo = self.repo()?;
         let spec: MaintenanceSpec = parse(&options_json, "repair options")?;
-        let report = run_blocking(move || repair(&repo, Duration::from_millis(spec.lock_timeout_ms))).await?;
+        let registered = self.cancels.register(spec.cancel_token);
+        let timeout = Duration::from_millis(spec.lock_timeout_ms);
+        let report = run_blocking(move || repair_with(&repo, timeout, &registered.flag)).await?;
         Ok(serde_json::to_string(&report).expect("report serialises"))
     }
 
@@ -438,8 +445,15 @@ impl NativeArchive {
 
     /// Applies a retention policy and collects garbage; resolves the report as JSON.
     #[napi]
-    pub async fn prune(&self, retention_json: String, dry_run: bool, lock_timeout_ms: u32) -> Result<String> {
+    pub async fn prune(
+        &self,
+        retention_json: String,
+        dry_run: bool,
+        lock_timeout_ms: u32,
+        cancel_token: u32,
+    ) -> Result<String> {
         let repo = self.repo()?;
+        let registered = self.cancels.register(cancel_token);
         let retention: Retention = parse(&retention_json, "retention rules")?;
         let events = lock(&self.events).clone();
         let report = run_blocking(move || {
@@ -448,12 +462,13 @@ impl NativeArchive {
                     emit(sink, "prune:progress", progress_payload("prune", &update));
                 }
             };
-            prune(
+            prune_with(
                 &repo,
                 &retention,
                 dry_run,
                 &progress,
                 Duration::from_millis(lock_timeout_ms as u64),
+                &registered.flag,
             )
         })
         .await?;
@@ -549,6 +564,7 @@ impl NativeArchive {
         let target = target.repo()?;
         let spec: CopySpec = parse(&options_json, "copySnapshots options")?;
         let events = lock(&self.events).clone();
+        let registered = self.cancels.register(spec.cancel_token);
         env.spawn_future(async move {
             let report = run_blocking(move || {
                 let options = CopyOptions {
@@ -567,7 +583,7 @@ impl NativeArchive {
                         emit(sink, "copy:progress", progress_payload("copy", &update));
                     }
                 };
-                copy_snapshots(&source, &target, &options, &progress, &AtomicBool::new(false))
+                copy_snapshots(&source, &target, &options, &progress, &registered.flag)
             })
             .await?;
             Ok(serde_json::to_string(&report).expect("report serialises"))

@@ -2,6 +2,7 @@
 //! This crate only converts types, bridges Node streams and maps errors.
 
 mod archive;
+mod cancel;
 mod error;
 mod events;
 mod file_source;

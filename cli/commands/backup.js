@@ -73,7 +73,7 @@ async function cmdBackup({ values, positionals: [repoPath, ...files], io }) {
     try {
       snapshot = await repo.ingestMulti(
         plan.map((p, k) => ({ name: p.name, ...(p.type ? { type: p.type } : {}), stream: streams[k] })),
-        { tags, ...(values.host !== undefined ? { host: values.host } : {}), ...(producer ? { until: producer.until } : {}) },
+        { tags, ...(values.host !== undefined ? { host: values.host } : {}), ...(producer ? { until: producer.until } : {}), signal: io.signal },
       );
     } catch (err) {
       if (err instanceof ProducerFailed) {

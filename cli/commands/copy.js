@@ -34,7 +34,7 @@ async function cmdCopy({ values, positionals: [fromPath, toPath], io, ctx }) {
       const sub = from.on('copy:progress', (e) => progress.update({ bytes: e.bytesProcessed, percentage: e.percentage }));
       let result;
       try {
-        result = await from.copySnapshots(to, { ...filter, ...(after ? { after } : {}), ...(before ? { before } : {}) });
+        result = await from.copySnapshots(to, { ...filter, ...(after ? { after } : {}), ...(before ? { before } : {}), signal: io.signal });
       } finally {
         progress.finish();
         sub.unsubscribe();

@@ -54,7 +54,7 @@ async function cmdPrune({ values, positionals: [repoPath], io }) {
     const sub = subscribe(repo, 'prune:progress', (e) => progress.update({ bytes: e.bytesProcessed, percentage: e.percentage }));
     let result;
     try {
-      result = await repo.prune(retention, dryRun);
+      result = await repo.prune({ ...retention, signal: io.signal }, dryRun);
     } finally {
       progress.finish();
       sub.unsubscribe();

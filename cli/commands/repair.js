@@ -5,7 +5,7 @@ const { oneLine, q, short, withRepo, plural, writeJson, issueLine, JSON_OPTION }
 
 async function cmdRepair({ values, positionals: [repoPath], io }) {
   return withRepo(repoPath, io, async (repo) => {
-    const result = await repo.repair();
+    const result = await repo.repair({ signal: io.signal });
     const lost = result.unrecoverable.length > 0 || result.errors.length > 0;
     if (values.json) {
       writeJson(io, result);

@@ -44,19 +44,19 @@ function parseRange(text, size) {
 }
 
 /** What to write: the whole item, a byte range, one tar member, or a tar of some members. */
-function chooseSource(repo, snapshot, item, values) {
+function chooseSource(repo, snapshot, item, values, signal) {
   const modes = ['range', 'file', 'include'].filter((k) => values[k] !== undefined);
   if (modes.length > 1) throw usageError(`--${modes[0]} and --${modes[1]} cannot be combined; choose one`);
   if (values.range !== undefined) {
     const [start, end] = parseRange(values.range, item.size);
-    return { expected: end - start, open: () => repo.restore(snapshot.id, { item: item.name, start, end }) };
+    return { expected: end - start, open: () => repo.restore(snapshot.id, { item: item.name, start, end, signal }) };
   }
-  if (values.file !== undefined) return { open: () => repo.restoreFile(snapshot.id, { item: item.name, path: values.file }) };
+  if (values.file !== undefined) return { open: () => repo.restoreFile(snapshot.id, { item: item.name, path: values.file, signal }) };
   if (values.include !== undefined) {
     const open = async () => {
       // Several patterns: one tar per pattern would repeat members, so match any of them in one pass.
       const globs = values.include;
-      if (globs.length === 1) return repo.restoreFiles(snapshot.id, { item: item.name, glob: globs[0] });
+      if (globs.length === 1) return repo.restoreFiles(snapshot.id, { item: item.name, glob: globs[0], signal });
       const { globMatcher, normalise } = require('../../lib/catalog.js');
       const tests = globs.map(globMatcher);
       const paths = [];
@@ -64,11 +64,11 @@ function chooseSource(repo, snapshot, item, values) {
         const p = normalise(e.path);
         if (tests.some((t) => t(p))) paths.push(e.path);
       }
-      return repo.restoreFiles(snapshot.id, { item: item.name, paths });
+      return repo.restoreFiles(snapshot.id, { item: item.name, paths, signal });
     };
     return { open };
   }
-  return { expected: item.size, open: () => repo.restore(snapshot.id, { item: item.name }) };
+  return { expected: item.size, open: () => repo.restore(snapshot.id, { item: item.name, signal }) };
 }
 
 async function cmdRestore({ values, positionals: [repoPath, ref], io }) {
@@ -91,7 +91,7 @@ async function cmdRestore({ values, positionals: [repoPath, ref], io }) {
       throw usageError(`snapshot ${short(snapshot.id)} has ${snapshot.items.length} items (${itemNames}); choose one with --item NAME`);
     }
 
-    const chosen = chooseSource(repo, snapshot, item, values);
+    const chosen = chooseSource(repo, snapshot, item, values, io.signal);
     const progress = new Progress('restore', { stream: io.stderr, total: chosen.expected ?? null, json: values.json, off: io.noProgress });
     let bytes = 0;
     const counter = new Transform({

@@ -21,6 +21,7 @@ use std::time::Duration;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::cancel::check_cancel;
 use crate::check_packs::{read_packs, PackReads, WholePacks};
 use crate::crypto::ChunkId;
 use crate::error::{Error, Result};
@@ -32,7 +33,7 @@ use crate::repo::{Repository, CONFIG_COPY};
 use crate::repo::{DATA_DIR, INDEX_DIR, PARITY_DIR, SNAPSHOTS_DIR};
 use crate::restore::decode_blob;
 use crate::snapshot::is_valid_snapshot_id;
-use crate::subset::{check_cancel, Subset};
+use crate::subset::Subset;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
@@ -295,7 +296,7 @@ pub fn verify_with(
     if let Some(truth) = repo.bypassing_cache() {
         return verify_with(&truth, options, on_issue, progress, cancel);
     }
-    let lock = crate::lock::acquire(repo.storage(), false, options.lock_timeout)?;
+    let lock = crate::lock::acquire_until(repo.storage(), false, options.lock_timeout, cancel)?;
     // Packs of a concurrent ingest are briefly on disk before the index lists them.
     let writers_active = crate::lock::others_active(&**repo.storage(), &lock)?;
     let findings = Findings::new(on_issue);

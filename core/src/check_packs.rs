@@ -86,7 +86,7 @@ pub fn read_packs(
             });
         }
     });
-    crate::subset::check_cancel(reads.cancel, "verify")?;
+    crate::cancel::check_cancel(reads.cancel, "verify")?;
     report(done.load(Ordering::Relaxed), true);
     Ok((total, damaged.into_inner().unwrap_or_else(|p| p.into_inner())))
 }

@@ -84,8 +84,8 @@ pub fn copy_snapshots(
     progress: ProgressFn<'_>,
     cancel: &AtomicBool,
 ) -> Result<CopyReport> {
-    let _source_lock = crate::lock::acquire(source.storage(), false, options.lock_timeout)?;
-    let _target_lock = crate::lock::acquire(target.storage(), false, options.lock_timeout)?;
+    let _source_lock = crate::lock::acquire_until(source.storage(), false, options.lock_timeout, cancel)?;
+    let _target_lock = crate::lock::acquire_until(target.storage(), false, options.lock_timeout, cancel)?;
     source.sync_index()?;
     target.sync_index()?;
     let present: HashSet<String> = names(&**target.storage(), SNAPSHOTS_DIR)?.into_iter().collect();

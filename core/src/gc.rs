@@ -10,7 +10,9 @@
 //! delete the old groups -> delete dead packs.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::AtomicBool;
 
+use crate::cancel::check_cancel;
 use crate::check::read_disk_index;
 use crate::crypto::{ChunkId, AAD_INDEX};
 use crate::error::{Error, Result};
@@ -58,6 +60,8 @@ pub fn load_snapshots(repo: &Repository, caller: &str) -> Result<Vec<Manifest>> 
 /// every chunk no other snapshot references. The caller holds the exclusive
 /// lock and passes every snapshot in the repository ([`load_snapshots`]).
 /// With `dry_run` nothing is written and the outcome is an estimate.
+/// `cancel` is honoured at the start and before the rewrite: what lies
+/// between (deleting garbage nothing references) leaves a sound repository.
 pub fn collect(
     repo: &Repository,
     snapshots: &[Manifest],
@@ -65,7 +69,9 @@ pub fn collect(
     max_unused: f64,
     dry_run: bool,
     progress: ProgressFn<'_>,
+    cancel: &AtomicBool,
 ) -> Result<GcOutcome> {
+    check_cancel(cancel, "prune")?;
     let removed_set: HashSet<&String> = removed.iter().collect();
     // 0. Space first: garbage no snapshot references and no parity protects.
     let any_referenced: HashSet<ChunkId> = snapshots
@@ -112,6 +118,9 @@ pub fn collect(
     if dry_run {
         return Ok(estimate);
     }
+    // The last point where stopping changes nothing. From here on every step
+    // runs to its end: a half-done rewrite leaves packs no index lists.
+    check_cancel(cancel, "prune")?;
 
     // 1-2. New packs with the live blobs of the repacked packs, and their parity.
     let new_records = repack(repo, &plan, progress)?;

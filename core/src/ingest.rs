@@ -105,7 +105,7 @@ pub fn ingest<R: Read + Send>(
             crate::snapshot::MAX_HOST_LEN
         )));
     }
-    let _lock = crate::lock::acquire(repo.storage(), false, options.lock_timeout)?;
+    let _lock = crate::lock::acquire_until(repo.storage(), false, options.lock_timeout, cancel)?;
     repo.sync_index()?;
     let outcome = run_pipeline(repo, items, options, progress, cancel);
     // Index and protect every pack written, even when the ingest failed:

@@ -6,6 +6,7 @@
 //! UTC) that have snapshots. `maxUnused` tunes the collection: see `gc`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -292,9 +293,23 @@ pub fn prune(
     progress: ProgressFn<'_>,
     lock_timeout: Duration,
 ) -> Result<PruneReport> {
+    let never = AtomicBool::new(false);
+    prune_with(repo, retention, dry_run, progress, lock_timeout, &never)
+}
+
+/// `prune` that stops with `Error::Cancelled` when `cancel` is set before it
+/// starts rewriting packs (see `gc::collect`); after that it runs to its end.
+pub fn prune_with(
+    repo: &Repository,
+    retention: &Retention,
+    dry_run: bool,
+    progress: ProgressFn<'_>,
+    lock_timeout: Duration,
+    cancel: &AtomicBool,
+) -> Result<PruneReport> {
     retention.validate()?;
     repo.ensure_layout()?;
-    let _lock = crate::lock::acquire(repo.storage(), true, lock_timeout)?;
+    let _lock = crate::lock::acquire_until(repo.storage(), true, lock_timeout, cancel)?;
     let snapshots = gc::load_snapshots(repo, "prune()")?;
     let groups = apply_policy(&snapshots, retention)?;
     let mut kept: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -315,7 +330,7 @@ pub fn prune(
         .map(|s| s.id.clone())
         .collect();
     let max_unused = retention.max_unused.unwrap_or(gc::DEFAULT_MAX_UNUSED);
-    let outcome = gc::collect(repo, &snapshots, &removed, max_unused, dry_run, progress)?;
+    let outcome = gc::collect(repo, &snapshots, &removed, max_unused, dry_run, progress, cancel)?;
     Ok(PruneReport {
         dry_run,
         kept_snapshots: kept_ids,

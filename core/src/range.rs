@@ -59,7 +59,7 @@ pub fn restore_ranges(
     lock_timeout: Duration,
 ) -> Result<RangeRead> {
     check_ranges(&request.ranges)?;
-    let _lock = crate::lock::acquire(repo.storage(), false, lock_timeout)?;
+    let _lock = crate::lock::acquire_until(repo.storage(), false, lock_timeout, cancel)?;
     repo.sync_index()?;
     let manifest = repo.load_snapshot(snapshot_id)?;
     let item = match request.catalog {

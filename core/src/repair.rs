@@ -10,10 +10,12 @@
 //! twin is renamed to `<id>.damaged` (kept, but no longer a snapshot).
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::cancel::check_cancel;
 use crate::check::{read_disk_index, Issue};
 use crate::crypto::{self, AAD_INDEX};
 use crate::error::{Error, Result};
@@ -63,11 +65,18 @@ pub struct ReindexReport {
 }
 
 pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport> {
+    repair_with(repo, lock_timeout, &AtomicBool::new(false))
+}
+
+/// `repair` that stops with `Error::Cancelled` between its phases once
+/// `cancel` is set. Each phase leaves the repository no worse than it found
+/// it, so a stop there is as safe as one after the last.
+pub fn repair_with(repo: &Repository, lock_timeout: Duration, cancel: &AtomicBool) -> Result<RepairReport> {
     // Repair decides from what the bucket holds, not from cached copies; the
     // cache is kept coherent by the writes, and this handle's index reloaded.
     if let Some(truth) = repo.bypassing_cache() {
         truth.reload_index()?;
-        let report = repair(&truth, lock_timeout)?;
+        let report = repair_with(&truth, lock_timeout, cancel)?;
         repo.reload_index()?;
         return Ok(report);
     }
@@ -76,7 +85,8 @@ pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport>
         locks_removed: crate::lock::remove_locks(&**repo.storage(), false)? as u64,
         ..Default::default()
     };
-    let _lock = crate::lock::acquire(repo.storage(), true, lock_timeout)?;
+    let _lock = crate::lock::acquire_until(repo.storage(), true, lock_timeout, cancel)?;
+    check_cancel(cancel, "repair")?;
     // Leftovers of killed writers exist only where writes go through tmp files.
     // locks/ too: a process that is writing its record there when its tmp file
     // goes writes it again (lock::write_new_record).
@@ -86,6 +96,7 @@ pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport>
     repair_config(repo)?;
     repair_keys(repo, &mut report)?;
 
+    check_cancel(cancel, "repair")?;
     // 1. Rebuild damaged packs from parity; note which packs are healthy.
     let _parity = parity::lock(repo, true)?;
     let (loaded, mut damaged_groups) = parity::load_groups(repo)?;
@@ -134,6 +145,7 @@ pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport>
     groups.extend(recovery.groups);
     let (mut healthy, mut lost) = rebuild_from_groups(repo, &mut groups, &mut report)?;
 
+    check_cancel(cancel, "repair")?;
     // 2. Every pack file: healthy ones get a correct .idx; damaged, unprotected ones are reported,
     //    and files that are no pack and that nothing references are quarantined.
     let storage = &**repo.storage();
@@ -190,6 +202,7 @@ pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport>
         records.insert(id, record);
     }
 
+    check_cancel(cancel, "repair")?;
     // 3. Index: list every healthy pack no readable index file lists; then drop unreadable index files.
     let disk = read_disk_index(repo, None)?;
     let unlisted: Vec<PackRecord> = records
@@ -208,6 +221,7 @@ pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport>
         }
     }
 
+    check_cancel(cancel, "repair")?;
     // 4. Parity for every healthy pack that has none; then drop unreadable manifests and orphan parity files.
     let covered: HashSet<String> = groups
         .iter()
@@ -242,6 +256,7 @@ pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport>
         }
     }
 
+    check_cancel(cancel, "repair")?;
     // 5. Drop packs that are gone for good from the index, so that no ingest
     //    dedups against them; remember where their chunks were, to name them.
     let disk = read_disk_index(repo, None)?;
@@ -264,6 +279,7 @@ pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport>
     }
     repo.reload_index()?;
 
+    check_cancel(cancel, "repair")?;
     // 6. Snapshots: every manifest and copy rewritten from an intact twin,
     //    or set aside; then name what can no longer be restored.
     let manifests = crate::manifests::repair(repo)?;

@@ -197,7 +197,7 @@ pub fn restore_item(
     cancel: &AtomicBool,
     lock_timeout: std::time::Duration,
 ) -> Result<()> {
-    let _lock = crate::lock::acquire(repo.storage(), false, lock_timeout)?;
+    let _lock = crate::lock::acquire_until(repo.storage(), false, lock_timeout, cancel)?;
     repo.sync_index()?;
     let manifest = repo.load_snapshot(snapshot_id)?;
     restore_checked(repo, &manifest.id, select_item(&manifest, item)?, sink, cancel)

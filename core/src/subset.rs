@@ -6,8 +6,6 @@
 //! every pack exactly once. `p%` selects a fresh random p percent (rounded
 //! up) on every run, as restic does.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use crate::error::{Error, Result};
 
 /// The largest `of`: slices are decided by one byte of the id.
@@ -63,8 +61,7 @@ impl Subset {
             Subset::Percent(p) => {
                 let want = ((all.len() as f64) * p / 100.0).ceil() as usize;
                 // A random order: each id's hash under a seed drawn for this run.
-                let mut seed = [0u8; 32];
-                getrandom::getrandom(&mut seed).expect("the OS has randomness");
+                let seed = crate::fsutil::random_bytes::<32>();
                 let mut keyed: Vec<([u8; 32], &T)> = all
                     .iter()
                     .map(|t| (crate::crypto::sha256(&[&seed[..], &id(t)].concat()), t))
@@ -74,14 +71,6 @@ impl Subset {
             }
         }
     }
-}
-
-/// Err(Cancelled) once `cancel` is set: the check at a loop point.
-pub fn check_cancel(cancel: &AtomicBool, what: &str) -> Result<()> {
-    if cancel.load(Ordering::Relaxed) {
-        return Err(Error::Cancelled(format!("the {what} was cancelled")));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -27,6 +27,18 @@ export declare class ArchiveError extends Error {
   constructor(code: ArchiveErrorCode, message: string);
 }
 
+/**
+ * What an operation aborted through its `signal` rejects with (or, for a
+ * restore stream, errors with), by Node's conventions: `name` 'AbortError',
+ * `code` 'ABORT_ERR', `cause` the signal's reason. Nothing partial is kept:
+ * an aborted ingest writes no snapshot, and the call's lock is removed.
+ */
+export declare class AbortError extends Error {
+  readonly name: 'AbortError';
+  readonly code: 'ABORT_ERR';
+  constructor(reason?: unknown);
+}
+
 export type Compression = 'gzip' | 'zstd' | 'none';
 
 export interface ChunkingOptions {
@@ -132,6 +144,15 @@ export interface LockOptions {
   lockTimeoutMs?: number;
 }
 
+export interface CancelOptions {
+  /**
+   * Cancels the call (also while it waits for a lock): it stops at its next
+   * safe point, removes its lock and rejects with an {@link AbortError}.
+   * A call that has already finished its work resolves as usual.
+   */
+  signal?: AbortSignal;
+}
+
 export type Tags = Record<string, string>;
 
 /** A chunk an iterable source may yield. */
@@ -164,7 +185,7 @@ export interface ItemSpec {
   catalog?: 'tar' | false;
 }
 
-export interface IngestOptions extends LockOptions {
+export interface IngestOptions extends LockOptions, CancelOptions {
   tags?: Tags;
   /** The host recorded in the snapshot (default: `os.hostname()`); at most 255 bytes. */
   host?: string;
@@ -190,7 +211,7 @@ export interface IngestMultiItem extends ItemSpec {
   stream: IngestSource;
 }
 
-export interface IngestMultiOptions extends LockOptions {
+export interface IngestMultiOptions extends LockOptions, CancelOptions {
   tags?: Tags;
   /** See IngestOptions.host. */
   host?: string;
@@ -254,13 +275,13 @@ export interface ListFilesOptions extends LockOptions, SnapshotSelector {
   glob?: string;
 }
 
-export interface RestoreFileOptions extends LockOptions, SnapshotSelector {
+export interface RestoreFileOptions extends LockOptions, SnapshotSelector, CancelOptions {
   item?: string;
   /** The member to restore; a hard link restores the file it links to. */
   path: string;
 }
 
-export interface RestoreFilesOptions extends LockOptions, SnapshotSelector {
+export interface RestoreFilesOptions extends LockOptions, SnapshotSelector, CancelOptions {
   item?: string;
   /** Exactly these members. */
   paths?: string[];
@@ -309,7 +330,7 @@ export interface SnapshotFilter extends SnapshotSelector {
  */
 export type SnapshotSpec = 'latest' | (string & {});
 
-export interface RestoreOptions extends LockOptions, SnapshotSelector {
+export interface RestoreOptions extends LockOptions, SnapshotSelector, CancelOptions {
   item?: string;
   /** First byte of the item to restore (default 0). Only the chunks overlapping [start, end) are read. */
   start?: number;
@@ -333,9 +354,27 @@ export interface IngestCompleteEvent {
 
 export type VerifyLevel = 'quick' | 'standard' | 'full';
 
-export interface VerifyOptions extends LockOptions {
-  /** Default 'standard'. */
+export interface VerifyOptions extends LockOptions, CancelOptions {
+  /** Default 'standard' ('full' when `subset` is given). */
   level?: VerifyLevel;
+  /**
+   * Level 'full' only: read the data of a part of the packs, as restic's
+   * `check --read-data-subset`. `{ n, of }` (or 'n/of', 1 <= n <= of <= 256)
+   * is slice n of a fixed cycle of `of` slices, by pack id: the runs 1..of
+   * read every pack once (e.g. `{ n: day % 7 + 1, of: 7 }` nightly). 'p%' reads a
+   * fresh random p% of the packs each run. Every other check still covers
+   * the whole repository.
+   */
+  subset?: { n: number; of: number } | `${number}/${number}` | `${number}%`;
+}
+
+export interface VerifySubsetReport {
+  /** The slice as 'n/of', or the percentage as 'p%'. */
+  subset: string;
+  packsRead: number;
+  packsTotal: number;
+  parityGroupsRead: number;
+  parityGroupsTotal: number;
 }
 
 /**
@@ -379,6 +418,8 @@ export interface VerifyResult {
    * because that process's packs may not be indexed or covered yet. Empty otherwise.
    */
   skipped: { check: 'unindexed-pack' | 'parity-coverage'; reason: string }[];
+  /** Present for a subset verify: the slice, and how much of the data it read. */
+  subset?: VerifySubsetReport;
 }
 
 export interface RepairResult {
@@ -417,7 +458,7 @@ export interface UnlockOptions {
  * keeps it. Calendar rules keep the newest snapshot of each of the last N
  * periods (UTC) that have snapshots. At least one keep rule is required.
  */
-export interface RetentionPolicy extends LockOptions {
+export interface RetentionPolicy extends LockOptions, CancelOptions {
   keepLast?: number;
   keepHourly?: number;
   keepDays?: number;
@@ -565,7 +606,7 @@ export interface ArchiveEvents {
   'copy:progress': ProgressEvent;
 }
 
-export interface CopyFilter extends SnapshotFilter, LockOptions {}
+export interface CopyFilter extends SnapshotFilter, LockOptions, CancelOptions {}
 
 export interface CopyResult {
   /** Ids of the snapshots copied (the copies keep them), oldest first. */
@@ -614,7 +655,7 @@ export declare class ContainerArchive {
   getSnapshot(id: SnapshotSpec, selector?: SnapshotSelector): Promise<Snapshot>;
   stats(options?: LockOptions): Promise<RepositoryStats>;
   verify(options?: VerifyOptions): Promise<VerifyResult>;
-  repair(options?: LockOptions): Promise<RepairResult>;
+  repair(options?: LockOptions & CancelOptions): Promise<RepairResult>;
   reindex(options?: LockOptions): Promise<ReindexResult>;
   unlock(options?: UnlockOptions): Promise<number>;
   prune(retention: RetentionPolicy, dryRun?: boolean): Promise<PruneResult>;

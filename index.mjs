@@ -7,5 +7,5 @@ import { createRequire } from 'node:module';
 
 const api = createRequire(import.meta.url)('./index.js');
 
-export const { ContainerArchive, ArchiveError } = api;
+export const { ContainerArchive, ArchiveError, AbortError } = api;
 export default api;

@@ -380,7 +380,7 @@ describe(`consumer: packed tarballs installed offline (${PLATFORM})`, () => {
       [
         "import { createRequire } from 'node:module';",
         "import * as ns from '@serve.zone/containerarchive';",
-        "import api, { ContainerArchive, ArchiveError } from '@serve.zone/containerarchive';",
+        "import api, { ContainerArchive, ArchiveError, AbortError } from '@serve.zone/containerarchive';",
         'const require = createRequire(import.meta.url);',
         "const cjs = require('@serve.zone/containerarchive');",
         "const pkg = require('@serve.zone/containerarchive/package.json');",
@@ -389,7 +389,7 @@ describe(`consumer: packed tarballs installed offline (${PLATFORM})`, () => {
         'let internalEsm = null;',
         "try { await import('@serve.zone/containerarchive/index.js'); } catch (err) { internalEsm = err.code; }",
         'console.log(JSON.stringify({',
-        '  same: ContainerArchive === cjs.ContainerArchive && ArchiveError === cjs.ArchiveError && api === cjs,',
+        '  same: ContainerArchive === cjs.ContainerArchive && ArchiveError === cjs.ArchiveError && AbortError === cjs.AbortError && api === cjs,',
         '  named: Object.keys(ns).sort(),',
         '  version: pkg.version,',
         '  internal,',
@@ -403,7 +403,7 @@ describe(`consumer: packed tarballs installed offline (${PLATFORM})`, () => {
     const expectedVersion = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version;
     assert.deepEqual(out, {
       same: true,
-      named: ['ArchiveError', 'ContainerArchive', 'default'],
+      named: ['AbortError', 'ArchiveError', 'ContainerArchive', 'default'],
       version: expectedVersion,
       internal: 'ERR_PACKAGE_PATH_NOT_EXPORTED',
       internalEsm: 'ERR_PACKAGE_PATH_NOT_EXPORTED',

@@ -1,7 +1,8 @@
 'use strict';
 // The `containerarchive` operator CLI. Arguments are parsed with Node's
-// util.parseArgs; every failure ends in one line on stderr and an exit code:
-// 0 success, 1 the operation found a problem, 2 bad usage or input.
+// util.parseArgs; every failure ends in one line on stderr and an exit code
+// (cli/errors.js): 0 success, 1 a problem found, 2 bad usage, 10-12 as restic,
+// 130/143 interrupted.
 
 const { parseArgs } = require('node:util');
 
@@ -57,7 +58,8 @@ function mainHelp() {
     `Waiting for a lock: --lock-wait 10m (any command), or set ${LOCK_WAIT_VAR}; by default a locked repository fails at once.`,
     '',
     'Exit codes: 0 success, 1 the operation found a problem (or the filesystem failed), 2 bad usage or input,',
-    '  10 no repository at the path, 11 locked by another process, 12 wrong or missing passphrase.',
+    '  10 no repository at the path, 11 locked by another process, 12 wrong or missing passphrase,',
+    '  130 / 143 interrupted by SIGINT (Ctrl-C) / SIGTERM: the operation stopped cleanly and removed its lock.',
     '',
   ];
   return lines.join('\n');

@@ -3,7 +3,7 @@
 
 const { Progress, formatBytes, formatElapsed } = require('../progress');
 const { printPruneGroups } = require('../prune-report');
-const { PACKAGE, usageError, lib, q, short, parseKeyValues, parseCount, withRepo, subscribe, formatDate, formatTags, plural, writeJson, JSON_OPTION } = require('../common');
+const { usageError, q, short, parseKeyValues, parseCount, withRepo, subscribe, formatDate, formatTags, plural, writeJson, JSON_OPTION } = require('../common');
 
 function parseGroupBy(value) {
   if (value === 'none') return false;
@@ -40,10 +40,6 @@ async function cmdPrune({ values, positionals: [repoPath], io }) {
   const keepsSomething = Object.values(retention).some((v) => typeof v !== 'number' || v > 0);
   if (!keepsSomething) {
     throw usageError('prune needs at least one keep rule, e.g. --keep-last 7 (a policy that keeps nothing would remove every snapshot)');
-  }
-  const { ContainerArchive } = lib();
-  if (typeof ContainerArchive.prototype.prune !== 'function') {
-    throw usageError(`this version of ${PACKAGE} has no prune(); upgrade it`);
   }
   if (Object.keys(scope).length > 0) retention.filter = { tags: scope };
   if (values['group-by'] !== undefined) retention.groupBy = parseGroupBy(values['group-by']);

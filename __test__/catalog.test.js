@@ -11,7 +11,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 
 const { KiB, MiB, makeTmp, removeTmp, tmpFor, randomBytes, collect, assertSameBytes, rejectsWithCode, loadPackage } = require('./helpers');
-const { run, which, norm, parseTar, memberBytes, storedSize, writeTree, listTree, chunkRanges, overlapping, readWithProgress, listAll, globRegExp } = require('./tar-helpers');
+const { run, which, norm, parseTar, memberBytes, storedSize, writeTree, listTree, listAll, globRegExp } = require('./tar-helpers');
 
 const { ContainerArchive } = loadPackage();
 const nodeTar = require('tar');
@@ -400,53 +400,7 @@ describe('tar catalogs: what gets one', () => {
   });
 });
 
-describe('tar catalogs: one member out of a large tar', () => {
-  it('restoring a 10 KiB member of a ~96 MiB tar reads at most 2 chunks and is much faster than the full restore', async (t) => {
-    const dir = tmpFor(t);
-    const repoPath = path.join(dir, 'repo');
-    const root = path.join(dir, 'tree');
-    const spec = {};
-    for (let i = 0; i < 48; i++) spec[`data/part-${String(i).padStart(2, '0')}.bin`] = randomBytes(MiB + i * 4099, 100 + i);
-    spec['data/needle.txt'] = randomBytes(10 * KiB, 99);
-    for (let i = 48; i < 96; i++) spec[`data/part-${String(i).padStart(2, '0')}.bin`] = randomBytes(MiB + i * 4099, 100 + i);
-    writeTree(root, spec);
-    const tarFile = path.join(dir, 'big.tar');
-    // members in the order above (not readdir order), so the needle sits in the middle
-    run('tar', ['-cf', tarFile, '-C', root, ...Object.keys(spec)]);
-    removeTmp(root);
-    const size = fs.statSync(tarFile).size;
-    assert.ok(size > 64 * MiB && size < 128 * MiB, `tar of ${size} bytes`);
-
-    const repo = await ContainerArchive.init(repoPath, { compression: 'none' });
-    t.after(() => repo.close());
-    const snap = await repo.ingest(fs.createReadStream(tarFile, { highWaterMark: MiB }), { items: [{ name: 'big.tar', type: 'volume-tar', size }] });
-    assert.equal(snap.items[0].catalog.entries, 97);
-    const needle = (await listAll(repo.listFiles(snap.id, { glob: '**/needle.txt' })))[0];
-    assert.equal(needle.size, 10 * KiB);
-    const ranges = chunkRanges(repoPath, snap.id, 'big.tar');
-    const overlap = overlapping(ranges, needle.offset, needle.offset + needle.size);
-
-    const time = async (fn) => {
-      const t0 = process.hrtime.bigint();
-      const r = await readWithProgress(repo, fn);
-      return { ...r, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
-    };
-    const fulls = [];
-    for (let i = 0; i < 2; i++) fulls.push(await time(() => repo.restore(snap.id)));
-    assert.equal(fulls[0].data.length, size);
-    assert.equal(fulls[0].last.chunksRead, ranges.length);
-    const members = [];
-    for (let i = 0; i < 3; i++) members.push(await time(() => repo.restoreFile(snap.id, { path: 'data/needle.txt' })));
-    assertSameBytes(members[0].data, randomBytes(10 * KiB, 99), 'the needle');
-    assert.ok(members[0].last, 'restoreFile emits restore:progress');
-    assert.equal(members[0].last.chunksRead, overlap, 'chunksRead = chunks overlapping the member');
-    assert.ok(members[0].last.chunksRead <= 2, `at most 2 chunks, read ${members[0].last.chunksRead}`);
-    const fullBest = Math.min(...fulls.map((f) => f.seconds));
-    const memberBest = Math.min(...members.map((m) => m.seconds));
-    t.diagnostic(`full restore ${fullBest.toFixed(3)} s (${ranges.length} chunks), restoreFile ${(memberBest * 1000).toFixed(1)} ms (${overlap} chunks)`);
-    assert.ok(memberBest * 5 <= fullBest, `restoreFile ${memberBest}s is at least 5x faster than the full restore ${fullBest}s`);
-  });
-});
+// One member out of a 1 GiB tar, timed against its full restore: large-tar.test.js.
 
 describe('tar catalogs: subsets with hard links', () => {
   it('a hard link chosen without its target brings the target along, so tar -x can create it', async (t) => {

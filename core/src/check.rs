@@ -276,7 +276,7 @@ pub fn verify(
         subset: None,
         lock_timeout,
     };
-    verify_with(repo, &options, on_issue, progress, &AtomicBool::new(false))
+    verify_with(repo, &options, on_issue, progress, &crate::cancel::NEVER)
 }
 
 /// `verify` with a subset and a cancel flag, checked at its loop points

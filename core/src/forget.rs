@@ -69,7 +69,7 @@ pub fn forget(
             gc::DEFAULT_MAX_UNUSED,
             options.dry_run,
             progress,
-            &std::sync::atomic::AtomicBool::new(false),
+            &crate::cancel::NEVER,
         )?;
         report.removed_packs = Some(outcome.removed_packs);
         report.repacked_packs = Some(outcome.repacked_packs);

@@ -293,8 +293,7 @@ pub fn prune(
     progress: ProgressFn<'_>,
     lock_timeout: Duration,
 ) -> Result<PruneReport> {
-    let never = AtomicBool::new(false);
-    prune_with(repo, retention, dry_run, progress, lock_timeout, &never)
+    prune_with(repo, retention, dry_run, progress, lock_timeout, &crate::cancel::NEVER)
 }
 
 /// `prune` that stops with `Error::Cancelled` when `cancel` is set before it

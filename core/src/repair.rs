@@ -65,7 +65,7 @@ pub struct ReindexReport {
 }
 
 pub fn repair(repo: &Repository, lock_timeout: Duration) -> Result<RepairReport> {
-    repair_with(repo, lock_timeout, &AtomicBool::new(false))
+    repair_with(repo, lock_timeout, &crate::cancel::NEVER)
 }
 
 /// `repair` that stops with `Error::Cancelled` between its phases once

@@ -11,6 +11,8 @@
 //   BENCH_CONFIGS      comma list subset of gzip,zstd,encrypted (default all)
 //   BENCH_SKIP_RESTIC=1  do not run (or install) restic
 //   BENCH_SKIP_S3=1    no S3 section (it starts a local Garage server: scripts/ensure-garage.sh)
+//   BENCH_SKIP_QUICKSTART=1  no Quick Start section (bench/quickstart.js: whole processes against restic, issue 11's targets)
+//   BENCH_ROUNDS       rounds of the Quick Start section, medians reported (default 3)
 //   BENCH_SKIP_CATALOG=1  no tar-catalog section (bench/catalog.js; runnable alone: node bench/catalog.js [tarfile])
 //
 // Every containerarchive step runs in a fresh child process (bench/worker.js)
@@ -750,6 +752,18 @@ async function main() {
 
   if (process.env.BENCH_SKIP_RESTIC === '1') log('restic: skipped (BENCH_SKIP_RESTIC=1)');
   else results.restic = benchRestic();
+
+  // Issue 11's table: whole processes, the Quick Start's sources, targets against restic.
+  if (process.env.BENCH_SKIP_QUICKSTART === '1') log('quick start: skipped (BENCH_SKIP_QUICKSTART=1)');
+  else if (probe.ok) {
+    try {
+      results.quickStart = require('./quickstart').runQuickStartSection({
+        dataFile: DATA_FILE, modFile: MOD_FILE, size: SIZE, dir: CACHE, resticBin: results.restic.available ? results.restic.binary : null,
+      });
+    } catch (err) {
+      results.failures.push(`[quick start] ${err.message}`);
+    }
+  }
 
   if (probe.ok) results.memory = benchMemory(results.failures);
 

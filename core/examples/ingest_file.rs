@@ -1,6 +1,6 @@
 //! Times ingest and restore of a file with the engine alone (no Node), to
 //! separate engine speed from the N-API bridge in `npm run bench`.
-//! Usage: cargo run --release --example ingest_file -- <file> [gzip|zstd|none] [level] [encrypt]
+//! Usage: cargo run --release --example ingest_file -- <file> [gzip|zstd|none] [level|-] [encrypt]
 
 use std::fs::File;
 use std::sync::atomic::AtomicBool;
@@ -21,7 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some("none") => Compression::None,
         _ => Compression::Gzip,
     };
-    let level = args.get(3).map(|l| l.parse()).transpose()?;
+    let level = args.get(3).filter(|l| *l != "-").map(|l| l.parse()).transpose()?;
     let passphrase = (args.get(4).map(String::as_str) == Some("encrypt")).then(|| "bench".to_string());
     let dir = std::env::temp_dir().join(format!("ca-example-{}", std::process::id()));
     let repo = Repository::init(

@@ -66,6 +66,15 @@ pub struct ChunkIndex {
 }
 
 impl ChunkIndex {
+    /// Makes room for `records` at once, so that loading a large index does
+    /// not rehash the maps again and again as they grow.
+    pub fn reserve_for<'r>(&mut self, records: impl Iterator<Item = &'r PackRecord>) {
+        let (packs, chunks) = records.fold((0, 0), |(p, c), r| (p + 1, c + r.entries.len()));
+        self.packs.reserve(packs);
+        self.pack_slots.reserve(packs);
+        self.chunks.reserve(chunks);
+    }
+
     /// Adds a pack's chunks; a chunk already indexed keeps its first location.
     pub fn add_pack(&mut self, record: &PackRecord) {
         if self.pack_slots.contains_key(&record.id) {

@@ -311,6 +311,7 @@ impl Repository {
         let mut problems = Vec::new();
         let names = names(&*self.storage, INDEX_DIR)?;
         let read = crate::fetch::map_parallel(self.parallelism(), &names, |name| self.read_index_file(name));
+        index.reserve_for(read.iter().flatten().flatten());
         for (name, read) in names.into_iter().zip(read) {
             match read {
                 Ok(records) => {
@@ -392,10 +393,11 @@ impl Repository {
         };
         // A request each: in parallel, merged in name order as before.
         let read = crate::fetch::map_parallel(self.parallelism(), &unseen, |name| self.read_index_file(name));
+        let mut index = self.index_mut();
+        index.reserve_for(read.iter().flatten().flatten());
         for (name, read) in unseen.into_iter().zip(read) {
             match read {
                 Ok(records) => {
-                    let mut index = self.index_mut();
                     for r in &records {
                         index.add_pack(r);
                     }

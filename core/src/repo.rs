@@ -118,10 +118,17 @@ impl Repository {
     pub fn open_in(storage: Arc<dyn Storage>, passphrase: Option<&str>) -> Result<Repository> {
         let config = choose_config(&*storage)?.config;
         let mut unlocked = None;
+        let mut prefetched = None;
         let keys = match (config.is_encrypted(), passphrase) {
             (true, None) => return Err(Error::PassphraseRequired),
             (true, Some(p)) => {
-                let (master, key_id) = unlock(&*storage, p)?;
+                // Argon2id keeps one core busy: read the index files meanwhile.
+                let (unlocking, raw) = std::thread::scope(|s| {
+                    let raw = s.spawn(|| prefetch_index_files(&*storage));
+                    (unlock(&*storage, p), raw.join())
+                });
+                let (master, key_id) = unlocking?;
+                prefetched = raw.ok().and_then(|r| r.ok());
                 unlocked = Some((
                     master,
                     UnlockedBy {
@@ -140,7 +147,10 @@ impl Repository {
         };
         let repo = Repository::assemble(storage, config, keys, unlocked);
         repo.ensure_layout()?;
-        repo.refresh_index()?;
+        match prefetched {
+            Some(files) => repo.merge_index_files(files),
+            None => repo.refresh_index()?,
+        }
         Ok(repo)
     }
 
@@ -285,23 +295,26 @@ impl Repository {
     }
 
     pub fn unseal(&self, aad: &[u8], stored: Vec<u8>, what: &str) -> Result<Vec<u8>> {
+        self.unseal_slice(aad, &stored, what)
+    }
+
+    fn unseal_slice(&self, aad: &[u8], stored: &[u8], what: &str) -> Result<Vec<u8>> {
         let why = match &self.keys {
             Some(_) => "it does not authenticate",
             None => "its checksum does not match its content",
         };
-        self.sealer()
-            .open(aad, &stored)
-            .ok_or_else(|| Error::corrupt(what, why))
+        self.sealer().open(aad, stored).ok_or_else(|| Error::corrupt(what, why))
     }
 
     /// Reads one index file.
     pub fn read_index_file(&self, name: &str) -> Result<Vec<PackRecord>> {
+        self.decode_index_file(name, &read_stored_index_file(&*self.storage, name)?)
+    }
+
+    /// Opens an index file as stored (its name already checked).
+    fn decode_index_file(&self, name: &str, stored: &[u8]) -> Result<Vec<PackRecord>> {
         let what = format!("index file index/{name}");
-        let stored = read_required(&*self.storage, &format!("{INDEX_DIR}/{name}"))?;
-        if hex::encode(crypto::sha256(&stored)) != name {
-            return Err(Error::corrupt(&what, "its content does not match its name"));
-        }
-        let plain = self.unseal(AAD_INDEX, stored, &what)?;
+        let plain = self.unseal_slice(AAD_INDEX, stored, &what)?;
         decode_index_file(&plain).map_err(|e| Error::corrupt(&what, e))
     }
 
@@ -311,13 +324,12 @@ impl Repository {
         let mut problems = Vec::new();
         let names = names(&*self.storage, INDEX_DIR)?;
         let read = crate::fetch::map_parallel(self.parallelism(), &names, |name| self.read_index_file(name));
-        index.reserve_for(read.iter().flatten().flatten());
+        let records: Vec<&PackRecord> = read.iter().flatten().flatten().collect();
+        index.add_packs(&records, self.parallelism());
+        drop(records);
         for (name, read) in names.into_iter().zip(read) {
             match read {
-                Ok(records) => {
-                    for r in &records {
-                        index.add_pack(r);
-                    }
+                Ok(_) => {
                     index.loaded_files.insert(name);
                 }
                 Err(e) => problems.push((name, e)),
@@ -393,14 +405,30 @@ impl Repository {
         };
         // A request each: in parallel, merged in name order as before.
         let read = crate::fetch::map_parallel(self.parallelism(), &unseen, |name| self.read_index_file(name));
+        self.merge_records(unseen.into_iter().zip(read).collect());
+        Ok(())
+    }
+
+    /// Merges index files `prefetch_index_files` read before the keys were known.
+    fn merge_index_files(&self, files: Vec<(String, Result<Vec<u8>>)>) {
+        let (read, failed): (Vec<_>, Vec<_>) = files.into_iter().partition(|(_, stored)| stored.is_ok());
+        let read: Vec<(String, Vec<u8>)> = read.into_iter().filter_map(|(n, s)| Some((n, s.ok()?))).collect();
+        let decoded = crate::fetch::map_parallel(self.parallelism(), &read, |(name, stored)| {
+            self.decode_index_file(name, stored)
+        });
+        let decoded = read.into_iter().map(|(name, _)| name).zip(decoded);
+        let failed = failed.into_iter().filter_map(|(n, s)| Some((n, Err(s.err()?))));
+        self.merge_records(decoded.chain(failed).collect());
+    }
+
+    fn merge_records(&self, read: Vec<(String, Result<Vec<PackRecord>>)>) {
         let mut index = self.index_mut();
-        index.reserve_for(read.iter().flatten().flatten());
-        for (name, read) in unseen.into_iter().zip(read) {
+        let records: Vec<&PackRecord> = read.iter().flat_map(|(_, r)| r.iter().flatten()).collect();
+        index.add_packs(&records, self.parallelism());
+        drop(records);
+        for (name, read) in read {
             match read {
-                Ok(records) => {
-                    for r in &records {
-                        index.add_pack(r);
-                    }
+                Ok(_) => {
                     index.loaded_files.insert(name);
                 }
                 // A damaged index file must not lock the user out: verify reports
@@ -412,7 +440,6 @@ impl Repository {
                     .push(e.to_string()),
             }
         }
-        Ok(())
     }
 
     /// Writes one index file listing every pack that no index file lists yet.
@@ -733,6 +760,26 @@ impl<'a> KeyJudge<'a> {
 /// expensive key file costs nothing when a normal one unlocks. A passphrase is
 /// wrong only when an intact key file rejects it; damaged ones alone give ERR_CORRUPT.
 /// Returns the master key and the id of the key that opened.
+/// An index file as stored, checked against its name (the SHA-256 of its bytes).
+fn read_stored_index_file(storage: &dyn Storage, name: &str) -> Result<Vec<u8>> {
+    let stored = read_required(storage, &format!("{INDEX_DIR}/{name}"))?;
+    if hex::encode(crypto::sha256(&stored)) != name {
+        return Err(Error::corrupt(
+            format!("index file index/{name}"),
+            "its content does not match its name",
+        ));
+    }
+    Ok(stored)
+}
+
+/// Every index file as stored, read while `unlock` derives the key. Two
+/// readers: enough to hide a bucket's latency, and one core stays Argon2's.
+fn prefetch_index_files(storage: &dyn Storage) -> Result<Vec<(String, Result<Vec<u8>>)>> {
+    let names = names(storage, INDEX_DIR)?;
+    let stored = crate::fetch::map_parallel(2, &names, |name| read_stored_index_file(storage, name));
+    Ok(names.into_iter().zip(stored).collect())
+}
+
 fn unlock(storage: &dyn Storage, passphrase: &str) -> Result<([u8; 32], String)> {
     let mut first_error = None;
     let mut rejected = false;

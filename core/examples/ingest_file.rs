@@ -1,6 +1,8 @@
 //! Times ingest and restore of a file with the engine alone (no Node), to
 //! separate engine speed from the N-API bridge in `npm run bench`.
-//! Usage: cargo run --release --example ingest_file -- <file> [gzip|zstd|none] [level|-] [encrypt]
+//! Usage: cargo run --release --example ingest_file -- <file> [gzip|zstd|none] [level|-] [encrypt] [re-ingest source]
+//! The re-ingest reads `re-ingest source` when given (`/dev/stdin` fed by
+//! `cat <file> |`: the engine reading a pipe, as a `pg_dump` source).
 
 use std::fs::File;
 use std::sync::atomic::AtomicBool;
@@ -36,13 +38,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let size = std::fs::metadata(file)?.len() as f64 / 1e6;
     let cancel = AtomicBool::new(false);
     let mut id = String::new();
-    for label in ["ingest", "re-ingest"] {
+    let second = args.get(5).unwrap_or(file);
+    for (label, source) in [("ingest", file), ("re-ingest", second)] {
         let start = Instant::now();
         let item = IngestItem {
             name: "data".into(),
             item_type: "file".into(),
             size_hint: None,
-            reader: File::open(file)?,
+            reader: File::open(source)?,
         };
         let m = ingest(&repo, vec![item], &IngestOptions::default(), &|_| {}, &cancel)?;
         let secs = start.elapsed().as_secs_f64();

@@ -772,11 +772,13 @@ fn read_stored_index_file(storage: &dyn Storage, name: &str) -> Result<Vec<u8>> 
     Ok(stored)
 }
 
-/// Every index file as stored, read while `unlock` derives the key. Two
-/// readers: enough to hide a bucket's latency, and one core stays Argon2's.
+/// Every index file as stored, read while `unlock` derives the key: with
+/// a bucket's request concurrency, as `refresh_index` reads them, or on a
+/// local disk with one reader, since Argon2id has the other core.
 fn prefetch_index_files(storage: &dyn Storage) -> Result<Vec<(String, Result<Vec<u8>>)>> {
     let names = names(storage, INDEX_DIR)?;
-    let stored = crate::fetch::map_parallel(2, &names, |name| read_stored_index_file(storage, name));
+    let readers = storage.concurrency().unwrap_or(1).max(1);
+    let stored = crate::fetch::map_parallel(readers, &names, |name| read_stored_index_file(storage, name));
     Ok(names.into_iter().zip(stored).collect())
 }
 

@@ -15,7 +15,8 @@
 //
 // Prints exactly one JSON line on stdout (the result), as the last thing it
 // does. `seconds` covers the operation only and `openSeconds` the open()
-// (Argon2id and loading the index); bench.js also times the whole process.
+// (Argon2id and loading the index); bench/quickstart.js also times the
+// whole process.
 
 const fs = require('node:fs');
 const path = require('node:path');

@@ -31,7 +31,7 @@ use crate::parity::{self, GroupManifest};
 use crate::progress::{ProgressFn, ProgressUpdate, Throttle};
 use crate::repo::{Repository, CONFIG_COPY};
 use crate::repo::{DATA_DIR, INDEX_DIR, PARITY_DIR, SNAPSHOTS_DIR};
-use crate::restore::decode_blob;
+use crate::restore::{decode_blob, IdCheck};
 use crate::snapshot::is_valid_snapshot_id;
 use crate::subset::Subset;
 
@@ -749,7 +749,7 @@ fn check_item_hashes(
     let total: u64 = distinct.iter().map(|(_, i)| i.size).sum();
     packs.whole.plan(first_needed_packs(repo, &distinct, packs.readable));
     std::thread::scope(|s| {
-        for _ in 0..crate::check_packs::PREFETCHERS {
+        for _ in 0..packs.whole.prefetchers() {
             s.spawn(|| packs.whole.prefetch());
         }
         let hashed = hash_items(repo, distinct, packs, findings, progress, (base, total), cancel);
@@ -792,25 +792,35 @@ fn hash_items(
     let mut throttle = Throttle::new();
     let mut examined: IdMap<()> = IdMap::default();
     for (snapshot, item) in distinct {
-        let mut bytes = 0u64;
-        let restored = crate::restore::restore_checked_from(
-            repo,
-            &snapshot,
-            &item,
-            &mut |data| {
-                bytes += data.len() as u64;
-                if throttle.ready() {
-                    progress(ProgressUpdate {
-                        bytes_processed: base + done + bytes,
-                        total_bytes: Some(base + total),
-                        message: "verifying item hashes (full level)".into(),
-                    });
-                }
-                Ok(())
-            },
-            cancel,
-            Some(packs.whole),
-        );
+        let mut stream = |ids_check| {
+            let mut bytes = 0u64;
+            let restored = crate::restore::restore_checked_from(
+                repo,
+                &snapshot,
+                &item,
+                &mut |data| {
+                    bytes += data.len() as u64;
+                    if throttle.ready() {
+                        progress(ProgressUpdate {
+                            bytes_processed: base + done + bytes,
+                            total_bytes: Some(base + total),
+                            message: "verifying item hashes (full level)".into(),
+                        });
+                    }
+                    Ok(())
+                },
+                cancel,
+                Some(packs.whole),
+                ids_check,
+            );
+            (restored, bytes)
+        };
+        // The item's SHA-256 proves every byte of it; only when it fails does
+        // each chunk need its own hash, to find (or read past) the bad one.
+        let (mut restored, mut bytes) = stream(IdCheck::ByItemHash);
+        if matches!(restored, Err(Error::Corrupt { .. })) {
+            (restored, bytes) = stream(IdCheck::EachChunk);
+        }
         done += bytes;
         // Whether every chunk of the item was decoded.
         let streamed = match restored {

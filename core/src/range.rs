@@ -141,6 +141,7 @@ pub fn read_ranges(
         },
         cancel,
         None,
+        crate::restore::IdCheck::EachChunk,
     )?;
     Ok(RangeRead {
         chunks_read: wanted.len() as u64,

@@ -76,16 +76,34 @@ pub trait BlobSource: Sync {
     fn blobs(&self, pack: &PackId, locs: &[ChunkLocation]) -> Option<Vec<Vec<u8>>>;
 }
 
+/// Whether decoding re-hashes each chunk against its id.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum IdCheck {
+    /// Every chunk, before it is emitted: what restores do, so no wrong byte
+    /// reaches a consumer.
+    EachChunk,
+    /// Left to the whole item's SHA-256, checked at the end (verify's item
+    /// pass, which re-streams with `EachChunk` when that fails). Packs are
+    /// hashed whole and sealed blobs authenticated either way, so this skips
+    /// only a second SHA-256 of every byte.
+    ByItemHash,
+}
+
 /// Reads chunks from packs: each one a ranged read of exactly its bytes,
 /// unless `source` holds them.
 pub struct ChunkReader<'r> {
     repo: &'r Repository,
     source: Option<&'r dyn BlobSource>,
+    ids: IdCheck,
 }
 
 impl<'r> ChunkReader<'r> {
     pub fn new(repo: &'r Repository, source: Option<&'r dyn BlobSource>) -> ChunkReader<'r> {
-        ChunkReader { repo, source }
+        ChunkReader::checking(repo, source, IdCheck::EachChunk)
+    }
+
+    pub fn checking(repo: &'r Repository, source: Option<&'r dyn BlobSource>, ids: IdCheck) -> ChunkReader<'r> {
+        ChunkReader { repo, source, ids }
     }
 
     pub fn locate(&self, id: &ChunkId) -> Result<ChunkLocation> {
@@ -140,10 +158,9 @@ impl<'r> ChunkReader<'r> {
         let mut first_error = None;
         for loc in locations {
             let pack = self.repo.index().pack(loc.pack).id;
-            match self
-                .read_blob(&loc)
-                .and_then(|blob| decode_blob(self.repo, id, &pack, loc.encoding, loc.raw_length, blob))
-            {
+            match self.read_blob(&loc).and_then(|blob| {
+                decode_blob_checking(self.repo, id, &pack, loc.encoding, loc.raw_length, blob, self.ids)
+            }) {
                 Ok(data) => return Ok(data),
                 Err(e) => {
                     first_error.get_or_insert(e);
@@ -163,6 +180,19 @@ pub fn decode_blob(
     raw_length: u32,
     blob: Vec<u8>,
 ) -> Result<Vec<u8>> {
+    decode_blob_checking(repo, id, pack, encoding, raw_length, blob, IdCheck::EachChunk)
+}
+
+/// `decode_blob`, re-hashing the plaintext only when `ids` says so.
+pub fn decode_blob_checking(
+    repo: &Repository,
+    id: &ChunkId,
+    pack: &[u8; 32],
+    encoding: u8,
+    raw_length: u32,
+    blob: Vec<u8>,
+    ids: IdCheck,
+) -> Result<Vec<u8>> {
     let what = || format!("chunk {} in pack {}", hex::encode(id), hex::encode(pack));
     let payload = match repo.keys() {
         Some(keys) => keys
@@ -181,7 +211,7 @@ pub fn decode_blob(
         ));
     }
     let data = decompress(encoding, payload, raw_length as usize).map_err(|e| Error::corrupt(what(), e))?;
-    if repo.chunk_id(&data) != *id {
+    if ids == IdCheck::EachChunk && repo.chunk_id(&data) != *id {
         return Err(Error::corrupt(what(), "its content does not match its id"));
     }
     Ok(data)
@@ -215,10 +245,11 @@ pub fn restore_checked(
     sink: &mut dyn FnMut(Vec<u8>) -> Result<()>,
     cancel: &AtomicBool,
 ) -> Result<()> {
-    restore_checked_from(repo, snapshot_id, item, sink, cancel, None)
+    restore_checked_from(repo, snapshot_id, item, sink, cancel, None, IdCheck::EachChunk)
 }
 
-/// `restore_checked`, reading blobs from `source` where it holds them.
+/// `restore_checked`, reading blobs from `source` where it holds them. An
+/// item without a SHA-256 (version 1) re-hashes every chunk whatever `ids` says.
 pub fn restore_checked_from(
     repo: &Repository,
     snapshot_id: &str,
@@ -226,6 +257,7 @@ pub fn restore_checked_from(
     sink: &mut dyn FnMut(Vec<u8>) -> Result<()>,
     cancel: &AtomicBool,
     source: Option<&dyn BlobSource>,
+    ids_check: IdCheck,
 ) -> Result<()> {
     let what = || format!("item {:?} of snapshot {snapshot_id}", item.name);
     let ids = item.chunk_ids()?;
@@ -241,6 +273,11 @@ pub fn restore_checked_from(
         ));
     }
     let mut hasher = item.sha256.as_ref().map(|_| Sha256::new());
+    let ids_check = if hasher.is_some() {
+        ids_check
+    } else {
+        IdCheck::EachChunk
+    };
     let mut emitted = 0u64;
     restore_chunks_from(
         repo,
@@ -254,6 +291,7 @@ pub fn restore_checked_from(
         },
         cancel,
         source,
+        ids_check,
     )?;
     if emitted != item.size {
         return Err(Error::corrupt(
@@ -295,7 +333,7 @@ pub fn restore_chunks(
     sink: &mut dyn FnMut(Vec<u8>) -> Result<()>,
     cancel: &AtomicBool,
 ) -> Result<()> {
-    restore_chunks_from(repo, chunks, sink, cancel, None)
+    restore_chunks_from(repo, chunks, sink, cancel, None, IdCheck::EachChunk)
 }
 
 /// `restore_chunks`, reading blobs from `source` where it holds them.
@@ -305,6 +343,7 @@ pub fn restore_chunks_from(
     sink: &mut dyn FnMut(Vec<u8>) -> Result<()>,
     cancel: &AtomicBool,
     source: Option<&dyn BlobSource>,
+    ids_check: IdCheck,
 ) -> Result<()> {
     let storage = &**repo.storage();
     let workers = repo.parallelism();
@@ -324,7 +363,7 @@ pub fn restore_chunks_from(
         let handles: Vec<_> = (0..workers)
             .map(|_| {
                 let (jobs, done) = (job_rx.clone(), done_tx.clone());
-                s.spawn(move || decode_chunks(repo, source, jobs, done))
+                s.spawn(move || decode_chunks(repo, source, ids_check, jobs, done))
             })
             .collect();
         drop((job_rx, done_tx));
@@ -403,10 +442,11 @@ fn emit_in_order(
 fn decode_chunks(
     repo: &Repository,
     source: Option<&dyn BlobSource>,
+    ids_check: IdCheck,
     jobs: Receiver<Job>,
     done: Sender<(usize, Result<Vec<u8>>)>,
 ) {
-    let mut reader = ChunkReader::new(repo, source);
+    let mut reader = ChunkReader::checking(repo, source, ids_check);
     for job in jobs {
         // A merged read that fails (a lost pack, a network error) or a blob
         // that does not decode falls back to reading each chunk on its own,
@@ -419,7 +459,8 @@ fn decode_chunks(
             let result = match blobs.as_mut().and_then(|b| b.next()) {
                 Some((blob, loc)) => {
                     let pack = repo.index().pack(loc.pack).id;
-                    decode_blob(repo, id, &pack, loc.encoding, loc.raw_length, blob).or_else(|_| reader.read_chunk(id))
+                    decode_blob_checking(repo, id, &pack, loc.encoding, loc.raw_length, blob, ids_check)
+                        .or_else(|_| reader.read_chunk(id))
                 }
                 None => reader.read_chunk(id),
             };

@@ -10,6 +10,8 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use containerarchive_core::check::{read_disk_index, verify_with, Issue, Level, VerifyOptions, VerifyReport};
+use containerarchive_core::codec::Compression;
+use containerarchive_core::config::InitOptions;
 use containerarchive_core::ingest::{ingest, IngestItem, IngestOptions};
 use containerarchive_core::restore::decode_blob;
 use containerarchive_core::subset::Subset;
@@ -40,10 +42,22 @@ fn ingest_items(repo: &Repository, items: &[(&str, &[u8])]) -> String {
         .id
 }
 
+/// Sealed, compressed, and neither: in the last, a flipped byte still
+/// decodes, so only a hash (the item's, then the chunk's) finds it.
+const SETUPS: [(Option<&str>, Compression); 3] = [
+    (None, Compression::Gzip),
+    (Some("pw"), Compression::Zstd),
+    (None, Compression::None),
+];
+
 /// Three snapshots sharing chunks: {a, b}, {a+b}, {a} (the same item twice).
-fn fixture(passphrase: Option<&str>) -> Fixture {
+fn fixture((passphrase, compression): (Option<&str>, Compression)) -> Fixture {
     let dir = std::env::temp_dir().join(format!("ca-vchunks-{}", containerarchive_core::fsutil::random_hex(6)));
-    let repo = Repository::init(&dir, &small_options(passphrase)).unwrap();
+    let options = InitOptions {
+        compression: Some(compression),
+        ..small_options(passphrase)
+    };
+    let repo = Repository::init(&dir, &options).unwrap();
     let (a, b) = (data(11, 300_000), data(12, 300_000));
     let ab = [a.clone(), b.clone()].concat();
     let snapshots = vec![
@@ -143,8 +157,8 @@ fn flip(path: &PathBuf, at: u64) {
 
 #[test]
 fn a_damaged_shared_chunk_is_named_once() {
-    for pw in [None, Some("pw")] {
-        let f = fixture(pw);
+    for setup in SETUPS {
+        let f = fixture(setup);
         assert_findings(&f, 0);
         let (pack, offset, len) = chunk_of(&f, 0, 3);
         flip(&pack, offset + len as u64 / 2);
@@ -155,8 +169,8 @@ fn a_damaged_shared_chunk_is_named_once() {
 
 #[test]
 fn damaged_chunks_headers_and_lost_packs_together() {
-    for pw in [None, Some("pw")] {
-        let f = fixture(pw);
+    for setup in SETUPS {
+        let f = fixture(setup);
         let (p1, o1, l1) = chunk_of(&f, 0, 1);
         let (p2, o2, _) = (2..).map(|n| chunk_of(&f, 0, n)).find(|c| c.0 != p1).unwrap();
         flip(&p1, o1 + l1 as u64 / 2);
@@ -188,8 +202,8 @@ fn damaged_chunks_headers_and_lost_packs_together() {
 
 #[test]
 fn a_damaged_copy_is_named_though_restore_reads_another() {
-    for pw in [None, Some("pw")] {
-        let f = fixture(pw);
+    for setup in SETUPS {
+        let f = fixture(setup);
         let (pack, offset, len) = chunk_of(&f, 0, 3);
         let saved = fs::read(&pack).unwrap();
         fs::remove_file(&pack).unwrap();
@@ -200,6 +214,9 @@ fn a_damaged_copy_is_named_though_restore_reads_another() {
         let mut f = f;
         f.snapshots.push(again);
         assert_findings(&f, oracle(&f).len());
+        // Every item restores from the sound copy: none is reported.
+        let full = check(&f.repo, Level::Full);
+        assert!(full.errors.iter().all(|i| i.kind != "snapshot"), "{:#?}", full.errors);
         fs::remove_dir_all(&f.dir).unwrap();
     }
 }
@@ -218,7 +235,7 @@ fn verify_subset(f: &Fixture, subset: &str, cancel: bool) -> containerarchive_co
 /// in the slice its pack's id selects.
 #[test]
 fn the_slices_of_a_cycle_find_what_full_verify_finds() {
-    let f = fixture(Some("pw"));
+    let f = fixture(SETUPS[1]);
     let (p1, o1, l1) = chunk_of(&f, 0, 1);
     let (p2, o2, l2) = (2..).map(|n| chunk_of(&f, 0, n)).find(|c| c.0 != p1).unwrap();
     flip(&p1, o1 + l1 as u64 / 2);
@@ -263,7 +280,7 @@ fn the_slices_of_a_cycle_find_what_full_verify_finds() {
 
 #[test]
 fn a_subset_needs_level_full_and_a_cancelled_verify_stops() {
-    let f = fixture(None);
+    let f = fixture(SETUPS[0]);
     let options = VerifyOptions {
         level: Level::Standard,
         subset: Some(Subset::parse("1/2").unwrap()),

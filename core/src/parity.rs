@@ -23,7 +23,9 @@ use crate::fsutil::random_hex;
 use crate::index::PackInfo;
 use crate::pack::{pack_key, PackId};
 use crate::repo::{Repository, DATA_DIR, PARITY_DIR};
-use crate::storage::objects::{describe, hash_object, names, read_padded, read_required, writer, ObjectWriter};
+use crate::storage::objects::{
+    describe, hash_object, names, read_padded, read_padded_owned, read_required, writer, ObjectWriter,
+};
 use crate::storage::{local, Storage};
 
 const STRIPE: u64 = 1 << 20;
@@ -417,7 +419,7 @@ fn extend(
         .collect::<Result<_>>()?;
     let parity = (|| {
         let mut parity_bufs = vec![vec![0u8; STRIPE as usize]; group.parity_shards as usize];
-        let mut data_buf = vec![0u8; STRIPE as usize];
+        let readers = repo.parallelism().max(1);
         let mut offset = 0;
         while offset < updated.shard_size {
             let len = STRIPE.min(updated.shard_size - offset) as usize;
@@ -429,11 +431,17 @@ fn extend(
                 }
             }
             let mut stripes: Vec<&mut [u8]> = parity_bufs.iter_mut().map(|b| &mut b[..len]).collect();
-            for (j, (key, size)) in inputs.iter().enumerate() {
-                read_padded(storage, key, *size, offset, &mut data_buf[..len])?;
-                // Index 0 overwrites the parity stripe, later ones add to it.
-                rs.encode_single_sep(first_new + j, &data_buf[..len], &mut stripes)
-                    .map_err(|e| Error::Internal(format!("parity encoding: {e:?}")))?;
+            // The members' stripes are read `readers` at a time: on a bucket
+            // each is a GET, and one after another they cost a round trip each.
+            for (batch, members) in inputs.chunks(readers).enumerate() {
+                let read = crate::fetch::map_parallel(readers, members, |(key, size)| {
+                    read_padded_owned(storage, key, *size, offset, len)
+                });
+                for (j, data) in read.into_iter().enumerate() {
+                    // Index 0 overwrites the parity stripe, later ones add to it.
+                    rs.encode_single_sep(first_new + batch * readers + j, &data?, &mut stripes)
+                        .map_err(|e| Error::Internal(format!("parity encoding: {e:?}")))?;
+                }
             }
             for ((out, hasher), stripe) in outputs.iter_mut().zip(&stripes) {
                 out.write(stripe)?;

@@ -167,6 +167,16 @@ pub fn read_padded(storage: &dyn Storage, key: &str, size: u64, offset: u64, buf
     Ok(())
 }
 
+/// `read_padded` into a buffer of its own, `len` bytes long.
+pub fn read_padded_owned(storage: &dyn Storage, key: &str, size: u64, offset: u64, len: usize) -> Result<Vec<u8>> {
+    let mut bytes = match offset < size {
+        true => storage.read_range(key, offset, (size - offset).min(len as u64) as usize)?,
+        false => Vec::new(),
+    };
+    bytes.resize(len, 0);
+    Ok(bytes)
+}
+
 /// Moves an object, replacing what is at `to`. Local: a rename and a
 /// directory fsync, so the object exists under exactly one name at every
 /// moment. Elsewhere (no rename): a copy, then the delete of the original.

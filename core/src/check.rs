@@ -304,14 +304,21 @@ pub fn verify_with(
 
     check_config_and_keys(repo, &findings);
     // The item pass restores through the repository's own index: load it
-    // alongside, so the index files' round trips overlap.
-    let (index, loaded) = std::thread::scope(|s| {
+    // alongside, and every manifest and its copy (read once, in parallel, for
+    // the copies check and for what the snapshots reference), so that their
+    // round trips overlap.
+    let (index, loaded, surveyed) = std::thread::scope(|s| {
         let loading = s.spawn(|| repo.sync_index());
+        let surveying = s.spawn(|| crate::manifests::survey(repo));
         let index = read_disk_index(repo, Some(&findings));
-        (index, loading.join())
+        (index, loading.join(), surveying.join())
     });
+    let panicked = |what: &str, p: Box<dyn std::any::Any + Send>| {
+        Error::Internal(format!("{what} panicked: {}", crate::ingest::panic_text(&p)))
+    };
     let index = index?;
-    loaded.map_err(|p| Error::Internal(format!("loading the index panicked: {}", crate::ingest::panic_text(&p))))??;
+    loaded.map_err(|p| panicked("loading the index", p))??;
+    let survey = surveyed.map_err(|p| panicked("reading the manifests", p))??;
     checked.bytes += index.file_bytes;
 
     // Snapshots and the chunks they reference.
@@ -323,9 +330,6 @@ pub fn verify_with(
         .into_iter()
         .filter(|e| is_valid_snapshot_id(&e.name))
         .collect();
-    // Every manifest and its copy, read once, in parallel: for the copies
-    // check and for what the snapshots reference.
-    let survey = crate::manifests::survey(repo)?;
     for entry in entries {
         check_cancel(cancel, "verify")?;
         let loaded = match survey.intact_primary(&entry.name) {
@@ -461,8 +465,8 @@ pub fn verify_with(
     subset_report.packs_read = packs_to_read.len() as u64;
 
     // Parity coverage (and, from standard on, parity file hashes).
-    let groups = {
-        let _parity = parity::lock(repo, false)?;
+    let (groups, parity_to_hash, parity_lock) = {
+        let parity_lock = parity::lock(repo, false)?;
         // Listed under the lock: a local parity writer rewrites groups.
         for entry in repo.storage().list(PARITY_DIR)? {
             listed.insert(format!("{PARITY_DIR}/{}", entry.name), entry.size);
@@ -503,19 +507,16 @@ pub fn verify_with(
                 );
             }
         }
+        let mut read = Vec::new();
         if level >= Level::Standard {
-            let read = match &options.subset {
+            read = match &options.subset {
                 Some(subset) => subset.select(&groups, |g| hex::decode(&g.id).unwrap_or_default()),
                 None => groups.clone(),
             };
             subset_report.parity_groups_read = read.len() as u64;
             subset_report.parity_groups_total = groups.len() as u64;
-            for group in &read {
-                check_cancel(cancel, "verify")?;
-                check_parity_files(repo, group, &findings, &mut checked);
-            }
         }
-        groups
+        (groups, read, parity_lock)
     };
     let covered: HashSet<String> = groups
         .iter()
@@ -536,52 +537,72 @@ pub fn verify_with(
         }
     }
 
+    // Parity files are hashed here, under the parity lock, while another
+    // thread reads the packs: on a bucket neither waits for the other's GETs.
     let readable: HashSet<PackId> = packs_to_read.iter().copied().collect();
-    if options.subset.is_some() {
-        // No item pass (items span slices): the slice's packs are hashed and
-        // every referenced chunk in them decoded as they are read.
-        let reads = PackReads {
-            level,
-            decode: Some(&referenced),
-            cancel,
-        };
-        checked.bytes += read_packs(repo, &reads, &index, packs_to_read, &findings, progress, checked.bytes)?.0;
-    } else if level == Level::Full {
-        // The item pass reads each pack it needs once, whole, and checks it
-        // there; the pack pass then reads only the packs no item touched.
-        let whole = WholePacks::new(repo, &index, &readable, &findings);
-        let packs = PackState {
-            index: &index,
-            readable: &readable,
-            whole: &whole,
-        };
-        let (hashed, examined) =
-            check_item_hashes(repo, items_to_hash, &packs, &findings, progress, checked.bytes, cancel)?;
-        let (rest, bytes, mut damaged) = whole.finish(&packs_to_read);
-        let reported = checked.bytes + hashed;
-        let reads = PackReads {
-            level,
-            decode: None,
-            cancel,
-        };
-        let (rest_bytes, rest_damaged) = read_packs(repo, &reads, &index, rest, &findings, progress, reported)?;
-        checked.bytes += hashed + bytes + rest_bytes;
-        damaged.extend(rest_damaged);
-        // A damaged pack may be found after the items that reference it
-        // streamed (from another copy): name those chunks as the item pass would.
-        for id in referenced.keys().filter(|id| !examined.contains_key(*id)) {
-            if index.chunks.get(id).is_some_and(|(p, ..)| damaged.contains(p)) {
-                check_chunk(repo, &index, &readable, id, &findings)?;
+    let (data, parity_checked) = std::thread::scope(|s| {
+        let data = s.spawn(|| -> Result<()> {
+            if options.subset.is_some() {
+                // No item pass (items span slices): the slice's packs are hashed and
+                // every referenced chunk in them decoded as they are read.
+                let reads = PackReads {
+                    level,
+                    decode: Some(&referenced),
+                    cancel,
+                };
+                checked.bytes += read_packs(repo, &reads, &index, packs_to_read, &findings, progress, checked.bytes)?.0;
+            } else if level == Level::Full {
+                // The item pass reads each pack it needs once, whole, and checks it
+                // there; the pack pass then reads only the packs no item touched.
+                let whole = WholePacks::new(repo, &index, &readable, &findings);
+                let packs = PackState {
+                    index: &index,
+                    readable: &readable,
+                    whole: &whole,
+                };
+                let (hashed, examined) =
+                    check_item_hashes(repo, items_to_hash, &packs, &findings, progress, checked.bytes, cancel)?;
+                let (rest, bytes, mut damaged) = whole.finish(&packs_to_read);
+                let reported = checked.bytes + hashed;
+                let reads = PackReads {
+                    level,
+                    decode: None,
+                    cancel,
+                };
+                let (rest_bytes, rest_damaged) = read_packs(repo, &reads, &index, rest, &findings, progress, reported)?;
+                checked.bytes += hashed + bytes + rest_bytes;
+                damaged.extend(rest_damaged);
+                // A damaged pack may be found after the items that reference it
+                // streamed (from another copy): name those chunks as the item pass would.
+                for id in referenced.keys().filter(|id| !examined.contains_key(*id)) {
+                    if index.chunks.get(id).is_some_and(|(p, ..)| damaged.contains(p)) {
+                        check_chunk(repo, &index, &readable, id, &findings)?;
+                    }
+                }
+            } else if level == Level::Standard {
+                let reads = PackReads {
+                    level,
+                    decode: None,
+                    cancel,
+                };
+                checked.bytes += read_packs(repo, &reads, &index, packs_to_read, &findings, progress, 0)?.0;
             }
+            Ok(())
+        });
+        let mut parity_checked = Checked::default();
+        for group in &parity_to_hash {
+            if cancel.load(std::sync::atomic::Ordering::Relaxed) {
+                break;
+            }
+            check_parity_files(repo, group, &findings, &mut parity_checked);
         }
-    } else if level == Level::Standard {
-        let reads = PackReads {
-            level,
-            decode: None,
-            cancel,
-        };
-        checked.bytes += read_packs(repo, &reads, &index, packs_to_read, &findings, progress, 0)?.0;
-    }
+        drop(parity_lock);
+        let data = data.join().unwrap_or_else(|p| Err(panicked("verify's data pass", p)));
+        (data, parity_checked)
+    });
+    data?;
+    check_cancel(cancel, "verify")?;
+    checked.bytes += parity_checked.bytes;
 
     progress(ProgressUpdate {
         bytes_processed: checked.bytes,

@@ -377,7 +377,7 @@ fn regroup_parity(repo: &Repository, dead: &HashSet<PackId>) -> Result<()> {
         }
     }
     // Survivors join open or new groups before the old groups disappear.
-    parity::cover_packs(repo, &mut unaffected, survivors)?;
+    parity::cover_packs(repo, &mut unaffected, survivors, &[])?;
     // Extending an open group on object storage leaves the old version: it goes now.
     crate::supersede::remove_superseded(repo, &mut unaffected, &HashSet::new())?;
     let still_used: HashSet<String> = unaffected

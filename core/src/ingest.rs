@@ -622,6 +622,21 @@ fn upload_packs(repo: &Repository, packs: &PackCheck, uploads: &Uploads, sealed:
     }
 }
 
+/// The ingest's parity drafts (`parity_draft`), handed to the repository
+/// however `fill_packs` ends: `cover_parity` runs on failure too.
+struct Drafts<'r> {
+    repo: &'r Repository,
+    plan: Option<crate::parity_draft::Drafting>,
+}
+
+impl Drop for Drafts<'_> {
+    fn drop(&mut self) {
+        if let Some(plan) = self.plan.take() {
+            self.repo.keep_drafts(plan);
+        }
+    }
+}
+
 fn fill_packs<'r>(
     repo: &'r Repository,
     uploads: &Uploads,
@@ -631,8 +646,15 @@ fn fill_packs<'r>(
     let target = repo.config.pack_target_size;
     let mut stats = WriteStats::default();
     let mut pack: Option<PackWriter> = None;
-    let hand_over = |writer: PackWriter<'r>| -> Result<()> {
+    let mut drafting = Drafts {
+        repo,
+        plan: repo.start_drafting(),
+    };
+    let hand_over = |writer: PackWriter<'r>, drafting: &mut Drafts| -> Result<()> {
         let pack = writer.seal(repo.sealer())?;
+        if let Some(plan) = drafting.plan.as_mut() {
+            plan.pack_done(pack.record().id);
+        }
         sealed
             .send(pack)
             .map_err(|_| Error::Internal("the pack uploaders stopped early".into()))
@@ -662,18 +684,22 @@ fn fill_packs<'r>(
         }
         let writer = match &mut pack {
             Some(w) => w,
-            None => pack.insert(PackWriter::create(&**repo.storage())?),
+            None => {
+                let mut writer = PackWriter::create(&**repo.storage())?;
+                writer.share_parity(drafting.plan.as_mut().and_then(|p| p.next_pack()));
+                pack.insert(writer)
+            }
         };
         writer.add(p.id, encoding as u8, p.raw_len, &blob)?;
         uploads.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(p.id);
         stats.new_chunks += 1;
         stats.stored_size += blob.len() as u64;
         if writer.data_len() >= target {
-            hand_over(pack.take().expect("pack is open"))?;
+            hand_over(pack.take().expect("pack is open"), &mut drafting)?;
         }
     }
     if let Some(writer) = pack.take().filter(|w| !w.is_empty()) {
-        hand_over(writer)?;
+        hand_over(writer, &mut drafting)?;
     }
     if uploads.failed() {
         return Err(stopped());

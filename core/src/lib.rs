@@ -29,6 +29,7 @@ pub mod lock;
 pub mod manifests;
 pub mod pack;
 pub mod parity;
+pub mod parity_draft;
 pub mod progress;
 pub mod prune;
 pub mod range;

@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::crypto::{ChunkId, Sealer, AAD_PACK_HEADER};
 use crate::error::{Error, Result};
+use crate::parity_draft::ParityShare;
 use crate::repo::DATA_DIR;
 use crate::storage::objects::{describe, read_required, writer, ObjectWriter};
 use crate::storage::Storage;
@@ -132,6 +133,8 @@ pub struct PackWriter<'a> {
     hasher: Sha256,
     entries: Vec<PackEntry>,
     len: u64,
+    /// Where this pack's parity share goes as it is written (an ingest's draft).
+    parity: Option<ParityShare>,
 }
 
 impl<'a> PackWriter<'a> {
@@ -142,7 +145,13 @@ impl<'a> PackWriter<'a> {
             hasher: Sha256::new(),
             entries: Vec::new(),
             len: 0,
+            parity: None,
         })
+    }
+
+    /// Drafts this pack's parity share from its bytes as they are written.
+    pub fn share_parity(&mut self, share: Option<ParityShare>) {
+        self.parity = share;
     }
 
     pub fn add(&mut self, id: ChunkId, encoding: u8, raw_length: u32, blob: &[u8]) -> Result<()> {
@@ -160,6 +169,9 @@ impl<'a> PackWriter<'a> {
         let out = self.out.as_mut().expect("pack writer used after finish");
         out.write(bytes)?;
         self.hasher.update(bytes);
+        if let Some(share) = &self.parity {
+            share.add(self.len, bytes);
+        }
         self.len += bytes.len() as u64;
         Ok(())
     }

@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::fsutil::random_hex;
 use crate::index::PackInfo;
 use crate::pack::{pack_key, PackId};
+use crate::parity_draft::Draft;
 use crate::repo::{Repository, DATA_DIR, PARITY_DIR};
 use crate::storage::objects::{
     describe, hash_object, names, read_padded, read_padded_owned, read_required, writer, ObjectWriter,
@@ -271,7 +272,7 @@ pub fn hash_file(storage: &dyn Storage, key: &str) -> Result<(u64, [u8; 32])> {
 
 /// Adds packs to groups: first the open group, then new ones. Packs of other
 /// processes are hashed first, so parity never protects a damaged pack.
-pub fn cover(repo: &Repository, own: &[PackInfo]) -> Result<usize> {
+pub fn cover(repo: &Repository, own: &[PackInfo], drafts: &[Draft]) -> Result<usize> {
     let _lock = lock(repo, true)?;
     let (mut groups, _) = load_groups(repo)?;
     let covered: HashSet<String> = groups
@@ -295,7 +296,7 @@ pub fn cover(repo: &Repository, own: &[PackInfo]) -> Result<usize> {
             candidates.push(info);
         }
     }
-    cover_packs(repo, &mut groups, candidates)
+    cover_packs(repo, &mut groups, candidates, drafts)
 }
 
 /// Whether groups are written as immutable versions (object storage, where no
@@ -310,7 +311,15 @@ fn versioned(repo: &Repository) -> bool {
 /// fresh id and the old one is left alone: a concurrent writer may be
 /// extending it too. Only an exclusive operation removes the superseded
 /// version ([`crate::supersede`]).
-pub fn cover_packs(repo: &Repository, groups: &mut Vec<GroupManifest>, packs: Vec<PackInfo>) -> Result<usize> {
+///
+/// A group whose additions begin with the packs of one of `drafts`, in its
+/// slots, takes their parity share from the draft instead of reading them.
+pub fn cover_packs(
+    repo: &Repository,
+    groups: &mut Vec<GroupManifest>,
+    packs: Vec<PackInfo>,
+    drafts: &[Draft],
+) -> Result<usize> {
     let (data_shards, parity_shards) = (repo.config.parity.data_shards, repo.config.parity.parity_shards);
     let new_group = || GroupManifest {
         version: GROUP_VERSION,
@@ -346,12 +355,15 @@ pub fn cover_packs(repo: &Repository, groups: &mut Vec<GroupManifest>, packs: Ve
         let group = base.clone().unwrap_or_else(new_group);
         let room = group.data_shards as usize - group.members.len();
         let additions: Vec<PackInfo> = pending.by_ref().take(room).collect();
-        let updated = match extend(repo, &group, &additions, versioned) {
+        let ids: Vec<PackId> = additions.iter().map(|p| p.id).collect();
+        let draft_for = |group: &GroupManifest| drafts.iter().find(|d| d.fits(group, &ids));
+        let updated = match extend(repo, &group, &additions, versioned, draft_for(&group)) {
             // Its old parity was removed meanwhile (an exclusive prune or repair
             // by a process that judged this process gone): the additions start
             // a group of their own instead of failing the ingest.
             Err(e) if base.is_some() && parity_vanished(repo, &group, &e) => {
-                extend(repo, &new_group(), &additions, versioned)?
+                let fresh = new_group();
+                extend(repo, &fresh, &additions, versioned, draft_for(&fresh))?
             }
             result => result?,
         };
@@ -379,16 +391,18 @@ fn parity_vanished(repo: &Repository, group: &GroupManifest, e: &Error) -> bool 
 /// parity files are deleted. Only where nothing else writes the group: under
 /// the parity `flock` (local) or the exclusive repository lock.
 pub fn extend_group(repo: &Repository, group: &GroupManifest, additions: &[PackInfo]) -> Result<GroupManifest> {
-    extend(repo, group, additions, false)
+    extend(repo, group, additions, false, None)
 }
 
 /// `extend_group`; with `new_version`, a group that has members is written
-/// under a fresh id and neither its manifest nor its parity is touched.
+/// under a fresh id and neither its manifest nor its parity is touched. The
+/// first additions' share comes from `draft` (it `fits`), the rest is read.
 fn extend(
     repo: &Repository,
     group: &GroupManifest,
     additions: &[PackInfo],
     new_version: bool,
+    draft: Option<&Draft>,
 ) -> Result<GroupManifest> {
     let rs = group.codec()?;
     let storage = &**repo.storage();
@@ -412,7 +426,12 @@ fn extend(
     } else {
         group.parity.iter().map(|p| (parity_key(&p.file), p.size)).collect()
     };
-    let inputs: Vec<(String, u64)> = new_members.iter().map(|m| (member_key(&m.pack), m.size)).collect();
+    let drafted = draft.map_or(0, |d| d.packs.len());
+    let inputs: Vec<(String, u64)> = new_members[drafted..]
+        .iter()
+        .map(|m| (member_key(&m.pack), m.size))
+        .collect();
+    let first_read = first_new + drafted;
     // Dropped uncommitted (on an error), a writer leaves nothing behind.
     let mut outputs: Vec<(Box<dyn ObjectWriter + '_>, Sha256)> = (0..group.parity_shards)
         .map(|_| writer(storage, PARITY_DIR).map(|w| (w, Sha256::new())))
@@ -429,6 +448,12 @@ fn extend(
                     Some((key, size)) => read_padded(storage, key, *size, offset, buf)?,
                     None => buf.fill(0),
                 }
+                // Adding in GF(2^8) is XOR; past a draft's end its share is zero.
+                if let Some(share) = draft.and_then(|d| d.parity.get(k)) {
+                    let from = (offset as usize).min(share.len());
+                    let to = (offset as usize + len).min(share.len());
+                    buf.iter_mut().zip(&share[from..to]).for_each(|(b, s)| *b ^= s);
+                }
             }
             let mut stripes: Vec<&mut [u8]> = parity_bufs.iter_mut().map(|b| &mut b[..len]).collect();
             // The members' stripes are read `readers` at a time: on a bucket
@@ -439,7 +464,7 @@ fn extend(
                 });
                 for (j, data) in read.into_iter().enumerate() {
                     // Index 0 overwrites the parity stripe, later ones add to it.
-                    rs.encode_single_sep(first_new + batch * readers + j, &data?, &mut stripes)
+                    rs.encode_single_sep(first_read + batch * readers + j, &data?, &mut stripes)
                         .map_err(|e| Error::Internal(format!("parity encoding: {e:?}")))?;
                 }
             }
@@ -464,6 +489,7 @@ fn extend(
     })()?;
     updated.parity = parity;
     save_group(repo, &updated)?;
+    repo.count_drafted(drafted);
     if updated.id != group.id {
         return Ok(updated);
     }

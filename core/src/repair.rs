@@ -429,7 +429,7 @@ fn cover_without_space(
     report: &mut RepairReport,
 ) -> Result<bool> {
     let count = uncovered.len();
-    match parity::cover_packs(repo, groups, uncovered) {
+    match parity::cover_packs(repo, groups, uncovered, &[]) {
         Ok(written) => {
             report.parity_rewritten += written as u64;
             Ok(true)

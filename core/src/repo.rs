@@ -56,6 +56,12 @@ pub struct Repository {
     unlocked_by: Mutex<Option<UnlockedBy>>,
     /// Packs this process wrote that may still need parity.
     own_packs: Mutex<Vec<PackInfo>>,
+    /// Their parity, drafted as they were written (`parity_draft`).
+    drafts: Mutex<Vec<crate::parity_draft::Draft>>,
+    /// An ingest is drafting (one at a time).
+    drafting: std::sync::atomic::AtomicBool,
+    /// Packs whose parity share came from a draft, not from reading them.
+    drafted_members: std::sync::atomic::AtomicU64,
     /// The most worker threads an operation runs (`threads`); None: one per core.
     threads: Option<usize>,
 }
@@ -176,6 +182,9 @@ impl Repository {
             master,
             unlocked_by: Mutex::new(unlocked_by),
             own_packs: Mutex::new(Vec::new()),
+            drafts: Mutex::new(Vec::new()),
+            drafting: std::sync::atomic::AtomicBool::new(false),
+            drafted_members: std::sync::atomic::AtomicU64::new(0),
             threads: None,
         }
     }
@@ -352,6 +361,51 @@ impl Repository {
         self.own_packs.lock().unwrap_or_else(|p| p.into_inner()).push(info);
     }
 
+    /// A plan to draft the parity of the packs the calling ingest writes,
+    /// unless another ingest drafts or packs written earlier still wait for
+    /// parity (they would take the slots planned). Hand the drafts back with
+    /// `keep_drafts`.
+    pub fn start_drafting(&self) -> Option<crate::parity_draft::Drafting> {
+        use std::sync::atomic::Ordering;
+        if self.drafting.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        let idle = self.own_packs.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+            && self.drafts.lock().unwrap_or_else(|p| p.into_inner()).is_empty();
+        let planned = idle
+            .then(|| crate::parity::load_groups(self).ok())
+            .flatten()
+            .and_then(|(groups, _)| {
+                let parity = &self.config.parity;
+                let pack_size =
+                    self.config.pack_target_size as usize + self.config.chunking.max_size as usize + (1 << 16);
+                crate::parity_draft::Drafting::plan(&groups, parity.data_shards, parity.parity_shards, pack_size)
+            });
+        if planned.is_none() {
+            self.drafting.store(false, Ordering::Release);
+        }
+        planned
+    }
+
+    /// How many packs so far had their parity share from a draft (tests, bench).
+    pub fn drafted_members(&self) -> u64 {
+        self.drafted_members.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_drafted(&self, packs: usize) {
+        self.drafted_members
+            .fetch_add(packs as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Ends `start_drafting`: `cover_parity` uses the drafts.
+    pub fn keep_drafts(&self, drafting: crate::parity_draft::Drafting) {
+        self.drafts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(drafting.finish());
+        self.drafting.store(false, std::sync::atomic::Ordering::Release);
+    }
+
     /// Forgets packs prune deleted: they need no parity, and nothing may dedup against them.
     pub fn forget_packs(&self, gone: &std::collections::HashSet<crate::pack::PackId>) {
         self.own_packs
@@ -366,8 +420,17 @@ impl Repository {
 
     /// Gives every indexed pack without parity its parity (packs written here first).
     pub fn cover_parity(&self) -> Result<()> {
-        let own = std::mem::take(&mut *self.own_packs.lock().unwrap_or_else(|p| p.into_inner()));
-        crate::parity::cover(self, &own).map(|_| ()).inspect_err(|_| {
+        let mut own = std::mem::take(&mut *self.own_packs.lock().unwrap_or_else(|p| p.into_inner()));
+        let drafts = std::mem::take(&mut *self.drafts.lock().unwrap_or_else(|p| p.into_inner()));
+        // Uploads finish in any order: drafted packs go first, in the order drafted.
+        let place: std::collections::HashMap<crate::pack::PackId, usize> = drafts
+            .iter()
+            .flat_map(|d| &d.packs)
+            .enumerate()
+            .map(|(i, id)| (*id, i))
+            .collect();
+        own.sort_by_key(|p| place.get(&p.id).copied().unwrap_or(usize::MAX));
+        crate::parity::cover(self, &own, &drafts).map(|_| ()).inspect_err(|_| {
             self.own_packs
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())

@@ -5,6 +5,7 @@
 // ArchiveErrors with a stable `code`.
 
 const fs = require('node:fs');
+const net = require('node:net');
 const os = require('node:os');
 const util = require('node:util');
 const { Readable, PassThrough, addAbortSignal } = require('node:stream');
@@ -372,6 +373,48 @@ function fileReadError(detail) {
   Object.assign(err, { errno: -errno, code, syscall: 'read' });
   passThrough.add(err);
   return err;
+}
+
+/**
+ * Claims a pipe the engine can read itself: a net.Socket over a libuv Pipe
+ * (a child process's stdout, a piped process.stdin) that nobody reads yet.
+ * Its handle stops reading at once, and what its stream had already
+ * buffered is taken out (`buffered`, handed over first), so every byte
+ * reaches the engine exactly once. Returns null for anything else, which
+ * keeps the JS path. Node and libuv never read the pipe again; the stream
+ * is destroyed when the ingest settles, as a file source is.
+ */
+function claimPipe(stream) {
+  if (process.platform === 'win32' || !(stream instanceof net.Socket)) return null;
+  const handle = stream._handle;
+  const state = stream._readableState;
+  const untouched =
+    handle != null &&
+    handle.constructor && handle.constructor.name === 'Pipe' &&
+    typeof handle.fd === 'number' && handle.fd >= 0 &&
+    typeof handle.readStop === 'function' &&
+    stream._read === net.Socket.prototype._read &&
+    !stream.destroyed && !state.ended && !state.objectMode &&
+    stream.readableFlowing !== true &&
+    stream.listenerCount('data') === 0 &&
+    stream.listenerCount('readable') === 0;
+  if (!untouched) return null;
+  handle.readStop();
+  handle.reading = false;
+  // Draining must not start the handle reading again.
+  stream._read = () => {};
+  const buffered = [];
+  for (let chunk = stream.read(); chunk !== null; chunk = stream.read()) {
+    const bytes = toBytes(chunk);
+    if (bytes && bytes.length > 0) buffered.push(bytes);
+  }
+  return { fd: handle.fd, buffered };
+}
+
+/** A puller (as makePuller's) of the bytes a claimed pipe's stream had buffered. */
+function bufferedPuller(buffers) {
+  const pull = () => Promise.resolve(buffers.length > 0 ? Buffer.concat(buffers.splice(0)) : null);
+  return { pull, detach() {}, state: { error: null }, wake() {} };
 }
 
 /** How much a puller reads ahead of the native side: bounds memory, saves round trips. */
@@ -834,6 +877,10 @@ class ContainerArchive {
       stream.pause();
       return stream;
     });
+    const pipes = sources.map((stream, i) => {
+      const held = until !== undefined && i === sources.length - 1;
+      return held || files[i] || stream !== items[i].stream ? null : claimPipe(stream);
+    });
     let pullers = [];
     let watchers = [];
     // An abort stops the engine and every pending pull, and closes the
@@ -855,9 +902,15 @@ class ContainerArchive {
       opened.forEach((file, i) => {
         if (file) specs[i] = { ...specs[i], size: items[i].size, file };
       });
-      pullers = sources.map((stream, i) => (files[i] ? null : makePuller(stream)));
+      pipes.forEach((pipe, i) => {
+        if (pipe) specs[i] = { ...specs[i], pipe: { fd: pipe.fd } };
+      });
+      pullers = sources.map((stream, i) => {
+        if (files[i]) return null;
+        return pipes[i] ? bufferedPuller(pipes[i].buffered) : makePuller(stream);
+      });
       makeGate(until, pullers.filter(Boolean));
-      watchers = files.map((stream) => stream && watchFileSource(stream, () => this.#native.cancel(cancelToken)));
+      watchers = sources.map((stream, i) => (files[i] || pipes[i]) && watchFileSource(stream, () => this.#native.cancel(cancelToken)));
       if (watchers.some((w) => w && w.failure)) throw new Error('a file source closed before the ingest started');
       const spec = JSON.stringify({ tags: tagMap, lockTimeoutMs, createdAt, host, cancelToken });
       const json = await this.#native.ingest(JSON.stringify(specs), spec, (index) => pullers[index].pull());
@@ -885,7 +938,7 @@ class ContainerArchive {
       sources.forEach((stream, i) => {
         if (stream !== items[i].stream && !stream.readableEnded) stream.destroy();
       });
-      await Promise.all(files.map((stream) => stream && closeFileSource(stream)));
+      await Promise.all(sources.map((stream, i) => (files[i] || pipes[i]) && closeFileSource(stream)));
     }
   }
 

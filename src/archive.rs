@@ -29,7 +29,7 @@ use containerarchive_core::{Error, InitOptions, ProgressUpdate, Repository};
 use crate::cancel::Cancels;
 use crate::error::{closed, invalid, run_blocking};
 use crate::events::{emit, progress_payload, EventSink};
-use crate::file_source::{FileReader, FileSpec, ReadFailure};
+use crate::file_source::{FileReader, FileSpec, PipeReader, PipeSpec, ReadFailure};
 use crate::ingest_bridge::{self, FeedReader, ItemReader, PullFn};
 use crate::location::open_storage;
 use crate::restore_bridge::{self, PushFn};
@@ -51,6 +51,8 @@ struct ItemSpec {
     size: Option<u64>,
     /// Read this item natively from the caller's open file (see `file_source`).
     file: Option<FileSpec>,
+    /// Read this item's pipe natively after its buffered bytes (see `file_source`).
+    pipe: Option<PipeSpec>,
     /// Whether to make a tar catalog; unset: by type (`IngestOptions::catalogs`).
     catalog: Option<bool>,
 }
@@ -222,18 +224,27 @@ impl NativeArchive {
         let mut fed = Vec::new();
         let mut items = Vec::with_capacity(specs.len());
         let mut catalog = BTreeMap::new();
+        let registered = self.cancels.register(options.cancel_token);
         for (index, spec) in specs.into_iter().enumerate() {
             if let Some(c) = spec.catalog {
                 catalog.insert(spec.name.clone(), c);
             }
             let index = index as u32;
-            let (reader, size_hint) = match spec.file {
-                Some(file) => {
+            let (reader, size_hint) = match (spec.file, spec.pipe) {
+                (Some(file), _) => {
                     let mut reader = FileReader::new(file, index, failure.clone())?;
                     let hint = spec.size.or_else(|| reader.size_hint());
                     (ItemReader::File(reader), hint)
                 }
-                None => {
+                (None, Some(pipe)) => {
+                    fed.push(index);
+                    let reader = ItemReader::Pipe {
+                        buffered: Some(FeedReader::new(feed_rx.clone())),
+                        pipe: PipeReader::new(pipe, index, failure.clone(), registered.flag.clone())?,
+                    };
+                    (reader, spec.size)
+                }
+                (None, None) => {
                     fed.push(index);
                     (ItemReader::Fed(FeedReader::new(feed_rx.clone())), spec.size)
                 }
@@ -245,7 +256,6 @@ impl NativeArchive {
                 reader,
             });
         }
-        let registered = self.cancels.register(options.cancel_token);
         env.spawn_future(async move {
             let pump = tokio::spawn(ingest_bridge::pump(pull, fed, feed_tx));
             let flag = registered.flag.clone();

@@ -131,3 +131,86 @@ fn read_at(file: &File, out: &mut [u8], position: u64) -> io::Result<usize> {
 fn read_at(_file: &File, _out: &mut [u8], _position: u64) -> io::Result<usize> {
     Err(io::Error::other("native file sources are supported on unix only"))
 }
+
+/// An item `index.js` hands over as a pipe (a child process's stdout, a
+/// piped stdin): the stream's buffered bytes come first through `pull`,
+/// then the engine reads the pipe itself until its writer closes it.
+#[derive(serde::Deserialize, Clone, Copy)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PipeSpec {
+    /// The pipe's fd (borrowed from the stream's handle, duplicated here).
+    pub fd: i32,
+}
+
+/// How long one wait for the pipe lasts before the cancel flag is looked at again.
+#[cfg(unix)]
+const PIPE_WAIT_MS: i32 = 100;
+
+/// Reads a pipe libuv set non-blocking: on EAGAIN it waits for data (or
+/// the writer's close), looking at the ingest's cancel flag between waits,
+/// so a stalled producer never holds a cancelled ingest.
+pub struct PipeReader {
+    file: File,
+    index: u32,
+    failure: ReadFailure,
+    cancel: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl PipeReader {
+    /// Must run on the JS thread, while the stream's handle holds the fd open.
+    pub fn new(
+        spec: PipeSpec,
+        index: u32,
+        failure: ReadFailure,
+        cancel: Arc<std::sync::atomic::AtomicBool>,
+    ) -> Result<PipeReader> {
+        Ok(PipeReader {
+            file: duplicate(spec.fd)?,
+            index,
+            failure,
+            cancel,
+        })
+    }
+}
+
+impl Read for PipeReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.cancel.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(io::Error::other("the ingest was cancelled"));
+            }
+            match self.file.read(out) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait_readable(&self.file)?,
+                Err(e) => {
+                    let _ = self
+                        .failure
+                        .set((self.index, e.raw_os_error().unwrap_or(0), e.to_string()));
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(unix)]
+fn wait_readable(file: &File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let mut poll = libc::pollfd {
+        fd: file.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, for the duration of the call.
+    match unsafe { libc::poll(&mut poll, 1, PIPE_WAIT_MS) } {
+        -1 if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted => Err(io::Error::last_os_error()),
+        // Data, the writer's close (POLLHUP), an error (the read reports it), or a timeout.
+        _ => Ok(()),
+    }
+}
+
+#[cfg(not(unix))]
+fn wait_readable(_file: &File) -> io::Result<()> {
+    Err(io::Error::other("native pipe sources are supported on unix only"))
+}

@@ -2,7 +2,8 @@
 //! ThreadsafeFunction (one read in flight) and feeds them over a bounded
 //! channel to the blocking pipeline, which sees each item as a `Read`.
 //! Items `index.js` hands over as files are read natively instead
-//! (`file_source`); the pump skips them.
+//! (`file_source`); the pump skips them. Pipes are pulled for the bytes
+//! their stream had buffered, then read natively.
 
 use std::io::{self, Read};
 use std::sync::{Arc, Mutex};
@@ -11,7 +12,7 @@ use napi::bindgen_prelude::{Buffer, Promise};
 use napi::threadsafe_function::ThreadsafeFunction;
 use napi::Status;
 
-use crate::file_source::FileReader;
+use crate::file_source::{FileReader, PipeReader};
 use tokio::sync::mpsc;
 
 /// `pull(itemIndex)` resolves the item's next buffer, or null at its end.
@@ -105,10 +106,15 @@ impl Read for FeedReader {
     }
 }
 
-/// An item's bytes: pulled from JS, or read natively from its file.
+/// An item's bytes: pulled from JS, read natively from its file, or a
+/// pipe's: what its stream had buffered (pulled) and then the pipe itself.
 pub enum ItemReader {
     Fed(FeedReader),
     File(FileReader),
+    Pipe {
+        buffered: Option<FeedReader>,
+        pipe: PipeReader,
+    },
 }
 
 impl Read for ItemReader {
@@ -116,6 +122,15 @@ impl Read for ItemReader {
         match self {
             ItemReader::Fed(reader) => reader.read(out),
             ItemReader::File(reader) => reader.read(out),
+            ItemReader::Pipe { buffered, pipe } => {
+                if let Some(reader) = buffered {
+                    match reader.read(out)? {
+                        0 => *buffered = None,
+                        n => return Ok(n),
+                    }
+                }
+                pipe.read(out)
+            }
         }
     }
 }

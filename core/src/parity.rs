@@ -9,7 +9,8 @@
 //! Parity is linear, so a group grows one pack at a time: adding member `i`
 //! adds `coefficient(i) x pack` to each parity shard, reading only the new
 //! pack and the old parity. Everything is processed in 1 MiB stripes, so
-//! memory does not depend on pack sizes.
+//! memory does not depend on pack sizes. An ingest's own packs are not even
+//! read: their share was drafted as they were written (`parity_draft`).
 
 use std::collections::HashSet;
 

@@ -541,54 +541,16 @@ pub fn verify_with(
     // thread reads the packs: on a bucket neither waits for the other's GETs.
     let readable: HashSet<PackId> = packs_to_read.iter().copied().collect();
     let (data, parity_checked) = std::thread::scope(|s| {
-        let data = s.spawn(|| -> Result<()> {
-            if options.subset.is_some() {
-                // No item pass (items span slices): the slice's packs are hashed and
-                // every referenced chunk in them decoded as they are read.
-                let reads = PackReads {
-                    level,
-                    decode: Some(&referenced),
-                    cancel,
-                };
-                checked.bytes += read_packs(repo, &reads, &index, packs_to_read, &findings, progress, checked.bytes)?.0;
-            } else if level == Level::Full {
-                // The item pass reads each pack it needs once, whole, and checks it
-                // there; the pack pass then reads only the packs no item touched.
-                let whole = WholePacks::new(repo, &index, &readable, &findings);
-                let packs = PackState {
-                    index: &index,
-                    readable: &readable,
-                    whole: &whole,
-                };
-                let (hashed, examined) =
-                    check_item_hashes(repo, items_to_hash, &packs, &findings, progress, checked.bytes, cancel)?;
-                let (rest, bytes, mut damaged) = whole.finish(&packs_to_read);
-                let reported = checked.bytes + hashed;
-                let reads = PackReads {
-                    level,
-                    decode: None,
-                    cancel,
-                };
-                let (rest_bytes, rest_damaged) = read_packs(repo, &reads, &index, rest, &findings, progress, reported)?;
-                checked.bytes += hashed + bytes + rest_bytes;
-                damaged.extend(rest_damaged);
-                // A damaged pack may be found after the items that reference it
-                // streamed (from another copy): name those chunks as the item pass would.
-                for id in referenced.keys().filter(|id| !examined.contains_key(*id)) {
-                    if index.chunks.get(id).is_some_and(|(p, ..)| damaged.contains(p)) {
-                        check_chunk(repo, &index, &readable, id, &findings)?;
-                    }
-                }
-            } else if level == Level::Standard {
-                let reads = PackReads {
-                    level,
-                    decode: None,
-                    cancel,
-                };
-                checked.bytes += read_packs(repo, &reads, &index, packs_to_read, &findings, progress, 0)?.0;
-            }
-            Ok(())
-        });
+        let pass = DataPass {
+            level,
+            subset: options.subset.is_some(),
+            index: &index,
+            referenced: &referenced,
+            readable: &readable,
+            base: checked.bytes,
+        };
+        let found = &findings;
+        let data = s.spawn(move || read_data(repo, &pass, items_to_hash, packs_to_read, found, progress, cancel));
         let mut parity_checked = Checked::default();
         for group in &parity_to_hash {
             if cancel.load(std::sync::atomic::Ordering::Relaxed) {
@@ -600,7 +562,7 @@ pub fn verify_with(
         let data = data.join().unwrap_or_else(|p| Err(panicked("verify's data pass", p)));
         (data, parity_checked)
     });
-    data?;
+    checked.bytes += data?;
     check_cancel(cancel, "verify")?;
     checked.bytes += parity_checked.bytes;
 
@@ -622,6 +584,74 @@ pub fn verify_with(
         },
         subset: options.subset.is_some().then_some(subset_report),
     })
+}
+
+/// What verify's data pass works from (`read_data`).
+struct DataPass<'a> {
+    level: Level,
+    subset: bool,
+    index: &'a DiskIndex,
+    referenced: &'a IdMap<()>,
+    /// Packs that exist with their recorded size.
+    readable: &'a HashSet<PackId>,
+    /// Bytes checked before it, for progress.
+    base: u64,
+}
+
+/// Reads pack data as the level asks; returns the bytes it checked.
+fn read_data(
+    repo: &Repository,
+    pass: &DataPass,
+    items_to_hash: Vec<(String, crate::snapshot::ManifestItem)>,
+    packs_to_read: Vec<PackId>,
+    findings: &Findings,
+    progress: ProgressFn<'_>,
+    cancel: &AtomicBool,
+) -> Result<u64> {
+    let (level, index, readable) = (pass.level, pass.index, pass.readable);
+    if pass.subset {
+        // No item pass (items span slices): the slice's packs are hashed and
+        // every referenced chunk in them decoded as they are read.
+        let reads = PackReads {
+            level,
+            decode: Some(pass.referenced),
+            cancel,
+        };
+        return Ok(read_packs(repo, &reads, index, packs_to_read, findings, progress, pass.base)?.0);
+    }
+    let reads = PackReads {
+        level,
+        decode: None,
+        cancel,
+    };
+    match level {
+        Level::Quick => Ok(0),
+        Level::Standard => Ok(read_packs(repo, &reads, index, packs_to_read, findings, progress, 0)?.0),
+        Level::Full => {
+            // The item pass reads each pack it needs once, whole, and checks it
+            // there; the pack pass then reads only the packs no item touched.
+            let whole = WholePacks::new(repo, index, readable, findings);
+            let packs = PackState {
+                index,
+                readable,
+                whole: &whole,
+            };
+            let (hashed, examined) =
+                check_item_hashes(repo, items_to_hash, &packs, findings, progress, pass.base, cancel)?;
+            let (rest, bytes, mut damaged) = whole.finish(&packs_to_read);
+            let reported = pass.base + hashed;
+            let (rest_bytes, rest_damaged) = read_packs(repo, &reads, index, rest, findings, progress, reported)?;
+            damaged.extend(rest_damaged);
+            // A damaged pack may be found after the items that reference it
+            // streamed (from another copy): name those chunks as the item pass would.
+            for id in pass.referenced.keys().filter(|id| !examined.contains_key(*id)) {
+                if index.chunks.get(id).is_some_and(|(p, ..)| damaged.contains(p)) {
+                    check_chunk(repo, index, readable, id, findings)?;
+                }
+            }
+            Ok(hashed + bytes + rest_bytes)
+        }
+    }
 }
 
 fn check_config_and_keys(repo: &Repository, findings: &Findings) {

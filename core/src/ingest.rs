@@ -7,7 +7,7 @@
 //! chunk buffers, in stream order, so it costs no second read and no copy.
 //! Bounded channels between the stages keep memory flat for any stream length.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,8 +22,9 @@ use crate::codec::{compress, BlobEncoding};
 use crate::crypto::ChunkId;
 use crate::error::{Error, Result};
 use crate::fsutil::{now_iso8601, random_hex};
-use crate::index::{ChunkLocation, PackInfo};
-use crate::pack::{pack_key, PackId, PackWriter, SealedPack};
+use crate::index::PackInfo;
+use crate::pack::{PackWriter, SealedPack};
+use crate::pack_check::PackCheck;
 use crate::progress::{ProgressFn, ProgressUpdate, Throttle};
 use crate::repo::Repository;
 use crate::snapshot::{Manifest, ManifestItem, PLAIN_MANIFEST_VERSION};
@@ -439,57 +440,6 @@ fn chunk_items<R: Read>(
     Ok(shapes)
 }
 
-/// Which packs this ingest found intact on disk, so that it never dedups
-/// against a chunk whose pack is lost: one stat per distinct pack per ingest.
-#[derive(Default)]
-struct PackCheck {
-    verdicts: Mutex<HashMap<PackId, bool>>,
-}
-
-impl PackCheck {
-    /// Whether some copy of the chunk is in a pack that exists with its
-    /// indexed size; that copy becomes the one the index prefers.
-    fn has_usable_copy(&self, repo: &Repository, id: &ChunkId) -> bool {
-        let candidates: Vec<(ChunkLocation, PackInfo)> = {
-            let index = repo.index();
-            index
-                .locations(id)
-                .into_iter()
-                .map(|l| (l, index.pack(l.pack)))
-                .collect()
-        };
-        for (i, (location, pack)) in candidates.into_iter().enumerate() {
-            if self.pack_ok(repo, pack) {
-                if i > 0 {
-                    repo.index_mut().prefer(id, location);
-                }
-                return true;
-            }
-        }
-        false
-    }
-
-    fn pack_ok(&self, repo: &Repository, pack: PackInfo) -> bool {
-        if let Some(&ok) = self.verdicts.lock().unwrap_or_else(|p| p.into_inner()).get(&pack.id) {
-            return ok;
-        }
-        // No lock is held across the stat; two workers may both stat a pack once.
-        let found = repo
-            .storage()
-            .size(&pack_key(&pack.id))
-            .is_ok_and(|size| size == Some(pack.size));
-        // A verdict recorded meanwhile (the writer just wrote this pack) wins.
-        let ok = *self
-            .verdicts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(pack.id)
-            .or_insert(found);
-        repo.index_mut().set_usable(&pack.id, ok);
-        ok
-    }
-}
-
 fn process_chunks(repo: &Repository, packs: &PackCheck, jobs: Receiver<Job>, done: Sender<Processed>) {
     let compression = &repo.config.compression;
     for Job { seq, data } in jobs {
@@ -593,12 +543,7 @@ fn upload_packs(repo: &Repository, packs: &PackCheck, uploads: &Uploads, sealed:
         }
         match pack.store() {
             Ok(record) => {
-                // It may have the name (and bytes) of a lost pack it replaces.
-                packs
-                    .verdicts
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(record.id, true);
+                packs.note_stored(record.id);
                 repo.note_written_pack(PackInfo {
                     id: record.id,
                     size: record.size,

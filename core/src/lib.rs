@@ -28,6 +28,7 @@ pub mod keys;
 pub mod lock;
 pub mod manifests;
 pub mod pack;
+pub mod pack_check;
 pub mod parity;
 pub mod parity_draft;
 pub mod progress;

@@ -155,6 +155,44 @@ fn full_verify_reads_each_pack_once() {
 }
 
 #[test]
+fn a_reingest_checks_its_packs_with_a_listing_and_still_finds_a_lost_one() {
+    // A HEAD per pack was a round trip per pack on the hashing threads.
+    let dir = scratch();
+    let wire = Wire::new(storage::local(&dir), true, Some(4));
+    let options = InitOptions {
+        pack_target_size: Some(64 * 1024),
+        ..small_options(Some("pw"))
+    };
+    let repo = Repository::init_in(wire.clone(), &options).unwrap();
+    let bytes = data(12, 2_000_000);
+    let first = ingest_bytes(&repo, &bytes);
+    let packs = std::fs::read_dir(dir.join("packs/data")).unwrap().count();
+    assert!(packs > 10, "the data fills many packs: {packs}");
+
+    let repo = Repository::open_in(wire.clone(), Some("pw")).unwrap();
+    wire.counts.reset();
+    let again = ingest_bytes(&repo, &bytes);
+    assert_eq!(again.new_chunks, 0);
+    let stats = wire::Counts::get(&wire.counts.stats);
+    assert!(stats <= 2, "{stats} stats for {packs} packs: {}", wire.counts.summary());
+
+    // A pack lost behind the index's back is seen in the listing: its chunks are stored anew.
+    let index = repo.index();
+    let chunk = first.items[0].chunk_ids().unwrap()[3];
+    let lost = hex::encode(index.pack(index.get(&chunk).unwrap().pack).id);
+    drop(index);
+    std::fs::remove_file(dir.join(format!("packs/data/{lost}.pack"))).unwrap();
+    let repo = Repository::open_in(wire.clone(), Some("pw")).unwrap();
+    let healed = ingest_bytes(&repo, &bytes);
+    assert!(
+        healed.new_chunks > 0,
+        "the lost pack's chunks are stored again: {healed:?}"
+    );
+    assert!(restored(&repo, &healed.id) == bytes);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn full_verify_still_reads_the_packs_no_item_needs() {
     let dir = scratch();
     let wire = Wire::new(storage::local(&dir), true, Some(3));

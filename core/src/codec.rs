@@ -64,17 +64,33 @@ pub fn compress(algorithm: Compression, level: i32, data: &[u8]) -> Option<(Blob
 
 /// Decodes a stored chunk back to exactly `raw_len` bytes.
 pub fn decompress(encoding: BlobEncoding, data: Vec<u8>, raw_len: usize) -> Result<Vec<u8>> {
+    let whole = 0..data.len();
+    decompress_part(encoding, data, whole, raw_len)
+}
+
+/// `decompress` of `data[payload]` (a blob decrypted in place): raw bytes
+/// keep their buffer, compressed ones are read where they lie.
+pub fn decompress_part(
+    encoding: BlobEncoding,
+    mut data: Vec<u8>,
+    payload: std::ops::Range<usize>,
+    raw_len: usize,
+) -> Result<Vec<u8>> {
     let out = match encoding {
-        BlobEncoding::Raw => data,
+        BlobEncoding::Raw => {
+            data.truncate(payload.end);
+            data.drain(..payload.start);
+            data
+        }
         BlobEncoding::Gzip => {
             let mut out = Vec::with_capacity(raw_len);
-            flate2::read::GzDecoder::new(&data[..])
+            flate2::read::GzDecoder::new(&data[payload])
                 .take(raw_len as u64 + 1)
                 .read_to_end(&mut out)
                 .map_err(|e| Error::corrupt("a gzip chunk", e))?;
             out
         }
-        BlobEncoding::Zstd => zstd::bulk::decompress(&data, raw_len).map_err(|e| Error::corrupt("a zstd chunk", e))?,
+        BlobEncoding::Zstd => zstd_decompress(&data[payload], raw_len)?,
     };
     if out.len() != raw_len {
         return Err(Error::corrupt(
@@ -83,6 +99,23 @@ pub fn decompress(encoding: BlobEncoding, data: Vec<u8>, raw_len: usize) -> Resu
         ));
     }
     Ok(out)
+}
+
+/// With one decompression context per thread, kept, not one made per chunk.
+fn zstd_decompress(data: &[u8], raw_len: usize) -> Result<Vec<u8>> {
+    thread_local! {
+        static CONTEXT: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { std::cell::RefCell::new(None) };
+    }
+    CONTEXT.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(zstd::bulk::Decompressor::new().map_err(|e| Error::corrupt("a zstd chunk", e))?);
+        }
+        let context = slot.as_mut().expect("made above");
+        context
+            .decompress(data, raw_len)
+            .map_err(|e| Error::corrupt("a zstd chunk", e))
+    })
 }
 
 #[cfg(test)]

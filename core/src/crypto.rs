@@ -5,7 +5,7 @@
 //! the AES-256-GCM data key, the chunk-ID key (so no plaintext hash is ever
 //! stored) and the chunker seed (so chunk sizes do not fingerprint data).
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -67,6 +67,19 @@ impl Keys {
 
     pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
         open_with(&self.cipher, aad, sealed)
+    }
+
+    /// `open` without a copy: decrypts `sealed` where it lies and returns
+    /// where in it the plaintext is, or None when it does not authenticate
+    /// (then `sealed` holds garbage).
+    pub fn open_in_place(&self, aad: &[u8], sealed: &mut [u8]) -> Option<std::ops::Range<usize>> {
+        let end = sealed.len().checked_sub(TAG_LEN).filter(|&end| end >= NONCE_LEN)?;
+        let (head, tag) = sealed.split_at_mut(end);
+        let (nonce, ct) = head.split_at_mut(NONCE_LEN);
+        self.cipher
+            .decrypt_in_place_detached(Nonce::from_slice(nonce), aad, ct, aes_gcm::Tag::from_slice(tag))
+            .ok()?;
+        Some(NONCE_LEN..end)
     }
 }
 
@@ -459,6 +472,13 @@ mod tests {
         flipped[NONCE_LEN + 2] ^= 1;
         assert!(keys.open(b"aad-1", &flipped).is_none(), "tampered ciphertext must fail");
         assert!(keys.open(b"aad-1", &sealed[..10]).is_none());
+        let mut in_place = sealed.clone();
+        let plain = keys.open_in_place(b"aad-1", &mut in_place).unwrap();
+        assert_eq!(&in_place[plain], b"secret payload");
+        for mut bad in [flipped.clone(), sealed[..10].to_vec(), sealed.clone()] {
+            let aad: &[u8] = if bad == sealed { b"aad-2" } else { b"aad-1" };
+            assert!(keys.open_in_place(aad, &mut bad).is_none());
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::thread;
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use sha2::{Digest, Sha256};
 
-use crate::codec::{decompress, BlobEncoding};
+use crate::codec::{decompress_part, BlobEncoding};
 use crate::crypto::ChunkId;
 use crate::error::{Error, Result};
 use crate::fetch::{read_run, run_length, MergeLimits};
@@ -194,11 +194,12 @@ pub fn decode_blob_checking(
     ids: IdCheck,
 ) -> Result<Vec<u8>> {
     let what = || format!("chunk {} in pack {}", hex::encode(id), hex::encode(pack));
+    let mut blob = blob;
     let payload = match repo.keys() {
         Some(keys) => keys
-            .open(id, &blob)
+            .open_in_place(id, &mut blob)
             .ok_or_else(|| Error::corrupt(what(), "it does not authenticate"))?,
-        None => blob,
+        None => 0..blob.len(),
     };
     let encoding = BlobEncoding::from_byte(encoding)
         .ok_or_else(|| Error::corrupt(what(), format!("unknown encoding {encoding}")))?;
@@ -210,7 +211,7 @@ pub fn decode_blob_checking(
             format!("its length {raw_length} exceeds the maximum chunk size"),
         ));
     }
-    let data = decompress(encoding, payload, raw_length as usize).map_err(|e| Error::corrupt(what(), e))?;
+    let data = decompress_part(encoding, blob, payload, raw_length as usize).map_err(|e| Error::corrupt(what(), e))?;
     if ids == IdCheck::EachChunk && repo.chunk_id(&data) != *id {
         return Err(Error::corrupt(what(), "its content does not match its id"));
     }

@@ -294,6 +294,10 @@ impl Storage for CachedStorage {
         self.shared.inner.read_range(key, offset, len)
     }
 
+    fn read_range_into(&self, key: &str, offset: u64, len: usize, out: &mut Vec<u8>) -> Result<()> {
+        self.shared.inner.read_range_into(key, offset, len, out)
+    }
+
     fn size(&self, key: &str) -> Result<Option<u64>> {
         self.shared.inner.size(key)
     }

@@ -230,11 +230,17 @@ impl Storage for LocalStorage {
     }
 
     fn read_range(&self, key: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        self.read_range_into(key, offset, len, &mut buf)?;
+        Ok(buf)
+    }
+
+    fn read_range_into(&self, key: &str, offset: u64, len: usize, buf: &mut Vec<u8>) -> Result<()> {
         let path = self.path(key)?;
         let file = File::open(&path).at(&path)?;
-        let mut buf = vec![0u8; len];
-        match read_exact_at(&file, &mut buf, offset) {
-            Ok(()) => Ok(buf),
+        buf.resize(len, 0);
+        match read_exact_at(&file, buf, offset) {
+            Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(Error::corrupt(
                 key,
                 format!(

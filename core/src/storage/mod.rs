@@ -57,6 +57,13 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// short is an error (`ERR_CORRUPT` when it is short, as a truncated file is).
     fn read_range(&self, key: &str, offset: u64, len: usize) -> Result<Vec<u8>>;
 
+    /// `read_range` into `out` (replacing what it held): a caller that reads
+    /// many packs reuses one buffer instead of faulting in fresh pages each time.
+    fn read_range_into(&self, key: &str, offset: u64, len: usize, out: &mut Vec<u8>) -> Result<()> {
+        *out = self.read_range(key, offset, len)?;
+        Ok(())
+    }
+
     /// The object's size, or `None` when it does not exist.
     fn size(&self, key: &str) -> Result<Option<u64>>;
 

@@ -368,6 +368,40 @@ fn redact(e: &opendal::Error, secrets: &[String]) -> String {
     text
 }
 
+impl S3Storage {
+    /// Exactly `len` bytes at `offset`, as the response's pieces (None for
+    /// `len` 0, after checking the object is there).
+    fn ranged(&self, key: &str, offset: u64, len: usize) -> Result<Option<opendal::Buffer>> {
+        let key = self.key(key)?;
+        if len == 0 {
+            // A zero-length Range header is invalid HTTP; the object must still exist.
+            return match self.size(key)? {
+                Some(size) if size >= offset => Ok(None),
+                Some(size) => Err(short(key, offset, len, size)),
+                None => Err(self.error(
+                    key,
+                    opendal::Error::new(ErrorKind::NotFound, "the object does not exist"),
+                )),
+            };
+        }
+        let (op, path) = (self.op.clone(), key.to_string());
+        let end = offset + len as u64;
+        match self.block(async move { op.read_with(&path).range(offset..end).await })? {
+            Ok(buf) if buf.len() == len => Ok(Some(buf)),
+            Ok(buf) => Err(short(key, offset, len, offset + buf.len() as u64)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Err(self.error(key, e)),
+            // A range past the end comes back as "range not satisfiable" or as
+            // a short body, which OpenDAL (rightly: it is usually a dropped
+            // connection) retries before giving up. Only the object's size
+            // tells a truncated object from a failing network.
+            Err(e) => match self.size(key)? {
+                Some(size) if size < end => Err(short(key, offset, len, size)),
+                _ => Err(self.error(key, e)),
+            },
+        }
+    }
+}
+
 impl Storage for S3Storage {
     fn location(&self) -> String {
         self.location.clone()
@@ -384,33 +418,18 @@ impl Storage for S3Storage {
     }
 
     fn read_range(&self, key: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
-        let key = self.key(key)?;
-        if len == 0 {
-            // A zero-length Range header is invalid HTTP; the object must still exist.
-            return match self.size(key)? {
-                Some(size) if size >= offset => Ok(Vec::new()),
-                Some(size) => Err(short(key, offset, len, size)),
-                None => Err(self.error(
-                    key,
-                    opendal::Error::new(ErrorKind::NotFound, "the object does not exist"),
-                )),
-            };
+        Ok(self.ranged(key, offset, len)?.map_or_else(Vec::new, |buf| buf.to_vec()))
+    }
+
+    fn read_range_into(&self, key: &str, offset: u64, len: usize, out: &mut Vec<u8>) -> Result<()> {
+        out.clear();
+        if let Some(buf) = self.ranged(key, offset, len)? {
+            out.reserve(len);
+            for piece in buf {
+                out.extend_from_slice(&piece);
+            }
         }
-        let (op, path) = (self.op.clone(), key.to_string());
-        let end = offset + len as u64;
-        match self.block(async move { op.read_with(&path).range(offset..end).await })? {
-            Ok(buf) if buf.len() == len => Ok(buf.to_vec()),
-            Ok(buf) => Err(short(key, offset, len, offset + buf.len() as u64)),
-            Err(e) if e.kind() == ErrorKind::NotFound => Err(self.error(key, e)),
-            // A range past the end comes back as "range not satisfiable" or as
-            // a short body, which OpenDAL (rightly: it is usually a dropped
-            // connection) retries before giving up. Only the object's size
-            // tells a truncated object from a failing network.
-            Err(e) => match self.size(key)? {
-                Some(size) if size < end => Err(short(key, offset, len, size)),
-                _ => Err(self.error(key, e)),
-            },
-        }
+        Ok(())
     }
 
     fn size(&self, key: &str) -> Result<Option<u64>> {

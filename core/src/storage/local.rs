@@ -230,28 +230,16 @@ impl Storage for LocalStorage {
     }
 
     fn read_range(&self, key: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
-        let mut buf = Vec::new();
-        self.read_range_into(key, offset, len, &mut buf)?;
+        // Zeroed by calloc: fresh pages come zeroed, so no pass of memset.
+        let mut buf = vec![0u8; len];
+        self.read_exact_into(key, offset, &mut buf)?;
         Ok(buf)
     }
 
     fn read_range_into(&self, key: &str, offset: u64, len: usize, buf: &mut Vec<u8>) -> Result<()> {
-        let path = self.path(key)?;
-        let file = File::open(&path).at(&path)?;
         buf.resize(len, 0);
-        match read_exact_at(&file, buf, offset) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(Error::corrupt(
-                key,
-                format!(
-                    "it ends before byte {} (wanted {len} bytes at offset {offset})",
-                    offset + len as u64
-                ),
-            )),
-            Err(e) => Err(e).at(&path),
-        }
+        self.read_exact_into(key, offset, buf)
     }
-
     fn size(&self, key: &str) -> Result<Option<u64>> {
         let path = self.path(key)?;
         match fs::metadata(&path) {
@@ -305,6 +293,26 @@ impl Storage for LocalStorage {
 
     fn local_root(&self) -> Option<&Path> {
         Some(&self.root)
+    }
+}
+
+impl LocalStorage {
+    /// Fills `buf` from `offset`; a file that ends first is `ERR_CORRUPT`.
+    fn read_exact_into(&self, key: &str, offset: u64, buf: &mut [u8]) -> Result<()> {
+        let path = self.path(key)?;
+        let file = File::open(&path).at(&path)?;
+        let len = buf.len();
+        match read_exact_at(&file, buf, offset) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(Error::corrupt(
+                key,
+                format!(
+                    "it ends before byte {} (wanted {len} bytes at offset {offset})",
+                    offset + len as u64
+                ),
+            )),
+            Err(e) => Err(e).at(&path),
+        }
     }
 }
 

@@ -210,8 +210,9 @@ pub struct WholePacks<'a> {
     ahead: usize,
     state: Mutex<State>,
     loaded: Condvar,
-    /// Buffers of evicted packs, read into again: fresh 8 MB buffers cost a
-    /// page fault per 4 KiB, a sixth of a bucket verify's CPU.
+    /// Buffers of evicted packs, read into again: a fresh 8 MB buffer is
+    /// faulted in 4 KiB at a time (page faults were a sixth of a bucket
+    /// verify's CPU, though most come from per-chunk buffers).
     spare: Mutex<Vec<Vec<u8>>>,
 }
 

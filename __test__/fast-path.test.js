@@ -14,9 +14,7 @@ const { PassThrough } = require('node:stream');
 const { once } = require('node:events');
 const { execFileSync } = require('node:child_process');
 
-const { MiB, makeTmp, removeTmp, randomBytes, assertRestores, loadPackage } = require('./helpers');
-
-const { ContainerArchive } = loadPackage();
+const { MiB, randomBytes, assertRestores, repoWithFile, closeRepoWithFile } = require('./helpers');
 
 const SIZE = 3 * MiB + 123;
 
@@ -44,25 +42,17 @@ function assertReadNatively(stream, seen) {
 }
 
 describe('native fast path for fs.ReadStream sources', { skip: process.platform === 'win32' && 'unix only' }, () => {
+  let fixture;
   let root;
   let repo;
   let file;
   let data;
 
   before(async () => {
-    root = makeTmp();
-    repo = await ContainerArchive.init(path.join(root, 'repo'));
-    data = randomBytes(SIZE, 11);
-    file = path.join(root, 'input.bin');
-    fs.writeFileSync(file, data);
+    fixture = await repoWithFile(SIZE, 11);
+    ({ root, repo, file, data } = fixture);
   });
-  after(async () => {
-    try {
-      if (repo) await repo.close();
-    } finally {
-      removeTmp(root);
-    }
-  });
+  after(() => closeRepoWithFile(fixture));
 
   it('createReadStream(path): same bytes, opened and closed as usual', async () => {
     const stream = fs.createReadStream(file);

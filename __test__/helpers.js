@@ -263,6 +263,29 @@ function loadPackage() {
   return require(PKG_DIR);
 }
 
+/**
+ * A fresh repository in a temporary directory, beside `input.bin` holding
+ * `size` seeded random bytes: { root, repo, file, data }. `closeRepoWithFile`
+ * closes and removes it.
+ */
+async function repoWithFile(size, seed) {
+  const root = makeTmp();
+  const repo = await loadPackage().ContainerArchive.init(path.join(root, 'repo'));
+  const data = randomBytes(size, seed);
+  const file = path.join(root, 'input.bin');
+  fs.writeFileSync(file, data);
+  return { root, repo, file, data };
+}
+
+async function closeRepoWithFile(fixture) {
+  if (!fixture) return;
+  try {
+    await fixture.repo.close();
+  } finally {
+    removeTmp(fixture.root);
+  }
+}
+
 module.exports = {
   KiB,
   MiB,
@@ -287,4 +310,6 @@ module.exports = {
   treeState,
   assertSnapshotShape,
   loadPackage,
+  repoWithFile,
+  closeRepoWithFile,
 };

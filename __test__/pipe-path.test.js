@@ -13,32 +13,22 @@ const path = require('node:path');
 const { once } = require('node:events');
 const { spawn } = require('node:child_process');
 
-const { MiB, makeTmp, removeTmp, randomBytes, assertRestores, loadPackage } = require('./helpers');
-
-const { ContainerArchive } = loadPackage();
+const { MiB, randomBytes, assertRestores, repoWithFile, closeRepoWithFile } = require('./helpers');
 
 const SIZE = 3 * MiB + 321;
 
 describe('native path for pipe sources', { skip: process.platform === 'win32' && 'unix only' }, () => {
+  let fixture;
   let root;
   let repo;
   let file;
   let data;
 
   before(async () => {
-    root = makeTmp();
-    repo = await ContainerArchive.init(path.join(root, 'repo'));
-    data = randomBytes(SIZE, 21);
-    file = path.join(root, 'input.bin');
-    fs.writeFileSync(file, data);
+    fixture = await repoWithFile(SIZE, 21);
+    ({ root, repo, file, data } = fixture);
   });
-  after(async () => {
-    try {
-      if (repo) await repo.close();
-    } finally {
-      removeTmp(root);
-    }
-  });
+  after(() => closeRepoWithFile(fixture));
 
   it("spawn('cat').stdout: same bytes, read by the engine, the child closes as usual", async () => {
     const child = spawn('cat', [file]);

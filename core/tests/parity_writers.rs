@@ -40,6 +40,21 @@ fn ids(groups: &[GroupManifest]) -> HashSet<String> {
     groups.iter().map(|g| g.id.clone()).collect()
 }
 
+/// The ids of the groups an exclusive operation should keep: those whose
+/// members are not a strict subset of another group's. That removes the base
+/// group, and also a group a writer made of the other writer's pack: a writer
+/// covers every indexed pack no group lists, and the other's may be indexed
+/// before its version is written (the interleaving is the scheduler's).
+fn maximal(groups: &[GroupManifest]) -> HashSet<String> {
+    let sets: Vec<HashSet<String>> = groups.iter().map(members).collect();
+    groups
+        .iter()
+        .zip(&sets)
+        .filter(|(_, s)| !sets.iter().any(|t| s.len() < t.len() && s.is_subset(t)))
+        .map(|(g, _)| g.id.clone())
+        .collect()
+}
+
 /// Every indexed pack is a member of a group whose members and parity all match their hashes.
 fn assert_every_pack_covered(s: &Arc<ObjectLike>) {
     assert_covered(s.clone());
@@ -120,6 +135,13 @@ impl Raced {
 /// One ingest leaves an open group; then two writers (separate handles, as
 /// two hosts) ingest at once, both loading the groups before either writes one.
 fn race(name: &str) -> Raced {
+    race_with(name, false)
+}
+
+/// `race`; when `late`, writer `a` starts only once `b` waits to write its
+/// group, so `a` finds `b`'s pack indexed and no group listing it, and covers
+/// it too: in a group of its own when the base group has no room left for it.
+fn race_with(name: &str, late: bool) -> Raced {
     let dir = std::env::temp_dir().join(format!("ca-parity-writers-{name}-{}", random_hex(6)));
     let storage = Arc::new(ObjectLike::new(&dir));
     let repo = Repository::init_in(storage.clone(), &small_options(None)).unwrap();
@@ -137,8 +159,14 @@ fn race(name: &str) -> Raced {
     let (bytes_a, bytes_b) = (data(2, 100_000), data(3, 100_000));
     storage.arm_gate(2);
     let (ma, mb) = std::thread::scope(|s| {
-        let ta = s.spawn(|| ingest_bytes(&a, &bytes_a));
         let tb = s.spawn(|| ingest_bytes(&b, &bytes_b));
+        if late {
+            // Not a sleep: `b` is then held at the gate, its pack indexed.
+            while storage.waiting() == 0 {
+                std::thread::yield_now();
+            }
+        }
+        let ta = s.spawn(|| ingest_bytes(&a, &bytes_a));
         (ta.join().unwrap(), tb.join().unwrap())
     });
     storage.disarm_gate();
@@ -200,17 +228,30 @@ fn two_writers_extending_one_group_leave_every_pack_covered() {
 
 #[test]
 fn repair_removes_the_superseded_group_and_nothing_else() {
-    let raced = race("repair");
+    assert_repair_removes_only_superseded_groups(race("repair"));
+}
+
+#[test]
+fn repair_removes_a_writers_cover_of_a_pack_the_other_covered_too() {
+    let raced = race_with("repair-late", true);
+    let all = groups(&raced.repo());
+    assert!(
+        maximal(&all).len() < all.len() - 1,
+        "a redundant group beyond the base: {all:?}"
+    );
+    assert_repair_removes_only_superseded_groups(raced);
+}
+
+fn assert_repair_removes_only_superseded_groups(raced: Raced) {
     let repo = raced.repo();
-    let before = ids(&groups(&repo));
+    let expected = maximal(&groups(&repo));
+    assert!(!expected.contains(&raced.base.id) && ids(&raced.versions).is_subset(&expected));
     let report = repair(&repo, Duration::ZERO).unwrap();
     assert!(
         report.errors.is_empty() && report.unrecoverable.is_empty(),
         "{report:?}"
     );
     let after = groups(&repo);
-    let mut expected = before.clone();
-    expected.remove(&raced.base.id);
     assert_eq!(ids(&after), expected);
     assert_eq!(parity_mismatch(&*raced.storage, &after), (vec![], vec![]));
     assert_every_pack_covered(&raced.storage);
@@ -222,7 +263,8 @@ fn repair_removes_the_superseded_group_and_nothing_else() {
 fn prune_removes_the_superseded_group_then_regroups_overlapping_survivors() {
     let raced = race("prune");
     let repo = raced.repo();
-    let before = ids(&groups(&repo));
+    let expected = maximal(&groups(&repo));
+    assert!(!expected.contains(&raced.base.id) && ids(&raced.versions).is_subset(&expected));
     let keep_all = Retention {
         keep_last: Some(10),
         group_by: Some(vec![]),
@@ -230,9 +272,7 @@ fn prune_removes_the_superseded_group_then_regroups_overlapping_survivors() {
     };
     prune(&repo, &keep_all, false, &|_| {}, Duration::ZERO).unwrap();
     let after = groups(&repo);
-    let mut expected = before;
-    expected.remove(&raced.base.id);
-    assert_eq!(ids(&after), expected, "only the superseded group goes");
+    assert_eq!(ids(&after), expected, "only superseded groups go");
     assert_eq!(parity_mismatch(&*raced.storage, &after), (vec![], vec![]));
     assert!(check(&repo, Level::Full).ok);
 

@@ -70,6 +70,11 @@ impl ObjectLike {
         h.waiting = 0;
     }
 
+    /// How many group manifest writes the gate holds now.
+    pub fn waiting(&self) -> usize {
+        self.hooks().waiting
+    }
+
     pub fn disarm_gate(&self) {
         self.hooks().gate = None;
         self.changed.notify_all();

@@ -786,6 +786,8 @@ fn check_item_hashes(
     cancel: &AtomicBool,
 ) -> Result<(u64, IdMap<()>)> {
     repo.sync_index()?;
+    // Every chunk is decoded into a buffer, hashed and handed back.
+    let _recycling = crate::bufpool::scope();
     let mut seen: HashSet<[u8; 32]> = HashSet::new();
     let distinct: Vec<_> = items
         .into_iter()
@@ -851,6 +853,7 @@ fn hash_items(
                 &item,
                 &mut |data| {
                     bytes += data.len() as u64;
+                    crate::bufpool::give(data);
                     if throttle.ready() {
                         progress(ProgressUpdate {
                             bytes_processed: base + done + bytes,

@@ -435,9 +435,10 @@ impl BlobSource for WholePacks<'_> {
         locs.iter()
             .map(|l| {
                 let start = usize::try_from(l.offset).ok()?;
-                bytes
-                    .get(start..start.checked_add(l.length as usize)?)
-                    .map(<[u8]>::to_vec)
+                let stored = bytes.get(start..start.checked_add(l.length as usize)?)?;
+                let mut blob = crate::bufpool::take(stored.len());
+                blob.extend_from_slice(stored);
+                Some(blob)
             })
             .collect()
     }

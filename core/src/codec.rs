@@ -83,14 +83,19 @@ pub fn decompress_part(
             data
         }
         BlobEncoding::Gzip => {
-            let mut out = Vec::with_capacity(raw_len);
+            let mut out = crate::bufpool::take(raw_len);
             flate2::read::GzDecoder::new(&data[payload])
                 .take(raw_len as u64 + 1)
                 .read_to_end(&mut out)
                 .map_err(|e| Error::corrupt("a gzip chunk", e))?;
+            crate::bufpool::give(data);
             out
         }
-        BlobEncoding::Zstd => zstd_decompress(&data[payload], raw_len)?,
+        BlobEncoding::Zstd => {
+            let out = zstd_decompress(&data[payload], raw_len)?;
+            crate::bufpool::give(data);
+            out
+        }
     };
     if out.len() != raw_len {
         return Err(Error::corrupt(
@@ -112,9 +117,11 @@ fn zstd_decompress(data: &[u8], raw_len: usize) -> Result<Vec<u8>> {
             *slot = Some(zstd::bulk::Decompressor::new().map_err(|e| Error::corrupt("a zstd chunk", e))?);
         }
         let context = slot.as_mut().expect("made above");
+        let mut out = crate::bufpool::take(raw_len);
         context
-            .decompress(data, raw_len)
-            .map_err(|e| Error::corrupt("a zstd chunk", e))
+            .decompress_to_buffer(data, &mut out)
+            .map_err(|e| Error::corrupt("a zstd chunk", e))?;
+        Ok(out)
     })
 }
 

@@ -8,6 +8,7 @@
 //! driven by `ingest` and `restore` over a `repo::Repository`. Every
 //! repository file is reached through `storage` (`Repository::storage()`).
 
+pub mod bufpool;
 pub mod cancel;
 pub mod catalog;
 pub mod check;

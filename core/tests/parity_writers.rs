@@ -133,7 +133,8 @@ impl Raced {
 }
 
 /// One ingest leaves an open group; then two writers (separate handles, as
-/// two hosts) ingest at once, both loading the groups before either writes one.
+/// two hosts) ingest at once, both loading the groups before either writes
+/// one, and the index before either writes to it.
 fn race(name: &str) -> Raced {
     race_with(name, false)
 }
@@ -158,6 +159,9 @@ fn race_with(name: &str, late: bool) -> Raced {
     let (a, b) = (repo, Repository::open_in(storage.clone(), None).unwrap());
     let (bytes_a, bytes_b) = (data(2, 100_000), data(3, 100_000));
     storage.arm_gate(2);
+    if !late {
+        storage.arm_index_gate(2);
+    }
     let (ma, mb) = std::thread::scope(|s| {
         let tb = s.spawn(|| ingest_bytes(&b, &bytes_b));
         if late {
@@ -183,8 +187,9 @@ fn race_with(name: &str, late: bool) -> Raced {
         .collect();
     assert_eq!(versions.len(), 2, "each writer extended the base group: {after:?}");
     let (va, vb) = (members(&versions[0]), members(&versions[1]));
+    // A late writer may list the other's pack in its version too.
     assert!(
-        !va.is_subset(&vb) && !vb.is_subset(&va),
+        late || (!va.is_subset(&vb) && !vb.is_subset(&va)),
         "both writers extended the base group itself, neither the other's version: {after:?}"
     );
     Raced {
@@ -245,7 +250,7 @@ fn repair_removes_a_writers_cover_of_a_pack_the_other_covered_too() {
 fn assert_repair_removes_only_superseded_groups(raced: Raced) {
     let repo = raced.repo();
     let expected = maximal(&groups(&repo));
-    assert!(!expected.contains(&raced.base.id) && ids(&raced.versions).is_subset(&expected));
+    assert!(!expected.contains(&raced.base.id));
     let report = repair(&repo, Duration::ZERO).unwrap();
     assert!(
         report.errors.is_empty() && report.unrecoverable.is_empty(),

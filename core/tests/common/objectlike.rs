@@ -18,16 +18,25 @@ use containerarchive_core::storage::{Entry, LocalStorage, Storage};
 /// test then fails on what it finds, instead of hanging).
 const GATE_DEADLINE: Duration = Duration::from_secs(30);
 
+/// While `need` is `Some(n)`, a gated write waits until `n` gated writes
+/// are waiting, then all go on and the gate opens for good.
+#[derive(Debug, Default)]
+struct Gate {
+    need: Option<usize>,
+    waiting: usize,
+}
+
 #[derive(Debug, Default)]
 struct Hooks {
-    /// While `Some(n)`: a write of a group manifest waits until `n` writes of
-    /// group manifests are waiting, then all go on and the gate closes. Each
-    /// writer has loaded the groups before it writes one, so every writer has
-    /// seen only the groups that existed before any of them wrote. (Counting
-    /// listings of `packs/parity` instead let one writer that listed twice
-    /// release itself early, and the other then extended its version.)
-    gate: Option<usize>,
-    waiting: usize,
+    /// Gates group manifest writes. Each writer has loaded the groups before
+    /// it writes one, so every writer has seen only the groups that existed
+    /// before any of them wrote. (Counting listings of `packs/parity` instead
+    /// let one writer that listed twice release itself early, and the other
+    /// then extended its version.)
+    groups: Gate,
+    /// Gates index file writes. Each writer loads the index as its ingest
+    /// starts, so none of them sees another's packs indexed.
+    index: Gate,
     /// Deletes a parity file when it is read by range other than front to
     /// back after `size()` (as hashing does): as extending a group reads it.
     vanish_parity: bool,
@@ -62,22 +71,58 @@ impl ObjectLike {
         self.hooks.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// From now on, group manifests are written only once `writers` processes
-    /// have listed `packs/parity`: all of them load the groups before any writes.
+    /// From now on, group manifests are written only once `writers` of them
+    /// wait: all writers load the groups before any writes one.
     pub fn arm_gate(&self, writers: usize) {
-        let mut h = self.hooks();
-        h.gate = Some(writers);
-        h.waiting = 0;
+        self.hooks().groups = Gate {
+            need: Some(writers),
+            waiting: 0,
+        };
+    }
+
+    /// From now on, index files are written only once `writers` of them wait.
+    pub fn arm_index_gate(&self, writers: usize) {
+        self.hooks().index = Gate {
+            need: Some(writers),
+            waiting: 0,
+        };
     }
 
     /// How many group manifest writes the gate holds now.
     pub fn waiting(&self) -> usize {
-        self.hooks().waiting
+        self.hooks().groups.waiting
     }
 
     pub fn disarm_gate(&self) {
-        self.hooks().gate = None;
+        let mut h = self.hooks();
+        h.groups.need = None;
+        h.index.need = None;
         self.changed.notify_all();
+    }
+
+    /// Holds a write behind the gate `pick` selects, if it is armed.
+    fn pass(&self, pick: fn(&mut Hooks) -> &mut Gate) {
+        let deadline = Instant::now() + GATE_DEADLINE;
+        let mut h = self.hooks();
+        let gate = pick(&mut h);
+        if let Some(n) = gate.need {
+            gate.waiting += 1;
+            if gate.waiting >= n {
+                gate.need = None;
+                self.changed.notify_all();
+            }
+        }
+        while pick(&mut h).need.is_some() {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            h = self
+                .changed
+                .wait_timeout(h, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
     }
 
     pub fn vanish_parity_when_extended(&self, on: bool) {
@@ -129,26 +174,9 @@ impl Storage for ObjectLike {
 
     fn write(&self, key: &str, data: &[u8]) -> Result<()> {
         if key.starts_with("packs/parity/") && key.ends_with(".group") {
-            let deadline = Instant::now() + GATE_DEADLINE;
-            let mut h = self.hooks();
-            if let Some(n) = h.gate {
-                h.waiting += 1;
-                if h.waiting >= n {
-                    h.gate = None;
-                    self.changed.notify_all();
-                }
-            }
-            while h.gate.is_some() {
-                let now = Instant::now();
-                if now >= deadline {
-                    break;
-                }
-                h = self
-                    .changed
-                    .wait_timeout(h, deadline - now)
-                    .unwrap_or_else(|p| p.into_inner())
-                    .0;
-            }
+            self.pass(|h| &mut h.groups);
+        } else if key.starts_with("index/") {
+            self.pass(|h| &mut h.index);
         }
         self.inner.write(key, data)
     }

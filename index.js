@@ -351,17 +351,30 @@ function watchFileSource(stream, cancel) {
 }
 
 /**
- * Closes a native file source as reading it to its end would have
- * (autoClose): destroy() closes the fd and emits 'close'. Resolves after
- * 'close', so the caller sees a closed stream when the ingest settles.
+ * Closes a source the engine read itself as reading it in JS would have.
+ * Read to its end (the ingest succeeded), it ends: 'end', then 'close' (its
+ * fd closed by autoClose), so `finished(stream)` resolves as after a JS read.
+ * Otherwise destroy() closes it, with 'close' alone. Resolves after 'close',
+ * so the caller sees a closed stream when the ingest settles.
  */
-function closeFileSource(stream) {
+function closeFileSource(stream, readToEnd) {
   return new Promise((resolve) => {
     if (stream.closed) return resolve();
     stream.once('close', () => resolve());
     // A failed fd close must not become an uncaught 'error' event.
     stream.on('error', () => {});
-    stream.destroy();
+    if (readToEnd && !stream.destroyed && !stream.readableEnded) {
+      // Nothing is left to read: the engine read it all, and nothing may read the fd again.
+      stream._read = () => {};
+      // Both kinds destroy themselves after 'end' (a socket once its write side
+      // finished: destroying it before that makes finished() fail).
+      const selfDestroys = stream._readableState.autoDestroy && !stream.allowHalfOpen;
+      if (!selfDestroys) stream.once('end', () => stream.destroy());
+      stream.push(null);
+      stream.resume();
+    } else {
+      stream.destroy();
+    }
   });
 }
 
@@ -897,6 +910,8 @@ class ContainerArchive {
       for (const stream of sources) if (typeof stream.destroy === 'function' && !stream.destroyed) stream.destroy();
     };
     if (signal) signal.addEventListener('abort', onAbort, { once: true });
+    // Whether the engine read every source to its end (the ingest succeeded).
+    let readToEnd = false;
     try {
       const opened = await Promise.all(files.map((stream) => stream && openedFile(stream)));
       opened.forEach((file, i) => {
@@ -914,6 +929,7 @@ class ContainerArchive {
       if (watchers.some((w) => w && w.failure)) throw new Error('a file source closed before the ingest started');
       const spec = JSON.stringify({ tags: tagMap, lockTimeoutMs, createdAt, host, cancelToken });
       const json = await this.#native.ingest(JSON.stringify(specs), spec, (index) => pullers[index].pull());
+      readToEnd = true;
       await this.#eventsDelivered();
       const snapshot = JSON.parse(json);
       this.#emit('ingest:complete', { snapshotId: snapshot.id });
@@ -938,7 +954,7 @@ class ContainerArchive {
       sources.forEach((stream, i) => {
         if (stream !== items[i].stream && !stream.readableEnded) stream.destroy();
       });
-      await Promise.all(sources.map((stream, i) => (files[i] || pipes[i]) && closeFileSource(stream)));
+      await Promise.all(sources.map((stream, i) => (files[i] || pipes[i]) && closeFileSource(stream, readToEnd)));
     }
   }
 

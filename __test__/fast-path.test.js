@@ -12,6 +12,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { PassThrough } = require('node:stream');
 const { once } = require('node:events');
+const { finished } = require('node:stream/promises');
 const { execFileSync } = require('node:child_process');
 
 const { MiB, randomBytes, assertRestores, repoWithFile, closeRepoWithFile } = require('./helpers');
@@ -20,7 +21,7 @@ const SIZE = 3 * MiB + 123;
 
 /** Records what a stream emits, to show it opened and closed as usual and never handed out data. */
 function watch(stream) {
-  const seen = { open: 0, ready: 0, data: 0, close: 0 };
+  const seen = { open: 0, ready: 0, data: 0, end: 0, close: 0 };
   for (const event of Object.keys(seen)) {
     // 'data' is counted via a wrapper that does not switch the stream to flowing mode.
     if (event === 'data') continue;
@@ -61,6 +62,8 @@ describe('native fast path for fs.ReadStream sources', { skip: process.platform 
     assertReadNatively(stream, seen);
     assert.equal(seen.open, 1);
     assert.equal(seen.ready, 1);
+    assert.equal(seen.end, 1, "read to its end, the stream emits 'end' as a JS read would");
+    await finished(stream); // no premature close
     assert.equal(snap.items[0].size, SIZE);
     await assertRestores(repo, snap.id, data);
   });

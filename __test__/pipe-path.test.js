@@ -11,6 +11,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const { once } = require('node:events');
+const { finished } = require('node:stream/promises');
 const { spawn } = require('node:child_process');
 
 const { MiB, randomBytes, assertRestores, repoWithFile, closeRepoWithFile } = require('./helpers');
@@ -36,6 +37,8 @@ describe('native path for pipe sources', { skip: process.platform === 'win32' &&
     const snap = await repo.ingest(child.stdout);
     assert.equal(child.stdout.bytesRead, 0, 'the socket must not read: the native path was not taken');
     assert.equal(child.stdout.destroyed, true, 'the stream is closed when the ingest settles');
+    assert.equal(child.stdout.readableEnded, true, "read to its end, the stream emitted 'end'");
+    await finished(child.stdout); // no premature close
     const [code] = await closed;
     assert.equal(code, 0);
     await assertRestores(repo, snap.id, data);

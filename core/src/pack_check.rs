@@ -14,7 +14,7 @@ use std::sync::{Mutex, OnceLock};
 
 use crate::crypto::ChunkId;
 use crate::index::{ChunkLocation, PackInfo};
-use crate::pack::{pack_key, PackId};
+use crate::pack::{pack_key, parse_file_name, PackId};
 use crate::repo::Repository;
 use crate::repo::DATA_DIR;
 
@@ -104,12 +104,7 @@ fn list_packs(repo: &Repository) -> Option<HashMap<PackId, u64>> {
     Some(
         entries
             .into_iter()
-            .filter_map(|e| {
-                let hex_id = e.name.strip_suffix(".pack")?;
-                let mut id = [0u8; 32];
-                hex::decode_to_slice(hex_id, &mut id).ok()?;
-                Some((id, e.size))
-            })
+            .filter_map(|e| Some((parse_file_name(&e.name, "pack")?, e.size)))
             .collect(),
     )
 }

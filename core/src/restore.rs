@@ -190,11 +190,10 @@ pub fn decode_blob_checking(
     pack: &[u8; 32],
     encoding: u8,
     raw_length: u32,
-    blob: Vec<u8>,
+    mut blob: Vec<u8>,
     ids: IdCheck,
 ) -> Result<Vec<u8>> {
     let what = || format!("chunk {} in pack {}", hex::encode(id), hex::encode(pack));
-    let mut blob = blob;
     let payload = match repo.keys() {
         Some(keys) => keys
             .open_in_place(id, &mut blob)

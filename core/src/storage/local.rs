@@ -240,6 +240,7 @@ impl Storage for LocalStorage {
         buf.resize(len, 0);
         self.read_exact_into(key, offset, buf)
     }
+
     fn size(&self, key: &str) -> Result<Option<u64>> {
         let path = self.path(key)?;
         match fs::metadata(&path) {

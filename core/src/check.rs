@@ -425,16 +425,6 @@ pub fn verify_with(
             findings.add(Issue::new("missing-idx", format!("packs/data/{hex_id}.idx is missing")).pack(&hex_id));
         }
     }
-    // A request each: in parallel, so latency does not add up.
-    crate::fetch::for_each_parallel(repo.parallelism(), &idx_to_read, |record| {
-        let hex_id = hex::encode(record.id);
-        match read_idx(&**repo.storage(), &idx_key(&record.id), record.id, repo.sealer()) {
-            Ok(idx) if idx == **record => {}
-            Ok(_) => findings
-                .add(Issue::new("idx", format!("packs/data/{hex_id}.idx disagrees with the index")).pack(&hex_id)),
-            Err(e) => findings.add(Issue::new("idx", e.to_string()).pack(&hex_id)),
-        }
-    });
     if !writers_active {
         for id in on_disk.keys().filter(|id| !index.records.contains_key(*id)) {
             let hex_id = hex::encode(id);
@@ -537,8 +527,9 @@ pub fn verify_with(
         }
     }
 
-    // Parity files are hashed here, under the parity lock, while another
-    // thread reads the packs: on a bucket neither waits for the other's GETs.
+    // The sidecars, then the parity files (under the parity lock), are read
+    // here while another thread reads the packs: on a bucket neither waits
+    // for the other's GETs, and the data pass starts without waiting for them.
     let readable: HashSet<PackId> = packs_to_read.iter().copied().collect();
     let (data, parity_checked) = std::thread::scope(|s| {
         let pass = DataPass {
@@ -551,6 +542,7 @@ pub fn verify_with(
         };
         let found = &findings;
         let data = s.spawn(move || read_data(repo, &pass, items_to_hash, packs_to_read, found, progress, cancel));
+        check_idx_files(repo, &idx_to_read, &findings);
         let mut parity_checked = Checked::default();
         for group in &parity_to_hash {
             if cancel.load(std::sync::atomic::Ordering::Relaxed) {
@@ -708,6 +700,20 @@ fn check_config_and_keys(repo: &Repository, findings: &Findings) {
             ));
         }
     }
+}
+
+/// Each sidecar against its pack's record in the index files: a request
+/// each, in parallel, so latency does not add up.
+fn check_idx_files(repo: &Repository, records: &[&PackRecord], findings: &Findings) {
+    crate::fetch::for_each_parallel(repo.parallelism(), records, |record| {
+        let hex_id = hex::encode(record.id);
+        match read_idx(&**repo.storage(), &idx_key(&record.id), record.id, repo.sealer()) {
+            Ok(idx) if idx == **record => {}
+            Ok(_) => findings
+                .add(Issue::new("idx", format!("packs/data/{hex_id}.idx disagrees with the index")).pack(&hex_id)),
+            Err(e) => findings.add(Issue::new("idx", e.to_string()).pack(&hex_id)),
+        }
+    });
 }
 
 fn check_parity_files(repo: &Repository, group: &GroupManifest, findings: &Findings, checked: &mut Checked) {

@@ -204,6 +204,9 @@ pub struct DiskIndex {
     /// chunk id -> (pack id, offset, entry)
     pub chunks: IdMap<(PackId, u64, usize)>,
     pub file_bytes: u64,
+    /// The listing of `packs/data`, made after every index file was read (so
+    /// a pack those files name was there, if it exists at all).
+    pub data_listing: Vec<crate::storage::Entry>,
 }
 
 pub fn read_disk_index(repo: &Repository, findings: Option<&Findings>) -> Result<DiskIndex> {
@@ -224,7 +227,8 @@ pub fn read_disk_index(repo: &Repository, findings: Option<&Findings>) -> Result
             }
         }
     }
-    let present = present_packs(repo, lists.iter().flatten())?;
+    let data_listing = repo.storage().list(DATA_DIR)?;
+    let present = present_packs(&data_listing, lists.iter().flatten());
     for record in lists.into_iter().flatten() {
         let mut offset = 0;
         for (i, e) in record.entries.iter().enumerate() {
@@ -246,22 +250,24 @@ pub fn read_disk_index(repo: &Repository, findings: Option<&Findings>) -> Result
         records,
         chunks,
         file_bytes,
+        data_listing,
     })
 }
 
 /// The packs that exist with their recorded size (symbolic links followed):
 /// one listing, not a request per pack.
-fn present_packs<'r>(repo: &Repository, records: impl Iterator<Item = &'r PackRecord>) -> Result<HashSet<PackId>> {
-    let sizes: IdMap<u64> = repo
-        .storage()
-        .list(DATA_DIR)?
-        .into_iter()
+fn present_packs<'r>(
+    listing: &[crate::storage::Entry],
+    records: impl Iterator<Item = &'r PackRecord>,
+) -> HashSet<PackId> {
+    let sizes: IdMap<u64> = listing
+        .iter()
         .filter_map(|e| Some((parse_file_name(&e.name, "pack")?, e.size)))
         .collect();
-    Ok(records
+    records
         .filter(|r| sizes.get(&r.id) == Some(&r.size))
         .map(|r| r.id)
-        .collect())
+        .collect()
 }
 
 pub fn verify(
@@ -316,17 +322,29 @@ pub fn verify_with(
     let panicked = |what: &str, p: Box<dyn std::any::Any + Send>| {
         Error::Internal(format!("{what} panicked: {}", crate::ingest::panic_text(&p)))
     };
-    let index = index?;
+    let mut index = index?;
     loaded.map_err(|p| panicked("loading the index", p))??;
     let survey = surveyed.map_err(|p| panicked("reading the manifests", p))??;
     checked.bytes += index.file_bytes;
 
+    // The snapshots are listed, and the parity groups listed and read (under
+    // the parity lock: a local parity writer rewrites groups), at once: on a
+    // bucket each is a round trip. Both come after the index files were read.
+    let parity_lock = parity::lock(repo, false)?;
+    let (snapshot_listing, parity_listed) = std::thread::scope(|s| {
+        let parity = s.spawn(|| -> Result<_> {
+            let listing = repo.storage().list(PARITY_DIR)?;
+            let names = listing.iter().map(|e| e.name.clone()).collect();
+            Ok((listing, parity::load_listed_groups(repo, names)))
+        });
+        (repo.storage().list(SNAPSHOTS_DIR), parity.join())
+    });
+    let (parity_listing, (groups, damaged)) = parity_listed.map_err(|p| panicked("reading the parity groups", p))??;
+
     // Snapshots and the chunks they reference.
     let mut referenced: IdMap<()> = IdMap::default();
     let mut items_to_hash = Vec::new();
-    let entries: Vec<_> = repo
-        .storage()
-        .list(SNAPSHOTS_DIR)?
+    let entries: Vec<_> = snapshot_listing?
         .into_iter()
         .filter(|e| is_valid_snapshot_id(&e.name))
         .collect();
@@ -385,7 +403,7 @@ pub fn verify_with(
     let mut idx_files: IdMap<u64> = IdMap::default();
     // Sizes of packs (immutable) and parity files by key, from listings: no request per file.
     let mut listed: HashMap<String, u64> = HashMap::new();
-    for entry in repo.storage().list(DATA_DIR)? {
+    for entry in std::mem::take(&mut index.data_listing) {
         listed.insert(format!("{DATA_DIR}/{}", entry.name), entry.size);
         if let Some(id) = parse_file_name(&entry.name, "pack") {
             on_disk.insert(id, entry.size);
@@ -455,13 +473,10 @@ pub fn verify_with(
     subset_report.packs_read = packs_to_read.len() as u64;
 
     // Parity coverage (and, from standard on, parity file hashes).
-    let (groups, parity_to_hash, parity_lock) = {
-        let parity_lock = parity::lock(repo, false)?;
-        // Listed under the lock: a local parity writer rewrites groups.
-        for entry in repo.storage().list(PARITY_DIR)? {
+    let (groups, parity_to_hash) = {
+        for entry in parity_listing {
             listed.insert(format!("{PARITY_DIR}/{}", entry.name), entry.size);
         }
-        let (groups, damaged) = parity::load_groups(repo)?;
         for (name, e) in damaged {
             findings
                 .add(Issue::new("parity", format!("{e}; repair() rebuilds it from the packs and parity")).pack(name));
@@ -506,7 +521,7 @@ pub fn verify_with(
             subset_report.parity_groups_read = read.len() as u64;
             subset_report.parity_groups_total = groups.len() as u64;
         }
-        (groups, read, parity_lock)
+        (groups, read)
     };
     let covered: HashSet<String> = groups
         .iter()

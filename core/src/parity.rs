@@ -168,13 +168,15 @@ pub fn lock(repo: &Repository, exclusive: bool) -> Result<ParityLock> {
 
 /// Every readable group manifest, and the names of those that are not.
 pub fn load_groups(repo: &Repository) -> Result<(Vec<GroupManifest>, Vec<(String, Error)>)> {
+    Ok(load_listed_groups(repo, names(&**repo.storage(), PARITY_DIR)?))
+}
+
+/// `load_groups` for the names of a listing of `packs/parity` the caller made.
+pub fn load_listed_groups(repo: &Repository, names: Vec<String>) -> (Vec<GroupManifest>, Vec<(String, Error)>) {
     let storage = &**repo.storage();
     let mut groups = Vec::new();
     let mut damaged = Vec::new();
-    let names: Vec<String> = names(storage, PARITY_DIR)?
-        .into_iter()
-        .filter(|n| n.ends_with(".group"))
-        .collect();
+    let names: Vec<String> = names.into_iter().filter(|n| n.ends_with(".group")).collect();
     let loaded = crate::fetch::map_parallel(repo.parallelism(), &names, |name| {
         let what = format!("parity manifest packs/parity/{name}");
         read_required(storage, &parity_key(name))
@@ -187,7 +189,7 @@ pub fn load_groups(repo: &Repository) -> Result<(Vec<GroupManifest>, Vec<(String
             Err(e) => damaged.push((name, e)),
         }
     }
-    Ok((groups, damaged))
+    (groups, damaged)
 }
 
 /// Decodes the (unsealed) group manifest stored as `packs/parity/<name>`.

@@ -17,6 +17,7 @@ use containerarchive_core::check::Level;
 use containerarchive_core::fsutil::random_hex;
 use containerarchive_core::ingest::{ingest, IngestItem, IngestOptions};
 use containerarchive_core::parity::load_groups;
+use containerarchive_core::parity_draft::MAX_DRAFTS;
 use containerarchive_core::storage::local::LocalStorage;
 use containerarchive_core::storage::Storage;
 use containerarchive_core::Repository;
@@ -80,11 +81,15 @@ impl Read for Failing {
 
 fn scenario(storage: Arc<dyn Storage>) {
     let repo = Repository::init_in(storage.clone(), &small_options(None)).unwrap();
-    // About 40 packs of 64 KiB: ten RS(4,1) groups, two drafted, the rest read back.
+    // About 40 packs of 64 KiB: ten RS(4,1) groups, MAX_DRAFTS drafted, the rest read back.
     let first = data(1, 2_600_000);
     let before = repo.drafted_members();
     let a = ingest_bytes(&repo, &first);
-    assert_eq!(repo.drafted_members() - before, 8, "two groups of four are drafted");
+    assert_eq!(
+        repo.drafted_members() - before,
+        4 * MAX_DRAFTS as u64,
+        "MAX_DRAFTS groups of four are drafted"
+    );
     assert_parity_exact(&repo);
 
     // A little new data: it extends the open group, from the draft. Chunks

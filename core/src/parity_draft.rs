@@ -22,7 +22,7 @@ use crate::parity::GroupManifest;
 /// Groups drafted per ingest, each `parityShards` buffers of its largest pack
 /// (32 MiB with the defaults). Four cover 80 packs, about 650 MB stored: a
 /// 1 GiB ingest into a local Garage then reads nothing back, and took
-/// 6.46-6.77 s instead of 6.67-7.06 s with two, for 10-20 MiB more peak RSS.
+/// 6.46-6.77 s instead of 6.67-7.06 s with two (peak RSS 170-197 MiB either way).
 pub const MAX_DRAFTS: usize = 4;
 /// Larger packs (a `packTargetSize` far above the default 8 MB) are not drafted.
 const MAX_PACK_DRAFTED: usize = 64 << 20;
